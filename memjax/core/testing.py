@@ -172,7 +172,7 @@ def check_unknown_controls_ignored(factory: MemoryFactory, length: int = 4) -> N
 
 def check_gradients(factory: MemoryFactory, length: int = 6, eps: float = 1e-6) -> None:
     with float64():
-        memory, params, state, (ks, vs, qs) = _setup(factory, "float64", length, 6)
+        memory, params, _, (ks, vs, qs) = _setup(factory, "float64", length, 6)
         leaves = jax.tree_util.tree_leaves(params)
         assert leaves, "the memory has no params to differentiate"
 
