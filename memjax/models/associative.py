@@ -1,0 +1,114 @@
+r"""A multi-head associative-memory sequence layer over any :class:`memjax.core.Memory`.
+
+For a token :math:`x_t \in \mathbb{R}^{d}` and head :math:`h`:
+
+.. math::
+
+   k_t^h = \phi(x_t W_K^h),\quad v_t^h = \phi(x_t W_V^h),\quad q_t^h = \phi(x_t W_Q^h),
+   \qquad \hat k = k/\lVert k\rVert_2,\ \hat q = q/\lVert q\rVert_2
+
+(Titans eq. 11 and eq. 15 with the §4.4 choices: SiLU :math:`\phi`, ℓ2-normalised q and k), each
+head writes :math:`\hat k_t^h \to v_t^h` to its own memory and reads :math:`y_t^h = M^h_t(\hat
+q_t^h)` (:func:`memjax.core.scan`), and the heads are concatenated and projected,
+:math:`o_t = [y_t^1, \dots, y_t^H] W_O`.
+
+With :class:`memjax.memories.linear.LinearMemory` this is DeltaNet (η = α = 0) or Gated DeltaNet
+(``gated=("theta", "alpha")``, ``decay_form="gated_deltanet"``); the gates are computed per head
+from the normalised key.
+
+Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from memjax.memories.linear import LinearMemory
+    >>> from memjax.models.associative import AssociativeLayer
+    >>> layer = AssociativeLayer(d_model=8, num_heads=2, memory=LinearMemory(d_key=4, d_value=4))
+    >>> p = layer.init_params(jax.random.key(0))
+    >>> ys, state = layer.apply(p, layer.init_state(p), jnp.ones((5, 8)))
+    >>> ys.shape
+    (5, 8)
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from memjax.core.checks import check_array, check_choice, check_positive_int
+from memjax.core.drivers import MultiHead, scan
+from memjax.core.protocol import Memory
+from memjax.core.spec import spec
+
+ACTIVATIONS = {"silu": jax.nn.silu, "identity": lambda x: x}
+
+
+def _l2_normalize(x, eps=1e-6):
+    return x / jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True) + eps)
+
+
+@spec
+class AssociativeLayer:
+    """Projections + ``num_heads`` copies of ``memory`` + output projection (see module doc).
+
+    Args:
+        d_model: token width.
+        num_heads: number of memory heads; ``memory`` is one head's memory (keys of shape
+            ``(d_key,)``, values ``(d_value,)``).
+        memory: the per-head :class:`~memjax.core.Memory` spec.
+        activation: ``"silu"`` (Titans §4.4, default) or ``"identity"`` on q, k and v.
+        qk_norm: ℓ2-normalise queries and keys (default ``True``).
+        chunk_size: tokens per ``lax.scan`` chunk (remat granularity); ``None`` = whole sequence.
+    """
+
+    d_model: int
+    num_heads: int
+    memory: Memory
+    activation: str = "silu"
+    qk_norm: bool = True
+    chunk_size: int | None = 64
+
+    def __post_init__(self):
+        check_positive_int("d_model", self.d_model)
+        check_positive_int("num_heads", self.num_heads)
+        check_choice("activation", self.activation, tuple(ACTIVATIONS))
+        if len(self.memory.key_size) != 1 or len(self.memory.value_size) != 1:
+            raise ValueError(f"memory: expected vector keys and values, got {self.memory}")
+
+    @property
+    def heads(self) -> MultiHead:
+        return MultiHead(self.memory, self.num_heads)
+
+    def init_params(self, key: jax.Array) -> dict:
+        (dk,), (dv,) = self.memory.key_size, self.memory.value_size
+        h, d = self.num_heads, self.d_model
+        kq, kk, kv, ko, km = jax.random.split(key, 5)
+        dtype = getattr(self.memory, "dtype", "float32")
+
+        def dense(k, n_in, n_out):
+            return jax.random.normal(k, (n_in, n_out), dtype) / math.sqrt(n_in)
+
+        return {
+            "wq": dense(kq, d, h * dk),
+            "wk": dense(kk, d, h * dk),
+            "wv": dense(kv, d, h * dv),
+            "wo": dense(ko, h * dv, d),
+            "memory": self.heads.init_params(km),
+        }
+
+    def init_state(self, params: dict):
+        return self.heads.init_state(params["memory"])
+
+    def apply(self, params: dict, state, xs, /, **controls):
+        """Map ``xs`` of shape ``(T, d_model)`` to ``(T, d_model)``; return ``(ys, new_state)``."""
+        check_array("xs", xs, shape=(None, self.d_model), floating=True)
+        act = ACTIVATIONS[self.activation]
+        length, h = xs.shape[0], self.num_heads
+        q = act(xs @ params["wq"]).reshape(length, h, -1)
+        k = act(xs @ params["wk"]).reshape(length, h, -1)
+        v = act(xs @ params["wv"]).reshape(length, h, -1)
+        if self.qk_norm:
+            q, k = _l2_normalize(q), _l2_normalize(k)
+        ys, state = scan(
+            self.heads, params["memory"], state, k, v, q, chunk_size=self.chunk_size, **controls
+        )
+        return ys.reshape(length, -1) @ params["wo"], state
