@@ -7,7 +7,8 @@ For a token :math:`x_t \in \mathbb{R}^{d}` and head :math:`h`:
    k_t^h = \phi(x_t W_K^h),\quad v_t^h = \phi(x_t W_V^h),\quad q_t^h = \phi(x_t W_Q^h),
    \qquad \hat k = k/\lVert k\rVert_2,\ \hat q = q/\lVert q\rVert_2
 
-(Titans eq. 11 and eq. 15 with the §4.4 choices: SiLU :math:`\phi`, ℓ2-normalised q and k), each
+(Titans eq. 11 and eq. 15 with the §4.4 choices: SiLU :math:`\phi`, ℓ2-normalised q and k, and
+optionally a causal depthwise convolution of the projections before :math:`\phi`), each
 head writes :math:`\hat k_t^h \to v_t^h` to its own memory and reads :math:`y_t^h = M^h_t(\hat
 q_t^h)` (:func:`memjax.core.scan`), and the heads are concatenated and projected,
 :math:`o_t = [y_t^1, \dots, y_t^H] W_O`.
@@ -30,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -38,8 +40,16 @@ from memjax.core.checks import check_array, check_choice, check_positive_int
 from memjax.core.drivers import MultiHead, scan
 from memjax.core.protocol import Memory
 from memjax.core.spec import spec
+from memjax.models.conv import causal_depthwise_conv, init_conv
 
 ACTIVATIONS = {"silu": jax.nn.silu, "identity": lambda x: x}
+
+
+class AssociativeState(NamedTuple):
+    """The layer's test-time state: the heads' memory state and the convolution's input tail."""
+
+    memory: Any
+    conv: jax.Array | None
 
 
 def _l2_normalize(x, eps=1e-6):
@@ -58,6 +68,8 @@ class AssociativeLayer:
         activation: ``"silu"`` (Titans §4.4, default) or ``"identity"`` on q, k and v.
         qk_norm: ℓ2-normalise queries and keys (default ``True``).
         chunk_size: tokens per ``lax.scan`` chunk (remat granularity); ``None`` = whole sequence.
+        conv_width: width of the causal depthwise convolution on q, k, v (0 = none). It lets a
+            token see its predecessors, which associative recall needs (a value follows its key).
     """
 
     d_model: int
@@ -66,9 +78,12 @@ class AssociativeLayer:
     activation: str = "silu"
     qk_norm: bool = True
     chunk_size: int | None = 64
+    conv_width: int = 0
 
     def __post_init__(self):
         check_positive_int("d_model", self.d_model)
+        if not isinstance(self.conv_width, int) or self.conv_width < 0:
+            raise ValueError(f"conv_width: expected an int >= 0, got {self.conv_width!r}")
         check_positive_int("num_heads", self.num_heads)
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
         if len(self.memory.key_size) != 1 or len(self.memory.value_size) != 1:
@@ -78,37 +93,60 @@ class AssociativeLayer:
     def heads(self) -> MultiHead:
         return MultiHead(self.memory, self.num_heads)
 
+    @property
+    def channels(self) -> int:
+        """Width of the concatenated q, k, v projections."""
+        (dk,), (dv,) = self.memory.key_size, self.memory.value_size
+        return self.num_heads * (2 * dk + dv)
+
     def init_params(self, key: jax.Array) -> dict:
         (dk,), (dv,) = self.memory.key_size, self.memory.value_size
         h, d = self.num_heads, self.d_model
-        kq, kk, kv, ko, km = jax.random.split(key, 5)
+        kq, kk, kv, ko, km, kc = jax.random.split(key, 6)
         dtype = getattr(self.memory, "dtype", "float32")
 
         def dense(k, n_in, n_out):
             return jax.random.normal(k, (n_in, n_out), dtype) / math.sqrt(n_in)
 
-        return {
+        params = {
             "wq": dense(kq, d, h * dk),
             "wk": dense(kk, d, h * dk),
             "wv": dense(kv, d, h * dv),
             "wo": dense(ko, h * dv, d),
             "memory": self.heads.init_params(km),
         }
+        if self.conv_width:
+            params["conv"] = init_conv(kc, self.conv_width, self.channels, dtype)
+        return params
 
-    def init_state(self, params: dict):
-        return self.heads.init_state(params["memory"])
+    def init_state(self, params: dict) -> AssociativeState:
+        conv = None
+        if self.conv_width:
+            conv = jnp.zeros((self.conv_width - 1, self.channels), params["conv"].dtype)
+        return AssociativeState(self.heads.init_state(params["memory"]), conv)
 
     def apply(self, params: dict, state, xs, /, **controls):
         """Map ``xs`` of shape ``(T, d_model)`` to ``(T, d_model)``; return ``(ys, new_state)``."""
         check_array("xs", xs, shape=(None, self.d_model), floating=True)
-        act = ACTIVATIONS[self.activation]
         length, h = xs.shape[0], self.num_heads
-        q = act(xs @ params["wq"]).reshape(length, h, -1)
-        k = act(xs @ params["wk"]).reshape(length, h, -1)
-        v = act(xs @ params["wv"]).reshape(length, h, -1)
+        qkv = jnp.concatenate([xs @ params["wq"], xs @ params["wk"], xs @ params["wv"]], axis=-1)
+        conv_tail = state.conv
+        if self.conv_width:
+            qkv, conv_tail = causal_depthwise_conv(qkv, params["conv"], conv_tail)
+        qkv = ACTIVATIONS[self.activation](qkv)
+        (dk,), _ = self.memory.key_size, self.memory.value_size
+        q, k, v = jnp.split(qkv, [h * dk, 2 * h * dk], axis=-1)
+        q, k, v = (x.reshape(length, h, -1) for x in (q, k, v))
         if self.qk_norm:
             q, k = _l2_normalize(q), _l2_normalize(k)
-        ys, state = scan(
-            self.heads, params["memory"], state, k, v, q, chunk_size=self.chunk_size, **controls
+        ys, memory = scan(
+            self.heads,
+            params["memory"],
+            state.memory,
+            k,
+            v,
+            q,
+            chunk_size=self.chunk_size,
+            **controls,
         )
-        return ys.reshape(length, -1) @ params["wo"], state
+        return ys.reshape(length, -1) @ params["wo"], AssociativeState(memory, conv_tail)

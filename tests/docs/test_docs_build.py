@@ -9,7 +9,17 @@ ROOT = pathlib.Path(__file__).parents[2]
 
 def test_docs_build_without_warnings(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", str(ROOT / "docs"), str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "-q",
+            "-b",
+            "html",
+            str(ROOT / "docs"),
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=600,

@@ -54,7 +54,7 @@ def test_core_nnx_eqx_identical_across_streaming_calls():
         eqx_y, eqx_state = eqx_layer(xs, eqx_state)
         np.testing.assert_array_equal(nnx_y, core_y)
         np.testing.assert_array_equal(eqx_y, core_y)
-    np.testing.assert_array_equal(nnx_layer.raw_state().weights, core_state.weights)
+    np.testing.assert_array_equal(nnx_layer.raw_state().memory.weights, core_state.memory.weights)
 
 
 def test_reset_starts_from_init_state():
@@ -132,7 +132,7 @@ def test_training_trajectories_agree_and_state_is_not_trained():
     ):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     # the state holds exactly what the last forward pass wrote with the pre-update params
-    assert float(jnp.abs(nnx_layer.raw_state().weights).sum()) > 0
+    assert float(jnp.abs(nnx_layer.raw_state().memory.weights).sum()) > 0
 
 
 def _two_segment_grad(detach):

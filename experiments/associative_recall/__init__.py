@@ -1,0 +1,1 @@
+"""Associative-recall (MQAR) capacity of the delta rule against the gated delta rule."""

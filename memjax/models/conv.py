@@ -1,0 +1,41 @@
+r"""Causal depthwise 1-D convolution with a carried tail, for streaming.
+
+For channels :math:`c` and width :math:`W`,
+:math:`y_t[c] = \sum_{i=0}^{W-1} w_i[c]\, x_{t-W+1+i}[c]`, with the :math:`W-1` inputs before
+the sequence taken from ``tail`` (zeros at the start). Used after the q, k, v projections as in
+Titans §4.4 (following Mamba2 and Gated DeltaNet). Returning the new tail makes a sequence
+processed in pieces equal the whole sequence.
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> from memjax.models.conv import causal_depthwise_conv
+    >>> w = jnp.array([[0.0], [1.0]])          # width 2, one channel: y_t = x_t
+    >>> y, tail = causal_depthwise_conv(jnp.arange(3.0)[:, None], w, jnp.zeros((1, 1)))
+    >>> y[:, 0].tolist(), tail[:, 0].tolist()
+    ([0.0, 1.0, 2.0], [2.0])
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from memjax.core.checks import check_array
+
+
+def init_conv(key: jax.Array, width: int, channels: int, dtype="float32") -> jax.Array:
+    """Weights ``(width, channels)``: identity on the current token plus small noise."""
+    noise = 0.1 * jax.random.normal(key, (width, channels), dtype) / jnp.sqrt(width)
+    return noise.at[-1].add(1.0)
+
+
+def causal_depthwise_conv(x, weights, tail):
+    """``x (T, C)``, ``weights (W, C)``, ``tail (W-1, C)`` -> ``(y (T, C), new tail (W-1, C))``."""
+    width = weights.shape[0]
+    check_array("x", x, ndim=2)
+    check_array("weights", weights, shape=(None, x.shape[1]))
+    check_array("tail", tail, shape=(width - 1, x.shape[1]))
+    padded = jnp.concatenate([tail.astype(x.dtype), x], axis=0)
+    length = x.shape[0]
+    y = sum(weights[i : i + 1] * padded[i : i + length] for i in range(width))
+    return y, padded[padded.shape[0] - (width - 1) :]
