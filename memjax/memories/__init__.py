@@ -1,1 +1,1 @@
-"""memjax.memories."""
+"""Memories: each a :func:`memjax.core.spec` dataclass implementing the memory protocol."""

@@ -1,1 +1,1 @@
-"""memjax.models."""
+"""Architectures built from memories: layers with projections and small sequence models."""
