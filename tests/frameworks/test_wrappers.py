@@ -84,8 +84,9 @@ def test_training_trajectories_agree_and_state_is_not_trained():
         return jnp.mean((ys - _target(xs)) ** 2)
 
     opt_state, core_losses = tx.init(params), []
+    core_grad = jax.jit(jax.value_and_grad(core_loss))
     for _ in range(4):
-        loss, g = jax.value_and_grad(core_loss)(params)
+        loss, g = core_grad(params)
         updates, opt_state = tx.update(g, opt_state, params)
         params = optax.apply_updates(params, updates)
         core_losses.append(float(loss))
