@@ -6,6 +6,7 @@ itself here with configurations that exercise its learnable params.
 
 from memjax.core import MultiHead
 from memjax.memories.linear import LinearMemory
+from memjax.memories.titans import TitansMemory
 
 MEMORY_FACTORIES = {
     "delta_rule": lambda dtype: LinearMemory(
@@ -42,5 +43,18 @@ MEMORY_FACTORIES = {
             dtype=dtype,
         ),
         num_heads=2,
+    ),
+    "titans_mlp": lambda dtype: TitansMemory(
+        d_key=4,
+        d_value=4,
+        depth=2,
+        expansion=2,
+        bias=True,
+        theta=0.3,
+        eta=0.6,
+        alpha=0.05,
+        gated=("theta", "eta", "alpha"),
+        max_grad_norm=1.0,
+        dtype=dtype,
     ),
 }

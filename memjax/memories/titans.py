@@ -1,0 +1,649 @@
+r"""Titans' neural long-term memory (LMM): Behrouz, Zhong & Mirrokni 2024, arXiv 2501.00663.
+
+Two levels:
+
+* :class:`TitansMemory` — a :class:`memjax.core.Memory` over one head. The memory is an MLP
+  (:class:`memjax.memories.titans_mlp.MemoryMLP`, depth :math:`L_M \ge 1`) whose **weights are the
+  test-time state**; its initial weights :math:`W_0` are learned params. ``write`` is the exact
+  recurrence (gradient at :math:`M_{t-1}`), Titans eqs. 12–14:
+
+  .. math::
+
+      S_t = \eta_t S_{t-1} - \theta_t \nabla\ell(M_{t-1}; k_t, v_t), \qquad
+      M_t = (1-\alpha_t) M_{t-1} + S_t, \qquad \ell = c\lVert M(k) - v\rVert^2,
+
+  and ``read`` is :math:`M^*(q)` (eq. 15). ``chunk`` stays the token loop (the protocol's
+  default), because the paper's chunked form is a *different* recurrence for chunks > 1.
+
+* :class:`TitansLMM` — the LMM as a sequence layer (:class:`memjax.core.SequenceLayer`):
+  k, v, q projections (eq. 11, 15) with a causal depthwise convolution, SiLU and ℓ2-normalised
+  q/k (§4.4), data-dependent gates :math:`\theta_t = \text{max\_lr}\,\sigma(x_t W_\theta + b)`,
+  :math:`\eta_t, \alpha_t = \sigma(x_t W + b)` per token and head, ``num_heads`` memories by
+  ``jax.vmap``, persistent memory tokens, and an output RMSNorm, sigmoid gate and projection.
+  Its fused ``apply`` runs the paper's chunked **parallel form** (§3.2, eqs. 16–18; closed form and
+  dual-form reads in :mod:`memjax.memories.titans_parallel`), ``lax.scan`` over chunks with
+  ``jax.checkpoint`` per chunk; ``reference_apply`` is the slow token-by-token loop of the same
+  recurrence and ``decode`` its one-token step.
+
+Options (spec §4): ``grad_point`` ``"chunk_start"`` (eq. 16, default) / ``"initial"`` (all
+gradients at the learned :math:`W_0`, titans-pytorch's default); ``read_point`` ``"token"``
+(:math:`y_t = M_t(q_t)`, default) / ``"chunk"`` (read the chunk-start weights; titans-pytorch
+additionally lets the last token of each chunk read the updated weights — not reproduced);
+``gate_granularity`` ``"token"`` / ``"chunk"`` (all three gates from the mean input of each chunk,
+shared by its tokens — the paper's LTI speed-up; note this uses the chunk's later tokens, so it
+is not causal within a chunk); ``loss_reduction`` ``"sum"`` (eq. 12) / ``"half_sum"`` (App. C) /
+``"mean"``; ``max_grad_norm`` (clip every per-token inner gradient's global norm; default 1.0).
+
+**Streaming.** The layer state carries the memory weights and momentum per head, the *anchor*
+(weights at the start of the current chunk, the gradient point of eq. 16), the position inside
+the current chunk (``offset``) and the convolution's tail. Chunks are aligned to absolute
+positions in the stream, so with token gates ``apply`` over a sequence cut into pieces of any
+sizes, state carried, equals ``apply`` over the whole sequence, and ``decode`` token by token
+equals it too. With ``gate_granularity="chunk"`` this holds for pieces that are multiples of
+``chunk_size`` (a chunk's gates need all its tokens).
+
+**Cost.** A call over ``T`` tokens at offset ``o`` runs ``ceil((T + C - 1) / C)`` chunks (at most
+one more than ``T / C``); per chunk and head the dual form costs ``O(C·|W| + C²·Σ_l (d_in_l +
+d_out_l))`` flops and holds ``O(C·Σ_l (d_in_l + d_out_l) + C²)`` intermediates, plus the carried
+state (3 copies of the weights per head). Reverse mode stores one carry per chunk (remat).
+
+Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from memjax.memories.titans import TitansLMM
+    >>> layer = TitansLMM(d_model=16, num_heads=2, chunk_size=4, num_persistent=2)
+    >>> params = layer.init_params(jax.random.key(0))
+    >>> state = layer.init_state(params)
+    >>> ys, state = layer.apply(params, state, jnp.ones((10, 16)))
+    >>> ys.shape
+    (10, 16)
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from memjax.core.checks import check_array, check_choice, check_positive_int, is_scalar_like
+from memjax.core.protocol import Memory
+from memjax.core.spec import spec
+from memjax.memories.titans_mlp import (
+    ACTIVATIONS,
+    LOSS_REDUCTIONS,
+    MemoryMLP,
+    loss_gradient,
+)
+from memjax.memories.titans_parallel import ChunkCarry, parallel_chunk, token_step
+
+GATES = ("theta", "eta", "alpha")
+GRAD_POINTS = ("chunk_start", "initial")
+READ_POINTS = ("token", "chunk")
+GRANULARITIES = ("token", "chunk")
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
+
+
+def _check_unit(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}: expected a value in [0, 1], got {value}")
+
+
+def _check_max_norm(value) -> None:
+    if value is not None and not (isinstance(value, int | float) and value > 0):
+        raise ValueError(f"max_grad_norm: expected None or a positive number, got {value!r}")
+
+
+class TitansState(NamedTuple):
+    """One head's test-time state: the memory MLP's weights and their momentum (same pytree)."""
+
+    weights: dict
+    momentum: dict
+
+
+@spec
+class TitansMemory(Memory):
+    """The Titans memory over one head (module doc): an MLP whose weights are the state.
+
+    Args:
+        d_key: key/query size.
+        d_value: value size.
+        depth, expansion, activation, bias, residual_norm: the memory MLP
+            (:class:`~memjax.memories.titans_mlp.MemoryMLP`).
+        theta, eta, alpha: step size, momentum ("surprise" decay) and forget gate constants
+            (or the gates' initial values); per-call controls ``theta=``, ``eta=``, ``alpha=``
+            override them.
+        gated: which of ``"theta"``, ``"eta"``, ``"alpha"`` are data-dependent gates of the key,
+            ``max_lr·σ(w·k + b)`` / ``σ(w·k + b)`` (weights zero, biases at the constants, at init).
+        max_lr: the θ gate's ceiling.
+        loss: ``"sum"`` (eq. 12, default), ``"half_sum"`` (App. C) or ``"mean"``.
+        max_grad_norm: clip each inner gradient's global norm (``None``: no clipping).
+        dtype: dtype of params and state.
+
+    With ``depth=1, bias=False, residual_norm=False, eta=alpha=0, max_grad_norm=None`` this is
+    :class:`~memjax.memories.linear.LinearMemory` (same ``loss``) with the weights transposed
+    (row convention ``M(k) = k W``).
+    """
+
+    d_key: int
+    d_value: int
+    depth: int = 2
+    expansion: int = 4
+    activation: str = "gelu"
+    bias: bool = False
+    residual_norm: bool = True
+    theta: float = 0.1
+    eta: float = 0.9
+    alpha: float = 0.01
+    gated: tuple[str, ...] = ()
+    max_lr: float = 1.0
+    loss: str = "sum"
+    max_grad_norm: float | None = 1.0
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        check_choice("loss", self.loss, LOSS_REDUCTIONS)
+        if not isinstance(self.gated, tuple):
+            raise TypeError(f"gated: expected a tuple of gate names, got {self.gated!r}")
+        for name in self.gated:
+            check_choice("gated", name, GATES)
+        if "theta" in self.gated and not 0.0 < self.theta <= self.max_lr:
+            raise ValueError(f"theta: a gated step size must lie in (0, max_lr], got {self.theta}")
+        _check_unit("eta", self.eta)
+        _check_unit("alpha", self.alpha)
+        _check_max_norm(self.max_grad_norm)
+        self.mlp  # noqa: B018 - validates the MLP fields
+
+    @property
+    def mlp(self) -> MemoryMLP:
+        return MemoryMLP(
+            self.d_key,
+            self.d_value,
+            self.depth,
+            self.expansion,
+            self.activation,
+            self.bias,
+            self.residual_norm,
+        )
+
+    @property
+    def key_size(self) -> tuple[int, ...]:
+        return (self.d_key,)
+
+    @property
+    def value_size(self) -> tuple[int, ...]:
+        return (self.d_value,)
+
+    def init_params(self, key: jax.Array) -> dict:
+        params: dict = {"init": self.mlp.init(key, self.dtype)}
+        if self.gated:
+            start = {"theta": self.theta / self.max_lr, "eta": self.eta, "alpha": self.alpha}
+            params["gates"] = {
+                name: {
+                    "w": jnp.zeros((self.d_key,), self.dtype),
+                    "b": jnp.asarray(_logit(start[name]), self.dtype),
+                }
+                for name in self.gated
+            }
+        return params
+
+    def init_state(self, params: dict) -> TitansState:
+        weights = params["init"]
+        return TitansState(weights, jax.tree_util.tree_map(jnp.zeros_like, weights))
+
+    def gates(self, params: dict, key, *, theta=None, eta=None, alpha=None) -> tuple:
+        """``(theta, eta, alpha)`` for writing ``key``: overrides, else gates, else constants."""
+        values = {"theta": theta, "eta": eta, "alpha": alpha}
+        for name in GATES:
+            if values[name] is None:
+                if name in self.gated:
+                    g = params["gates"][name]
+                    gate = jax.nn.sigmoid(jnp.dot(g["w"], key) + g["b"])
+                    values[name] = self.max_lr * gate if name == "theta" else gate
+                else:
+                    values[name] = getattr(self, name)
+        return values["theta"], values["eta"], values["alpha"]
+
+    def write(self, params, state: TitansState, key, value, /, **controls) -> TitansState:
+        """One exact step of eqs. 13–14 with the gradient at the current weights."""
+        check_array("key", key, shape=self.key_size, floating=True)
+        check_array("value", value, shape=self.value_size, floating=True)
+        gates = {name: controls.get(name) for name in GATES}
+        return _exact_write(self, params, state, key, value, gates)
+
+    def read(self, params, state: TitansState, query, /, **controls) -> jax.Array:
+        """:math:`M^*(q)` (eq. 15): a forward pass, no update."""
+        check_array("query", query, shape=self.key_size, floating=True)
+        return _forward(self.mlp, state.weights, query)
+
+
+@partial(jax.jit, static_argnums=0)
+def _exact_write(memory: TitansMemory, params, state: TitansState, key, value, gates):
+    """Eqs. 13–14 at the current weights (jitted, so eager token loops stay fast)."""
+    theta, eta, alpha = memory.gates(params, key, **gates)
+    u = loss_gradient(memory.mlp, memory.loss, memory.max_grad_norm, state.weights, key, value)
+    momentum = jax.tree_util.tree_map(
+        lambda s, g: (eta * s - theta * g).astype(s.dtype), state.momentum, u
+    )
+    weights = jax.tree_util.tree_map(
+        lambda w, s: ((1.0 - alpha) * w + s).astype(w.dtype), state.weights, momentum
+    )
+    return TitansState(weights, momentum)
+
+
+@partial(jax.jit, static_argnums=0)
+def _forward(mlp: MemoryMLP, weights, query):
+    return mlp(weights, query)
+
+
+class LMMState(NamedTuple):
+    """:class:`TitansLMM` state. Memory leaves have a leading head axis.
+
+    ``weights``/``momentum``: :math:`M_t, S_t`; ``anchor``: the weights at the start of the
+    current chunk (the gradient point of eq. 16 and the ``read_point="chunk"`` weights);
+    ``offset``: tokens already seen in the current chunk (int32); ``conv_tail``: the last
+    ``conv_width - 1`` pre-convolution projections.
+    """
+
+    weights: dict
+    momentum: dict
+    anchor: dict
+    offset: jax.Array
+    conv_tail: jax.Array
+
+
+def _rms_norm(x, eps=1e-6):
+    return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + eps)
+
+
+def _l2_normalize(x, eps=1e-6):
+    return x * jax.lax.rsqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True) + eps)
+
+
+@spec
+class TitansLMM:
+    """The Titans LMM sequence layer (module doc). Unbatched: ``xs`` is ``(T, d_model)``.
+
+    Args:
+        d_model: input/output size.
+        num_heads: independent memories (vmapped).
+        d_head: per-head key/value size (default ``d_model // num_heads``).
+        chunk_size: ``b`` of §3.2 (gradients of a chunk at its start weights).
+        depth, expansion, activation, bias, residual_norm: the memory MLP per head.
+        loss_reduction: ``"sum"`` (eq. 12), ``"half_sum"`` or ``"mean"``.
+        max_grad_norm: clip each per-token inner gradient's norm (``None``: off).
+        max_lr, theta_init, eta_init, alpha_init: gate ceiling and initial gate values.
+        gate_granularity: ``"token"`` or ``"chunk"``.
+        grad_point: ``"chunk_start"`` (eq. 16) or ``"initial"`` (learned :math:`W_0`).
+        read_point: ``"token"`` (:math:`M_t(q_t)`) or ``"chunk"`` (chunk-start weights).
+        conv_width: causal depthwise conv width after the q/k/v projections (0: off).
+        qkv_silu: SiLU on q, k, v. qk_l2norm: ℓ2-normalise q and k.
+        num_persistent: learned persistent tokens written into memory by ``init_state``
+            (``[p] || x``, §3.3).
+        output_norm: per-head RMSNorm with learned scale. output_gate: ``σ(x W_g)`` gate.
+        remat: ``jax.checkpoint`` each chunk.
+        dtype: dtype of the params.
+    """
+
+    d_model: int
+    num_heads: int = 2
+    d_head: int | None = None
+    chunk_size: int = 16
+    depth: int = 2
+    expansion: int = 4
+    activation: str = "gelu"
+    bias: bool = False
+    residual_norm: bool = True
+    loss_reduction: str = "sum"
+    max_grad_norm: float | None = 1.0
+    max_lr: float = 1.0
+    theta_init: float = 0.1
+    eta_init: float = 0.9
+    alpha_init: float = 0.01
+    gate_granularity: str = "token"
+    grad_point: str = "chunk_start"
+    read_point: str = "token"
+    conv_width: int = 4
+    qkv_silu: bool = True
+    qk_l2norm: bool = True
+    num_persistent: int = 4
+    output_norm: bool = True
+    output_gate: bool = True
+    remat: bool = True
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        check_positive_int("d_model", self.d_model)
+        check_positive_int("num_heads", self.num_heads)
+        if self.d_head is None and self.d_model % self.num_heads:
+            raise ValueError(
+                f"num_heads: d_model={self.d_model} is not divisible by num_heads="
+                f"{self.num_heads}; pass d_head"
+            )
+        if self.d_head is not None:
+            check_positive_int("d_head", self.d_head)
+        check_positive_int("chunk_size", self.chunk_size)
+        check_choice("loss_reduction", self.loss_reduction, LOSS_REDUCTIONS)
+        check_choice("gate_granularity", self.gate_granularity, GRANULARITIES)
+        check_choice("grad_point", self.grad_point, GRAD_POINTS)
+        check_choice("read_point", self.read_point, READ_POINTS)
+        check_choice("activation", self.activation, tuple(ACTIVATIONS))
+        _check_max_norm(self.max_grad_norm)
+        if not self.max_lr > 0:
+            raise ValueError(f"max_lr: expected a positive number, got {self.max_lr}")
+        if not 0.0 < self.theta_init <= self.max_lr:
+            raise ValueError(f"theta_init: expected a value in (0, max_lr], got {self.theta_init}")
+        _check_unit("eta_init", self.eta_init)
+        _check_unit("alpha_init", self.alpha_init)
+        for name in ("conv_width", "num_persistent"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}: expected a non-negative integer, got {value!r}")
+        self.mlp  # noqa: B018 - validates the MLP fields
+
+    # -- configuration -------------------------------------------------------------------
+    @property
+    def head_size(self) -> int:
+        return self.d_head if self.d_head is not None else self.d_model // self.num_heads
+
+    @property
+    def mlp(self) -> MemoryMLP:
+        d = self.head_size
+        return MemoryMLP(
+            d, d, self.depth, self.expansion, self.activation, self.bias, self.residual_norm
+        )
+
+    @property
+    def memory(self) -> TitansMemory:
+        """The matching per-head :class:`TitansMemory` (params ``{"init": W0}``)."""
+        d = self.head_size
+        return TitansMemory(
+            d,
+            d,
+            self.depth,
+            self.expansion,
+            self.activation,
+            self.bias,
+            self.residual_norm,
+            loss=self.loss_reduction,
+            max_grad_norm=self.max_grad_norm,
+            max_lr=self.max_lr,
+            dtype=self.dtype,
+        )
+
+    @property
+    def _width(self) -> int:
+        return 3 * self.num_heads * self.head_size
+
+    # -- params and state ----------------------------------------------------------------
+    def init_params(self, key: jax.Array) -> dict:
+        d, hd, h = self.d_model, self.num_heads * self.head_size, self.num_heads
+        keys = iter(jax.random.split(key, 10))
+        normal = lambda shape, std: std * jax.random.normal(next(keys), shape, self.dtype)
+        params: dict = {"qkv": {"w": normal((d, self._width), 1 / math.sqrt(d))}}
+        if self.conv_width:
+            bound = 1 / math.sqrt(self.conv_width)
+            params["conv"] = {
+                "w": jax.random.uniform(
+                    next(keys), (self.conv_width, self._width), self.dtype, -bound, bound
+                ),
+                "b": jnp.zeros((self._width,), self.dtype),
+            }
+        start = {
+            "theta": self.theta_init / self.max_lr,
+            "eta": self.eta_init,
+            "alpha": self.alpha_init,
+        }
+        params["gates"] = {
+            name: {"w": normal((d, h), 0.02), "b": jnp.full((h,), _logit(start[name]), self.dtype)}
+            for name in GATES
+        }
+        params["memory"] = jax.vmap(lambda k: self.mlp.init(k, self.dtype))(
+            jax.random.split(next(keys), h)
+        )
+        if self.num_persistent:
+            params["persistent"] = normal((self.num_persistent, d), 1.0)
+        if self.output_norm:
+            params["out_norm"] = jnp.ones((h, self.head_size), self.dtype)
+        if self.output_gate:
+            params["out_gate"] = {"w": normal((d, hd), 1 / math.sqrt(d))}
+        params["out"] = {"w": normal((hd, d), 1 / math.sqrt(hd))}
+        return params
+
+    def empty_state(self, params: dict) -> LMMState:
+        """The state before any token (and before the persistent tokens)."""
+        w0 = params["memory"]
+        dtype = params["qkv"]["w"].dtype
+        return LMMState(
+            weights=w0,
+            momentum=jax.tree_util.tree_map(jnp.zeros_like, w0),
+            anchor=w0,
+            offset=jnp.zeros((), jnp.int32),
+            conv_tail=jnp.zeros((max(self.conv_width - 1, 0), self._width), dtype),
+        )
+
+    def init_state(self, params: dict) -> LMMState:
+        """The empty state after writing the persistent tokens ``[p]`` (Titans' ``[p] || x``)."""
+        return _init_state(self, params)
+
+    # -- pieces --------------------------------------------------------------------------
+    def project(self, params: dict, conv_tail, xs):
+        """``(k, v, q, new_tail)``: projections (eqs. 11, 15), conv, SiLU, ℓ2; ``(T, H, d)``."""
+        length = xs.shape[0]
+        p = xs @ params["qkv"]["w"]
+        if self.conv_width:
+            full = jnp.concatenate([conv_tail.astype(p.dtype), p])
+            w = params["conv"]["w"]
+            p = sum(full[i : i + length] * w[i][None, :] for i in range(self.conv_width))
+            p = p + params["conv"]["b"][None, :]
+            conv_tail = full[full.shape[0] - (self.conv_width - 1) :]
+        if self.qkv_silu:
+            p = jax.nn.silu(p)
+        k, v, q = (x.reshape(length, self.num_heads, self.head_size) for x in jnp.split(p, 3, -1))
+        if self.qk_l2norm:
+            k, q = _l2_normalize(k), _l2_normalize(q)
+        return k, v, q, conv_tail
+
+    def _gate_values(self, params: dict, xs, active):
+        """Gates ``(L, H)`` of the aligned buffer ``xs`` (``(L, d_model)``)."""
+        if self.gate_granularity == "chunk":
+            size = self.chunk_size
+            n = xs.shape[0] // size
+            a = active.astype(xs.dtype).reshape(n, size, 1)
+            xc = xs.reshape(n, size, -1)
+            mean = jnp.sum(xc * a, axis=1) / jnp.maximum(jnp.sum(a, axis=1), 1.0)
+            xs = jnp.repeat(mean, size, axis=0)
+        out = []
+        for name in GATES:
+            g = params["gates"][name]
+            gate = jax.nn.sigmoid(xs @ g["w"] + g["b"][None, :])
+            out.append(self.max_lr * gate if name == "theta" else gate)
+        return tuple(out)
+
+    def _override(self, name, value, length, place, default):
+        if value is None:
+            return default
+        if is_scalar_like(value):
+            return jnp.full_like(default, value)
+        shape = tuple(value.shape)
+        if shape == (length,):
+            value = jnp.broadcast_to(value[:, None], (length, self.num_heads))
+        elif shape != (length, self.num_heads):
+            raise ValueError(
+                f"{name}: expected a scalar or shape ({length},) or ({length}, "
+                f"{self.num_heads}), got {shape}"
+            )
+        return place(value.astype(default.dtype))
+
+    def _aligned_gates(self, params, state, xs, controls):
+        """Gates on the chunk-aligned buffer: ``(theta, eta, alpha, active, complete, L)``."""
+        length, size = xs.shape[0], self.chunk_size
+        n = -(-(length + size - 1) // size)
+        total = n * size
+        offset = state.offset
+
+        def place(a):
+            buf = jnp.zeros((total, *a.shape[1:]), a.dtype)
+            return jax.lax.dynamic_update_slice_in_dim(buf, a, offset, axis=0)
+
+        pos = jnp.arange(total)
+        active = (pos >= offset) & (pos < offset + length)
+        complete = (jnp.arange(n) + 1) * size <= offset + length
+        gates = self._gate_values(params, place(xs), active)
+        gates = [
+            self._override(name, controls.get(name), length, place, g)
+            for name, g in zip(GATES, gates)
+        ]
+        on = active[:, None]
+        theta = jnp.where(on, gates[0], 0.0)
+        eta = jnp.where(on, gates[1], 1.0)
+        alpha = jnp.where(on, gates[2], 0.0)
+        return theta, eta, alpha, active, complete, place
+
+    def _check_xs(self, xs):
+        check_array("xs", xs, shape=(None, self.d_model), floating=True)
+        if xs.shape[0] == 0:
+            raise ValueError("xs: expected at least one token, got shape (0, d_model)")
+
+    # -- the memory over a sequence ------------------------------------------------------
+    def memory_apply(self, params, state: LMMState, xs, /, *, reference=False, **controls):
+        """Per-head memory reads ``(T, H, d_head)`` and the new state (no output projection).
+
+        ``reference=False``: the parallel chunked form; ``True``: the token-by-token loop.
+        Controls ``theta=``, ``eta=``, ``alpha=`` (scalar, ``(T,)`` or ``(T, H)``) override the
+        gates; other controls are ignored.
+        """
+        self._check_xs(xs)
+        length = xs.shape[0]
+        k, v, q, tail = self.project(params, state.conv_tail, xs)
+        theta, eta, alpha, active, complete, place = self._aligned_gates(
+            params, state, xs, controls
+        )
+        carry = ChunkCarry(state.weights, state.momentum, state.anchor)
+        if reference:
+            sl = lambda a: jax.lax.dynamic_slice_in_dim(a, state.offset, length, axis=0)
+            ys, carry = self._reference_memory(
+                params, state.offset, carry, k, v, q, sl(theta), sl(eta), sl(alpha)
+            )
+        else:
+            ys, carry = self._parallel_memory(
+                params, carry, place(k), place(v), place(q), theta, eta, alpha, active, complete
+            )
+            ys = jax.lax.dynamic_slice_in_dim(ys, state.offset, length, axis=0)
+        offset = ((state.offset + length) % self.chunk_size).astype(jnp.int32)
+        return ys, LMMState(carry.weights, carry.momentum, carry.anchor, offset, tail)
+
+    def _parallel_memory(self, params, carry, k, v, q, theta, eta, alpha, active, complete):
+        mlp, size = self.mlp, self.chunk_size
+        n = complete.shape[0]
+        chunked = lambda a: a.reshape(n, size, *a.shape[1:])
+
+        def one_head(w_init, carry, k, v, q, th, et, al):
+            def chunk(carry, xs):
+                k, v, q, th, et, al, act, done = xs
+                return parallel_chunk(
+                    mlp,
+                    self.loss_reduction,
+                    self.max_grad_norm,
+                    w_init,
+                    carry,
+                    k,
+                    v,
+                    q,
+                    th,
+                    et,
+                    al,
+                    act,
+                    done,
+                    grad_point=self.grad_point,
+                    read_point=self.read_point,
+                )
+
+            if self.remat:
+                chunk = jax.checkpoint(chunk)
+
+            def body(carry, xs):
+                ys, carry = chunk(carry, xs)
+                return carry, ys
+
+            seq = (*map(chunked, (k, v, q, th, et, al, active)), complete)
+            carry, ys = jax.lax.scan(body, carry, seq)
+            return ys.reshape(n * size, -1), carry
+
+        return jax.vmap(one_head, in_axes=(0, 0, 1, 1, 1, 1, 1, 1), out_axes=(1, 0))(
+            params["memory"], carry, k, v, q, theta, eta, alpha
+        )
+
+    def _reference_memory(self, params, offset, carry, k, v, q, theta, eta, alpha):
+        mlp, size = self.mlp, self.chunk_size
+        ends = (offset + jnp.arange(k.shape[0]) + 1) % size == 0
+
+        def head_step(w_init, carry, k, v, q, th, et, al, end):
+            return token_step(
+                mlp,
+                self.loss_reduction,
+                self.max_grad_norm,
+                w_init,
+                carry,
+                k,
+                v,
+                q,
+                th,
+                et,
+                al,
+                end,
+                grad_point=self.grad_point,
+                read_point=self.read_point,
+            )
+
+        step = jax.vmap(head_step, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None))
+
+        def body(carry, xs):
+            ys, carry = step(params["memory"], carry, *xs)
+            return carry, ys
+
+        carry, ys = jax.lax.scan(body, carry, (k, v, q, theta, eta, alpha, ends))
+        return ys, carry
+
+    # -- the layer -----------------------------------------------------------------------
+    def output(self, params, xs, ys):
+        """Output RMSNorm, gate and projection of the per-head reads ``(T, H, d_head)``."""
+        if self.output_norm:
+            ys = _rms_norm(ys) * params["out_norm"][None]
+        ys = ys.reshape(ys.shape[0], -1)
+        if self.output_gate:
+            ys = ys * jax.nn.sigmoid(xs @ params["out_gate"]["w"])
+        return ys @ params["out"]["w"]
+
+    def apply(self, params, state: LMMState, xs, /, **controls):
+        """``(ys, state)`` for ``xs`` ``(T, d_model)`` through the chunked parallel form."""
+        reads, state = self.memory_apply(params, state, xs, **controls)
+        return self.output(params, xs, reads), state
+
+    def reference_apply(self, params, state: LMMState, xs, /, **controls):
+        """The same map as :meth:`apply`, by the slow token-by-token recurrence."""
+        reads, state = self.memory_apply(params, state, xs, reference=True, **controls)
+        return self.output(params, xs, reads), state
+
+    def decode(self, params, state: LMMState, x, /, **controls):
+        """One token ``x`` (``(d_model,)``) → ``(y, state)`` by the token recurrence."""
+        check_array("x", x, shape=(self.d_model,), floating=True)
+        controls = {
+            n: (c[None] if hasattr(c, "ndim") and c.ndim >= 1 else c) for n, c in controls.items()
+        }
+        ys, state = self.reference_apply(params, state, x[None], **controls)
+        return ys[0], state
+
+
+@partial(jax.jit, static_argnums=0)
+def _init_state(layer: TitansLMM, params: dict) -> LMMState:
+    """Jitted body of :meth:`TitansLMM.init_state` (one compile instead of op-by-op dispatch)."""
+    state = layer.empty_state(params)
+    if layer.num_persistent:
+        _, state = layer.memory_apply(params, state, params["persistent"])
+    return state

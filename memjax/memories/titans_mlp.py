@@ -1,0 +1,212 @@
+r"""The Titans memory MLP: the network whose weights are the test-time state (Titans §3.1).
+
+:class:`MemoryMLP` is a depth-:math:`L_M` MLP acting on one vector (unbatched; ``jax.vmap`` adds
+tokens), in the row convention ``z_l = h_{l-1} W_l (+ b_l)``, ``h_l = act(z_l)`` for ``l < L_M``,
+``out = z_{L_M}``. With ``residual_norm=True`` the output is wrapped TTT / titans-pytorch style:
+``y = LN(out) * (1 + gamma) + x`` where ``LN`` has no affine parameters and ``gamma`` (zeros at
+init) is part of the memory weights. Weights are a pytree
+``{"layers": ({"w": (d_in, d_out), "b": (d_out,)?}, ...), "gamma": (d_out,)?}``.
+
+The associative loss is Titans eq. 12, :math:`\ell(M; k, v) = c \lVert M(k) - v \rVert^2` with
+``c = 1`` (``"sum"``, eq. 12, the default), ``1/2`` (``"half_sum"``, Appendix C) or ``1/d_value``
+(``"mean"``, titans-pytorch). The reduction rescales the effective step size θ.
+
+Two ways to get the per-token gradient :math:`u = \nabla_M \ell(M; k, v)`:
+
+* :func:`loss_gradient` — ``jax.grad`` on the weights (the reference; a full weights pytree);
+* :func:`gradient_factors` — the *factored* gradient used by the dual form: every dense layer's
+  gradient is an outer product :math:`x_l^\top \delta_l` (layer input times the gradient of the
+  loss w.r.t. the layer's pre-activation), the bias gradient is :math:`\delta_l`. The factors are
+  found by differentiating w.r.t. zero perturbations added to each pre-activation, so they cost
+  ``O(d_in + d_out)`` per layer and token instead of ``O(d_in d_out)``.
+
+Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from memjax.memories.titans_mlp import MemoryMLP
+    >>> mlp = MemoryMLP(d_in=4, d_out=4, depth=2, expansion=2)
+    >>> w = mlp.init(jax.random.key(0))
+    >>> mlp(w, jnp.ones(4)).shape
+    (4,)
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from memjax.core.checks import check_choice, check_positive_int
+from memjax.core.spec import spec
+
+ACTIVATIONS = {
+    "gelu": partial(jax.nn.gelu, approximate=False),
+    "gelu_tanh": partial(jax.nn.gelu, approximate=True),
+    "silu": jax.nn.silu,
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "identity": lambda x: x,
+}
+LOSS_REDUCTIONS = ("sum", "half_sum", "mean")
+LN_EPS = 1e-5
+
+
+def layer_norm(x: jax.Array) -> jax.Array:
+    """Affine-free LayerNorm over the last axis."""
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(var + LN_EPS)
+
+
+def loss_scale(reduction: str, d_value: int) -> float:
+    """The constant ``c`` of ``c * ||M(k) - v||^2`` for ``reduction``."""
+    return {"sum": 1.0, "half_sum": 0.5, "mean": 1.0 / d_value}[reduction]
+
+
+@spec
+class MemoryMLP:
+    """A depth-``depth`` MLP ``d_in -> expansion*d_in -> ... -> d_out`` (see module doc).
+
+    Args:
+        d_in: input (key/query) size.
+        d_out: output (value) size.
+        depth: number of dense layers :math:`L_M \\ge 1` (1 = linear memory).
+        expansion: hidden width = ``expansion * d_in``.
+        activation: one of :data:`ACTIVATIONS` (``"gelu"`` is the exact, erf GELU).
+        bias: dense layers have biases.
+        residual_norm: wrap as ``LN(out) * (1 + gamma) + x`` (needs ``d_in == d_out``).
+    """
+
+    d_in: int
+    d_out: int
+    depth: int = 2
+    expansion: int = 4
+    activation: str = "gelu"
+    bias: bool = False
+    residual_norm: bool = True
+
+    def __post_init__(self):
+        check_positive_int("d_in", self.d_in)
+        check_positive_int("d_out", self.d_out)
+        check_positive_int("depth", self.depth)
+        check_positive_int("expansion", self.expansion)
+        check_choice("activation", self.activation, tuple(ACTIVATIONS))
+        if self.residual_norm and self.d_in != self.d_out:
+            raise ValueError(
+                f"residual_norm: the residual wrapper needs d_in == d_out, got {self.d_in} "
+                f"and {self.d_out}"
+            )
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        hidden = self.expansion * self.d_in
+        return (self.d_in, *([hidden] * (self.depth - 1)), self.d_out)
+
+    def init(self, key: jax.Array, dtype="float32") -> dict:
+        """Random initial weights :math:`W_0` (normal, std ``1/sqrt(fan_in)``; zero biases)."""
+        widths = self.widths
+        keys = jax.random.split(key, self.depth)
+        layers = []
+        for i, (a, b) in enumerate(itertools.pairwise(widths)):
+            layer = {"w": jax.random.normal(keys[i], (a, b), dtype) / math.sqrt(a)}
+            if self.bias:
+                layer["b"] = jnp.zeros((b,), dtype)
+            layers.append(layer)
+        weights: dict = {"layers": tuple(layers)}
+        if self.residual_norm:
+            weights["gamma"] = jnp.zeros((self.d_out,), dtype)
+        return weights
+
+    def forward(self, weights: dict, x: jax.Array, perturb=None):
+        """``M(x)`` for one vector ``x``; ``perturb`` (one vector per layer) is added to each
+        pre-activation (used by :func:`gradient_factors`). Returns ``(y, layer_inputs)``."""
+        act = ACTIVATIONS[self.activation]
+        h, inputs = x, []
+        for i, layer in enumerate(weights["layers"]):
+            inputs.append(h)
+            z = h @ layer["w"]
+            if self.bias:
+                z = z + layer["b"]
+            if perturb is not None:
+                z = z + perturb[i]
+            h = act(z) if i < self.depth - 1 else z
+        if self.residual_norm:
+            h = layer_norm(h) * (1.0 + weights["gamma"]) + x
+        return h, tuple(inputs)
+
+    def __call__(self, weights: dict, x: jax.Array) -> jax.Array:
+        return self.forward(weights, x)[0]
+
+
+def associative_loss(mlp: MemoryMLP, reduction: str, weights, key, value) -> jax.Array:
+    """Titans eq. 12: ``c * ||M(k) - v||^2`` (``c`` from :func:`loss_scale`)."""
+    diff = mlp(weights, key) - value
+    return loss_scale(reduction, mlp.d_out) * jnp.sum(jnp.square(diff))
+
+
+def tree_norm_sq(tree) -> jax.Array:
+    return sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(tree))
+
+
+def clip_scale(norm_sq: jax.Array, max_norm: float | None) -> jax.Array:
+    """``min(1, max_norm / ||u||)``, safe (and differentiable) at ``||u|| = 0``."""
+    if max_norm is None:
+        return jnp.ones_like(norm_sq)
+    positive = norm_sq > 0
+    norm = jnp.where(positive, jnp.sqrt(jnp.where(positive, norm_sq, 1.0)), 0.0)
+    return max_norm / jnp.maximum(norm, max_norm)
+
+
+def loss_gradient(mlp: MemoryMLP, reduction: str, max_norm, weights, key, value):
+    """:math:`u = \\nabla_M \\ell(M; k, v)` by ``jax.grad``, its norm clipped to ``max_norm``."""
+    grad = jax.grad(associative_loss, argnums=2)(mlp, reduction, weights, key, value)
+    scale = clip_scale(tree_norm_sq(grad), max_norm)
+    return jax.tree_util.tree_map(lambda g: g * scale, grad)
+
+
+def gradient_factors(mlp: MemoryMLP, reduction: str, max_norm, weights, key, value):
+    """The factored, clipped gradient ``(inputs, deltas, gamma_grad)`` of one token.
+
+    ``inputs[l]`` (``d_in_l``) and ``deltas[l]`` (``d_out_l``) give the dense layer's gradient
+    ``outer(inputs[l], deltas[l])`` and bias gradient ``deltas[l]``; ``gamma_grad`` is the
+    wrapper's ``gamma`` gradient (``None`` without the wrapper). The clipping scale is folded into
+    the deltas and ``gamma_grad``.
+    """
+    zeros = tuple(jnp.zeros_like(layer["w"][0]) for layer in weights["layers"])
+    gamma = weights.get("gamma")
+
+    def loss(perturb, gamma):
+        w = dict(weights, gamma=gamma) if gamma is not None else weights
+        y, inputs = mlp.forward(w, key, perturb)
+        diff = y - value
+        return loss_scale(reduction, mlp.d_out) * jnp.sum(jnp.square(diff)), inputs
+
+    (deltas, gamma_grad), inputs = jax.grad(loss, argnums=(0, 1), has_aux=True)(zeros, gamma)
+    norm_sq = sum(jnp.sum(jnp.square(x)) * jnp.sum(jnp.square(d)) for x, d in zip(inputs, deltas))
+    if mlp.bias:
+        norm_sq = norm_sq + sum(jnp.sum(jnp.square(d)) for d in deltas)
+    if gamma_grad is not None:
+        norm_sq = norm_sq + jnp.sum(jnp.square(gamma_grad))
+    scale = clip_scale(norm_sq, max_norm)
+    deltas = tuple(d * scale for d in deltas)
+    if gamma_grad is not None:
+        gamma_grad = gamma_grad * scale
+    return inputs, deltas, gamma_grad
+
+
+def factors_to_tree(mlp: MemoryMLP, factors, weights_row) -> dict:
+    """``Σ_j c_j u_j`` as a weights pytree, from stacked factors (leading token axis) and
+    coefficients ``c`` (shape ``(C,)``)."""
+    inputs, deltas, gamma_grad = factors
+    layers = []
+    for x, d in zip(inputs, deltas):
+        layer = {"w": jnp.einsum("j,ja,jb->ab", weights_row, x, d)}
+        if mlp.bias:
+            layer["b"] = weights_row @ d
+        layers.append(layer)
+    tree: dict = {"layers": tuple(layers)}
+    if mlp.residual_norm:
+        tree["gamma"] = weights_row @ gamma_grad
+    return tree
