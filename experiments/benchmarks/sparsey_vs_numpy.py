@@ -1,0 +1,127 @@
+"""Sparsey CSA throughput: memjax (jit + lax.scan / vmap) against a straightforward NumPy CSA.
+
+    python -m experiments.benchmarks.sparsey_vs_numpy [--items 2000] [--repeats 3]
+
+Same mac (N = 400 inputs, 20 active, Q = K = 20, the spec §5 setting), same inputs, same run:
+items/s for learning (sequential, one item at a time) and for recognition (a batch), warm-up
+first, ``block_until_ready``, median of ``--repeats``; compile time reported separately. Then the
+cost per item as stored items grow (10² → 10⁴ already stored): it must stay flat, the model's
+fixed-time storage and retrieval claim (A4). Prints ratios; absolute times only as context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import numpy as np
+
+from memjax.memories.sparsey import SparseyMac
+
+
+class NumpyCSA:
+    """The CSA of spec §1.2 (steps 1–10, U only, binary weights) in plain vectorised NumPy."""
+
+    def __init__(self, n, Q, K, g_minus=0.2, gamma=2.0, chi=100.0, slope=10.0, inflection=0.7):
+        self.w = np.zeros((n, Q, K), bool)
+        self.Q, self.K = Q, K
+        self.g_minus, self.gamma, self.chi = g_minus, gamma, chi
+        self.slope, self.inflection = slope, inflection
+        self.rng = np.random.default_rng(0)
+
+    def support(self, x):
+        active = np.flatnonzero(x)
+        v = self.w[active].sum(axis=0) / max(len(active), 1)
+        g = v.max(axis=1).mean()
+        excess = max(0.0, (g - self.g_minus) / (1 - self.g_minus))
+        eta = 1 + excess**self.gamma * self.chi * self.K
+        return active, v, eta
+
+    def learn(self, x):
+        active, v, eta = self.support(x)
+        psi = (eta - 1) / (1 + np.exp(-self.slope * (v - self.inflection))) + 1
+        cdf = np.cumsum(psi / psi.sum(axis=1, keepdims=True), axis=1)
+        code = np.minimum((cdf < self.rng.random((self.Q, 1))).sum(axis=1), self.K - 1)
+        self.w[active[:, None], np.arange(self.Q)[None, :], code[None, :]] = True
+        return code
+
+    def recognize(self, x):
+        _, v, _ = self.support(x)
+        ties = np.where(v == v.max(axis=1, keepdims=True), self.rng.random(v.shape), -1)
+        return ties.argmax(axis=1)
+
+
+def patterns(n, size=400, active=20, seed=0):
+    rng = np.random.default_rng(seed)
+    xs = np.zeros((n, size), np.uint8)
+    for i in range(n):
+        xs[i, rng.choice(size, active, replace=False)] = 1
+    return xs
+
+
+def timed(fn, repeats):
+    jax.block_until_ready(fn())  # warm-up (compiles a new shape)
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn())
+        out.append(time.perf_counter() - t)
+    return statistics.median(out)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--items", type=int, default=2000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--fill", type=int, nargs="+", default=[100, 1000, 10000])
+    args = p.parse_args(argv)
+    mac = SparseyMac(n_inputs=400, Q=20, K=20, saturation=None)
+    xs = patterns(args.items)
+    key = jax.random.key(0)
+
+    t = time.perf_counter()
+    state, _ = mac.learn(mac.init_state(), xs, key=key)
+    jax.block_until_ready(state)
+    compile_learn = time.perf_counter() - t
+    t = time.perf_counter()
+    jax.block_until_ready(mac.recognize(state, xs))
+    compile_rec = time.perf_counter() - t
+
+    jl = timed(lambda: mac.learn(mac.init_state(), xs, key=key), args.repeats)
+    jr = timed(lambda: mac.recognize(state, xs), args.repeats)
+
+    def np_learn():
+        ref = NumpyCSA(400, 20, 20)
+        for x in xs:
+            ref.learn(x)
+        return ref
+
+    ref = np_learn()
+    nl = timed(np_learn, args.repeats)
+    nr = timed(lambda: [ref.recognize(x) for x in xs], args.repeats)
+    n = args.items
+    print(f"items={n} (N=400, 20 active, Q=K=20)")
+    print(f"compile (first call, incl. run): learn {compile_learn:.2f}s, "
+          f"recognize {compile_rec:.2f}s")
+    print(f"learn:     memjax {n / jl:10.0f} items/s  numpy {n / nl:10.0f} items/s  "
+          f"ratio {nl / jl:.1f}x")
+    print(f"recognize: memjax {n / jr:10.0f} items/s  numpy {n / nr:10.0f} items/s  "
+          f"ratio {nr / jr:.1f}x")
+
+    # Fixed-time claim: per-item cost of learning 1,000 more items into macs already holding F.
+    probe = patterns(1000, seed=1)
+    print("per-item learn cost as stored items grow (memjax; must stay flat):")
+    base = None
+    for fill in args.fill:
+        st, _ = mac.learn(mac.init_state(), patterns(fill, seed=2), key=key)
+        sec = timed(lambda st=st: mac.learn(st, probe, key=key), args.repeats) / 1000
+        rec = timed(lambda st=st: mac.recognize(st, probe), args.repeats) / 1000
+        base = base or sec
+        print(f"  stored={fill:6d}: learn {sec * 1e6:7.1f} us/item (x{sec / base:.2f}), "
+              f"recognize {rec * 1e6:6.1f} us/item")
+
+
+if __name__ == "__main__":
+    main()

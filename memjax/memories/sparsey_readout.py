@@ -1,0 +1,140 @@
+r"""Read-outs from Sparsey codes: nearest stored code, class nodes, and a linear probe.
+
+Codes are integer winners ``(…, M, Q)`` (``M`` macs of ``Q`` CMs; ``-1`` = mac gated off); a
+single mac's ``(…, Q)`` codes work too. Code similarity is the intersection size (spec §1.1).
+
+* :func:`nearest_code_predict` — the label of the stored code with the largest intersection
+  (a 1-nearest-neighbour by intersection; memjax read-out (b), spec §1.5).
+* :func:`class_node_fit` / :func:`class_node_predict` — sparsey.com's supervised step: Hebbian
+  weights from the active cells onto a field of class nodes, here counting co-occurrences;
+  the class node with the largest summed input wins (read-out (a)).
+* :func:`ridge_readout_fit` / :func:`ridge_readout_predict` — a least-squares linear read-out on
+  the one-hot cells, solved in the dual through the intersection matrix (fast on CPU).
+* :func:`linear_readout_fit` / :func:`linear_readout_predict` — softmax regression on the one-hot
+  cells, trained full-batch with optax Adam (read-out (c)).
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> from memjax.memories.sparsey_readout import nearest_code_predict
+    >>> train = jnp.array([[0, 1, 2], [3, 3, 3]]); labels = jnp.array([7, 9])
+    >>> nearest_code_predict(train, labels, jnp.array([[0, 1, 3], [3, 3, 0]]), K=4).tolist()
+    [7, 9]
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def _flat(codes):
+    codes = jnp.asarray(codes)
+    return codes.reshape(codes.shape[0], -1)
+
+
+def _onehot(codes, K):
+    """Dense one-hot cells ``(N, M·Q·K)`` float32 (``-1`` → all zeros)."""
+    c = _flat(codes)
+    return jax.nn.one_hot(c, K, dtype=jnp.float32).reshape(c.shape[0], -1)
+
+
+@partial(jax.jit, static_argnames=("K",))
+def intersections(codes_a, codes_b, *, K: int):
+    """Code-intersection matrix ``(len(a), len(b))``: the Gram matrix of the one-hot cells
+    (a float32 matmul, exact for counts below 2²⁴)."""
+    return _onehot(codes_a, K) @ _onehot(codes_b, K).T
+
+
+@partial(jax.jit, static_argnames=("K",))
+def nearest_code_predict(train_codes, train_labels, codes, *, K: int):
+    """Label of the stored code with the largest intersection with each of ``codes``."""
+    ov = intersections(codes, train_codes, K=K)
+    return jnp.asarray(train_labels)[jnp.argmax(ov, axis=1)]
+
+
+@partial(jax.jit, static_argnames=("K", "num_classes"))
+def ridge_readout_fit(codes, labels, *, K: int, num_classes: int, ridge: float = 1.0):
+    r"""Least-squares linear read-out on the one-hot cells, solved in the dual:
+    :math:`\alpha = (C C^\top + \lambda I)^{-1} Y` with :math:`C C^\top` the intersection
+    matrix, so the cost does not grow with ``K``. Returns ``(train_codes, alpha)``."""
+    gram = intersections(codes, codes, K=K)
+    y = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+    y = y - jnp.mean(y, axis=0, keepdims=True)
+    alpha = jnp.linalg.solve(gram + ridge * jnp.eye(gram.shape[0], dtype=gram.dtype), y)
+    return jnp.asarray(codes), alpha
+
+
+@partial(jax.jit, static_argnames=("K",))
+def ridge_readout_predict(model, codes, *, K: int):
+    """Argmax class of the ridge read-out fitted by :func:`ridge_readout_fit`."""
+    train_codes, alpha = model
+    return jnp.argmax(intersections(codes, train_codes, K=K) @ alpha, axis=-1)
+
+
+def _cells(codes, K):
+    """Flat indices of the active cells ``(N, M·Q)`` into ``M·Q·K`` (+ a mask for ``-1``)."""
+    c = _flat(codes)
+    slot = jnp.arange(c.shape[1])[None, :] * K
+    return jnp.where(c >= 0, slot + c, 0), c >= 0
+
+
+@partial(jax.jit, static_argnames=("K", "num_classes"))
+def class_node_fit(codes, labels, *, K: int, num_classes: int):
+    """Counts ``(M·Q·K, C)`` of each cell being active with each class."""
+    idx, mask = _cells(codes, K)
+    onehot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+    w = jnp.zeros((idx.shape[1] * K, num_classes), jnp.float32)
+    return w.at[idx].add(mask[..., None] * onehot[:, None, :])
+
+
+@jax.jit
+def class_node_predict(weights, codes):
+    """The class node with the largest summed (class-frequency-normalised) input."""
+    K = weights.shape[0] // _flat(codes).shape[1]
+    idx, mask = _cells(codes, K)
+    norm = weights / jnp.maximum(weights.sum(axis=0, keepdims=True), 1.0)
+    return jnp.argmax(jnp.sum(norm[idx] * mask[..., None], axis=1), axis=-1)
+
+
+class LinearReadout(NamedTuple):
+    """Softmax-regression weights ``(M·Q·K, C)`` and bias ``(C,)``."""
+
+    w: jax.Array
+    b: jax.Array
+
+
+def _logits(params, x):
+    return x @ params.w + params.b[None, :]
+
+
+@partial(jax.jit, static_argnames=("K", "num_classes", "steps"))
+def linear_readout_fit(codes, labels, *, K: int, num_classes: int, steps: int = 200,
+                       learning_rate: float = 0.05, weight_decay: float = 1e-4) -> LinearReadout:
+    """Full-batch softmax regression on the one-hot cells of ``codes`` (optax Adam)."""
+    x = _onehot(codes, K)
+    params = LinearReadout(jnp.zeros((x.shape[1], num_classes), jnp.float32),
+                           jnp.zeros((num_classes,), jnp.float32))
+    opt = optax.adamw(learning_rate, weight_decay=weight_decay)
+
+    def loss(p):
+        return optax.softmax_cross_entropy_with_integer_labels(_logits(p, x), labels).mean()
+
+    def step(carry, _):
+        p, s = carry
+        g = jax.grad(loss)(p)
+        upd, s = opt.update(g, s, p)
+        return (optax.apply_updates(p, upd), s), None
+
+    (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
+    return params
+
+
+@jax.jit
+def linear_readout_predict(params: LinearReadout, codes):
+    """Argmax class of the linear read-out."""
+    K = params.w.shape[0] // _flat(codes).shape[1]
+    return jnp.argmax(_logits(params, _onehot(codes, K)), axis=-1)
