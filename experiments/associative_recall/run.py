@@ -58,32 +58,21 @@ class Config(TrainConfig):
     eval_batches: int = 4
 
 
+_FULL_SIZE = {
+    "steps": 5000,
+    "d_model": 128,
+    "num_layers": 2,
+    "kv_pairs": (8, 16, 32, 64, 128),
+    "seq_len": 512,
+    "vocab_size": 8192,
+    "log_every": 100,
+    "checkpoint_every": 1000,
+    "eval_batches": 16,
+}
 PRESETS = {
     "cpu": {"steps": 600, "log_every": 100, "checkpoint_every": 200},
-    "gpu": {
-        "steps": 5000,
-        "batch_size": 256,
-        "d_model": 128,
-        "num_layers": 2,
-        "kv_pairs": (8, 16, 32, 64, 128),
-        "seq_len": 512,
-        "vocab_size": 8192,
-        "log_every": 100,
-        "checkpoint_every": 1000,
-        "eval_batches": 16,
-    },
-    "tpu": {
-        "steps": 5000,
-        "batch_size": 512,
-        "d_model": 128,
-        "num_layers": 2,
-        "kv_pairs": (8, 16, 32, 64, 128),
-        "seq_len": 512,
-        "vocab_size": 8192,
-        "log_every": 100,
-        "checkpoint_every": 1000,
-        "eval_batches": 16,
-    },
+    "gpu": {**_FULL_SIZE, "batch_size": 256},
+    "tpu": {**_FULL_SIZE, "batch_size": 512},
 }
 
 
