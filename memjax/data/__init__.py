@@ -36,6 +36,7 @@ from memjax.data.omniglot import (
     load_omniglot,
     load_omniglot_runs,
 )
+from memjax.data.skeleton import skeletonize
 from memjax.data.sklearn_sets import load_breast_cancer_split, load_digits_split
 from memjax.data.synthetic import (
     IGNORE_INDEX,
@@ -88,6 +89,7 @@ __all__ = [
     "sample_episode",
     "sample_episodes",
     "santoro_sequences",
+    "skeletonize",
     "split_per_class",
     "tfds_source",
     "tiny_shakespeare",

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -67,6 +68,7 @@ from memjax.core.checks import check_array, check_choice, check_positive_int
 from memjax.core.spec import spec
 
 MODES = ("learn", "recognize")
+TIES = ("per_item", "shared")
 SIGMOIDS = ("logistic", "rinkus_alt")
 # Evidence subsets for the backoff (step 14): all three, then pairs, then singles (U, H, D order).
 _SUBSETS = (
@@ -362,15 +364,23 @@ class SparseyMac:
         return _learn_jit(self, state, jnp.asarray(xs), hs, ds, key)
 
     def recognize(self, state: SparseyState, xs, *, key=None, hs=None, ds=None,
-                  **controls) -> CSAResult:
+                  ties: str = "per_item", **controls) -> CSAResult:
         """Recognition (max-V, random tie-break) of one input ``(n_inputs,)`` or a batch
-        ``(B, n_inputs)`` (a jitted ``vmap``); the state is not changed."""
+        ``(B, n_inputs)`` (a jitted ``vmap``); the state is not changed.
+
+        ``ties="per_item"`` (default) draws a fresh tie-break for every item of the batch, so
+        distinct novel inputs get distinct random codes (trap 2). ``ties="shared"`` uses one
+        tie-break order for the whole batch: recognition is then a pure function of the input
+        (the same input always gets the same code, wherever it sits in the batch), which is what
+        a read-out trained on the codes wants (``experiments/sparsey/README.md``).
+        """
         del controls
+        check_choice("ties", ties, TIES)
         xs = jnp.asarray(xs) if isinstance(xs, np.ndarray | list) else xs
         if getattr(xs, "ndim", None) == 1:
             out = self.recognize(state, xs[None], key=key,
                                  hs=None if hs is None else hs[None],
-                                 ds=None if ds is None else ds[None])
+                                 ds=None if ds is None else ds[None], ties=ties)
             return jax.tree.map(lambda a: a[0], out)
         check_array("xs", xs, ndim=2)
         check_binary("xs", xs, (None, self.n_inputs))
@@ -379,7 +389,7 @@ class SparseyMac:
                 check_binary(name, arr, (xs.shape[0], n))
         key = jax.random.key(0) if key is None else key
         _check_key(key)
-        return _recognize_jit(self, state, xs, hs, ds, key)
+        return _recognize_jit(self, state, xs, hs, ds, key, ties == "shared")
 
 
 def _check_key(key):
@@ -418,9 +428,16 @@ def _learn_jit(mac: SparseyMac, state, xs, hs, ds, key):
     return jax.lax.scan(body, state, (xs, hs, ds, keys))
 
 
-@jax.jit
-def _recognize_jit(mac: SparseyMac, state, xs, hs, ds, key):
-    keys = jax.random.split(key, xs.shape[0])
+def item_keys(key, n: int, shared: bool):
+    """Per-item keys of a batch: ``n`` split keys, or ``key`` repeated (one shared tie-break)."""
+    if shared:
+        return jnp.broadcast_to(key, (n,))
+    return jax.random.split(key, n)
+
+
+@partial(jax.jit, static_argnums=(6,))
+def _recognize_jit(mac: SparseyMac, state, xs, hs, ds, key, shared):
+    keys = item_keys(key, xs.shape[0], shared)
     fn = lambda x, h, d, k: mac.csa(state, x, key=k, mode="recognize", h=h, d=d)
     return jax.vmap(fn)(xs, hs, ds, keys)
 

@@ -27,15 +27,23 @@ Example:
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from memjax.core.checks import check_array
+from memjax.core.checks import check_array, check_choice
 from memjax.core.spec import spec
-from memjax.memories.sparsey import CSAResult, SparseyMac, _check_key, check_binary
+from memjax.memories.sparsey import (
+    TIES,
+    CSAResult,
+    SparseyMac,
+    _check_key,
+    check_binary,
+    item_keys,
+)
 
 
 def tile_receptive_fields(shape: tuple[int, int], patch: int | tuple[int, int],
@@ -166,12 +174,16 @@ class SparseyLevel:
         _check_key(key)
         return _level_learn(self, state, jnp.asarray(xs), key)
 
-    def recognize(self, state, xs, *, key=None):
-        """Recognition of a batch ``(B, n_in)`` of static frames (no H/D): a ``vmap``."""
+    def recognize(self, state, xs, *, key=None, ties: str = "per_item"):
+        """Recognition of a batch ``(B, n_in)`` of static frames (no H/D): a ``vmap``.
+
+        ``ties``: ``"per_item"`` or ``"shared"``, as in :meth:`SparseyMac.recognize`.
+        """
         check_binary("xs", xs, (None, None))
+        check_choice("ties", ties, TIES)
         key = jax.random.key(0) if key is None else key
         _check_key(key)
-        return _level_recognize(self, state, jnp.asarray(xs), key)
+        return _level_recognize(self, state, jnp.asarray(xs), key, ties == "shared")
 
 
 @jax.jit
@@ -183,10 +195,10 @@ def _level_learn(level, state, xs, key):
     return jax.lax.scan(body, state, (xs, jax.random.split(key, xs.shape[0])))
 
 
-@jax.jit
-def _level_recognize(level, state, xs, key):
+@partial(jax.jit, static_argnums=(4,))
+def _level_recognize(level, state, xs, key, shared):
     fn = lambda x, k: level.csa(state, x, key=k, mode="recognize")
-    return jax.vmap(fn)(xs, jax.random.split(key, xs.shape[0]))
+    return jax.vmap(fn)(xs, item_keys(key, xs.shape[0], shared))
 
 
 class HierarchyCarry(NamedTuple):
@@ -244,6 +256,27 @@ class SparseyHierarchy:
         check_binary("frames", frames, (None, None))
         _check_key(key)
         return _hier_run(self, carry, jnp.asarray(frames), key, mode)
+
+    def recognize(self, carry: HierarchyCarry, xs, *, key=None, ties: str = "per_item"):
+        """Recognition of a batch of *static* frames ``(B, n_in)``, each on its own (a ``vmap``).
+
+        Every frame sees a blank past (as after :meth:`reset_time`), so H and D, if any, carry no
+        evidence and the result does not depend on the order of ``xs``. Returns each level's
+        :class:`~memjax.memories.sparsey.CSAResult` with a leading ``B`` axis. ``ties`` as in
+        :meth:`SparseyMac.recognize`; use :meth:`run` with ``mode="recognize"`` for sequences.
+        """
+        check_binary("xs", xs, (None, None))
+        check_choice("ties", ties, TIES)
+        key = jax.random.key(0) if key is None else key
+        _check_key(key)
+        return _hier_recognize(self, self.reset_time(carry), jnp.asarray(xs), key,
+                               ties == "shared")
+
+
+@partial(jax.jit, static_argnums=(4,))
+def _hier_recognize(h, carry, xs, key, shared):
+    fn = lambda x, k: h.frame(carry, x, key=k, mode="recognize")[1]
+    return jax.vmap(fn)(xs, item_keys(key, xs.shape[0], shared))
 
 
 def _hier_run_impl(h, carry, frames, key, mode):

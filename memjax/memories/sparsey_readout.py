@@ -107,21 +107,25 @@ class LinearReadout(NamedTuple):
     b: jax.Array
 
 
-def _logits(params, x):
-    return x @ params.w + params.b[None, :]
+def _logits(params, idx, mask):
+    """``x @ w + b`` for the one-hot cells ``x`` of codes, as a gather of the active rows (the
+    dense one-hot matrix is ``M·Q·K`` wide but has only ``M·Q`` ones per row)."""
+    return jnp.sum(params.w[idx] * mask[..., None], axis=1) + params.b[None, :]
 
 
 @partial(jax.jit, static_argnames=("K", "num_classes", "steps"))
 def linear_readout_fit(codes, labels, *, K: int, num_classes: int, steps: int = 200,
                        learning_rate: float = 0.05, weight_decay: float = 1e-4) -> LinearReadout:
-    """Full-batch softmax regression on the one-hot cells of ``codes`` (optax Adam)."""
-    x = _onehot(codes, K)
-    params = LinearReadout(jnp.zeros((x.shape[1], num_classes), jnp.float32),
+    """Full-batch softmax regression on the one-hot cells of ``codes`` (optax AdamW)."""
+    idx, mask = _cells(codes, K)
+    mask = mask.astype(jnp.float32)
+    params = LinearReadout(jnp.zeros((idx.shape[1] * K, num_classes), jnp.float32),
                            jnp.zeros((num_classes,), jnp.float32))
     opt = optax.adamw(learning_rate, weight_decay=weight_decay)
 
     def loss(p):
-        return optax.softmax_cross_entropy_with_integer_labels(_logits(p, x), labels).mean()
+        logits = _logits(p, idx, mask)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
     def step(carry, _):
         p, s = carry
@@ -137,4 +141,5 @@ def linear_readout_fit(codes, labels, *, K: int, num_classes: int, steps: int = 
 def linear_readout_predict(params: LinearReadout, codes):
     """Argmax class of the linear read-out."""
     K = params.w.shape[0] // _flat(codes).shape[1]
-    return jnp.argmax(_logits(params, _onehot(codes, K)), axis=-1)
+    idx, mask = _cells(codes, K)
+    return jnp.argmax(_logits(params, idx, mask.astype(jnp.float32)), axis=-1)
