@@ -8,7 +8,8 @@ import pytest
 from memjax.core import scan
 from memjax.core.testing import float64
 from memjax.memories.linear import LinearMemory
-from memjax.memories.titans import TitansLMM, TitansMemory
+from memjax.memories.titans import TitansLMM
+from memjax.memories.titans_memory import TitansMemory
 from memjax.memories.titans_mlp import MemoryMLP
 
 T, DK, DV = 10, 5, 3
