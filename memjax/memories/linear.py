@@ -50,8 +50,8 @@ import jax.numpy as jnp
 from memjax.core.checks import check_array, check_choice, check_positive_int
 from memjax.core.protocol import Memory
 from memjax.core.spec import spec
+from memjax.memories.gates import check_gated, init_key_gates, key_gates
 
-GATES = ("theta", "eta", "alpha")
 LOSS_SCALE = {"half_sum": 0.5, "sum": 1.0, "mean": None}
 DECAY_FORMS = ("titans", "gated_deltanet")
 
@@ -61,11 +61,6 @@ class LinearState(NamedTuple):
 
     weights: jax.Array
     momentum: jax.Array | None
-
-
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-4), 1 - 1e-4)
-    return math.log(p / (1 - p))
 
 
 @spec
@@ -106,10 +101,7 @@ class LinearMemory(Memory):
         check_positive_int("d_value", self.d_value)
         check_choice("loss", self.loss, tuple(LOSS_SCALE))
         check_choice("decay_form", self.decay_form, DECAY_FORMS)
-        if not isinstance(self.gated, tuple):
-            raise TypeError(f"gated: expected a tuple of gate names, got {self.gated!r}")
-        for name in self.gated:
-            check_choice("gated", name, GATES)
+        check_gated(self.gated)
         if not 0.0 < self.theta <= self.max_lr and "theta" in self.gated:
             raise ValueError(f"theta: a gated step size must lie in (0, max_lr], got {self.theta}")
         for name in ("eta", "alpha"):
@@ -136,14 +128,9 @@ class LinearMemory(Memory):
             scale = 1.0 / math.sqrt(self.d_key)
             params["init"] = scale * jax.random.normal(key, (self.d_value, self.d_key), self.dtype)
         if self.gated:
-            start = {"theta": self.theta / self.max_lr, "eta": self.eta, "alpha": self.alpha}
-            params["gates"] = {
-                name: {
-                    "w": jnp.zeros((self.d_key,), self.dtype),
-                    "b": jnp.asarray(_logit(start[name]), self.dtype),
-                }
-                for name in self.gated
-            }
+            params["gates"] = init_key_gates(
+                self.gated, self.d_key, self._constants, self.max_lr, self.dtype
+            )
         return params
 
     def init_state(self, params: dict) -> LinearState:
@@ -152,20 +139,18 @@ class LinearMemory(Memory):
         momentum = jnp.zeros(shape, weights.dtype) if self.has_momentum else None
         return LinearState(weights, momentum)
 
+    @property
+    def _constants(self) -> dict:
+        return {"theta": self.theta, "eta": self.eta, "alpha": self.alpha}
+
     def gates(self, params: dict, key, *, theta=None, eta=None, alpha=None) -> tuple:
         """``(theta, eta, alpha)`` for writing ``key``: overrides, else gates, else constants."""
-        values = {"theta": theta, "eta": eta, "alpha": alpha}
-        for name in GATES:
-            if values[name] is None:
-                if name in self.gated:
-                    g = params["gates"][name]
-                    gate = jax.nn.sigmoid(jnp.dot(g["w"], key) + g["b"])
-                    values[name] = self.max_lr * gate if name == "theta" else gate
-                else:
-                    values[name] = getattr(self, name)
         if not self.has_momentum and eta is not None:
             raise ValueError("eta: this LinearMemory has no momentum state; set momentum=True")
-        return values["theta"], values["eta"], values["alpha"]
+        return key_gates(
+            params.get("gates", {}), self.gated, key, self._constants, self.max_lr,
+            theta=theta, eta=eta, alpha=alpha,
+        )
 
     def loss_gradient(self, weights, key, value) -> jax.Array:
         """:math:`\\nabla_M \\ell(M; k, v) = 2c\\,(Mk - v)k^\\top` for the configured loss."""

@@ -70,14 +70,8 @@ import jax.numpy as jnp
 
 from memjax.core.checks import check_array, check_choice, check_positive_int, is_scalar_like
 from memjax.core.spec import spec
-from memjax.memories.titans_memory import (
-    GATES,
-    TitansMemory,
-    TitansState,
-    _check_max_norm,
-    _check_unit,
-    _logit,
-)
+from memjax.memories.gates import GATES, logit
+from memjax.memories.titans_memory import TitansMemory, TitansState, _check_max_norm, _check_unit
 from memjax.memories.titans_mlp import ACTIVATIONS, LOSS_REDUCTIONS, MemoryMLP
 from memjax.memories.titans_parallel import ChunkCarry, parallel_chunk, token_step
 
@@ -247,7 +241,7 @@ class TitansLMM:
             "alpha": self.alpha_init,
         }
         params["gates"] = {
-            name: {"w": normal((d, h), 0.02), "b": jnp.full((h,), _logit(start[name]), self.dtype)}
+            name: {"w": normal((d, h), 0.02), "b": jnp.full((h,), logit(start[name]), self.dtype)}
             for name in GATES
         }
         params["memory"] = jax.vmap(lambda k: self.mlp.init(k, self.dtype))(

@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import NamedTuple
 
@@ -37,14 +36,8 @@ import jax.numpy as jnp
 from memjax.core.checks import check_array, check_choice
 from memjax.core.protocol import Memory
 from memjax.core.spec import spec
+from memjax.memories.gates import GATES, check_gated, init_key_gates, key_gates
 from memjax.memories.titans_mlp import LOSS_REDUCTIONS, MemoryMLP, loss_gradient
-
-GATES = ("theta", "eta", "alpha")
-
-
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-4), 1 - 1e-4)
-    return math.log(p / (1 - p))
 
 
 def _check_unit(name: str, value: float) -> None:
@@ -106,10 +99,7 @@ class TitansMemory(Memory):
 
     def __post_init__(self):
         check_choice("loss", self.loss, LOSS_REDUCTIONS)
-        if not isinstance(self.gated, tuple):
-            raise TypeError(f"gated: expected a tuple of gate names, got {self.gated!r}")
-        for name in self.gated:
-            check_choice("gated", name, GATES)
+        check_gated(self.gated)
         if "theta" in self.gated and not 0.0 < self.theta <= self.max_lr:
             raise ValueError(f"theta: a gated step size must lie in (0, max_lr], got {self.theta}")
         _check_unit("eta", self.eta)
@@ -140,32 +130,25 @@ class TitansMemory(Memory):
     def init_params(self, key: jax.Array) -> dict:
         params: dict = {"init": self.mlp.init(key, self.dtype)}
         if self.gated:
-            start = {"theta": self.theta / self.max_lr, "eta": self.eta, "alpha": self.alpha}
-            params["gates"] = {
-                name: {
-                    "w": jnp.zeros((self.d_key,), self.dtype),
-                    "b": jnp.asarray(_logit(start[name]), self.dtype),
-                }
-                for name in self.gated
-            }
+            params["gates"] = init_key_gates(
+                self.gated, self.d_key, self._constants, self.max_lr, self.dtype
+            )
         return params
 
     def init_state(self, params: dict) -> TitansState:
         weights = params["init"]
         return TitansState(weights, jax.tree_util.tree_map(jnp.zeros_like, weights))
 
+    @property
+    def _constants(self) -> dict:
+        return {"theta": self.theta, "eta": self.eta, "alpha": self.alpha}
+
     def gates(self, params: dict, key, *, theta=None, eta=None, alpha=None) -> tuple:
         """``(theta, eta, alpha)`` for writing ``key``: overrides, else gates, else constants."""
-        values = {"theta": theta, "eta": eta, "alpha": alpha}
-        for name in GATES:
-            if values[name] is None:
-                if name in self.gated:
-                    g = params["gates"][name]
-                    gate = jax.nn.sigmoid(jnp.dot(g["w"], key) + g["b"])
-                    values[name] = self.max_lr * gate if name == "theta" else gate
-                else:
-                    values[name] = getattr(self, name)
-        return values["theta"], values["eta"], values["alpha"]
+        return key_gates(
+            params.get("gates", {}), self.gated, key, self._constants, self.max_lr,
+            theta=theta, eta=eta, alpha=alpha,
+        )
 
     def write(self, params, state: TitansState, key, value, /, **controls) -> TitansState:
         """One exact step of eqs. 13–14 with the gradient at the current weights."""
