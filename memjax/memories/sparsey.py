@@ -29,6 +29,7 @@ The CSA for one mac and one frame (step numbers from ``shared/papers/sparsey.md`
     frames of the mac reads as 0 (the [S] permanence window with a step profile).
 12. **Critical period**: once the fraction of set U weights exceeds ``saturation`` the mac freezes
     (no more writes; its clock stops, so surviving weights become permanent).
+
 14. **Backoff** (recognition, ``backoff``): if :math:`G` of all present evidence is below
     ``backoff``, fall back to the pairs {HU, UD, HD}, then the singles {H, U, D}, keeping the
     highest-order subset that clears the threshold (else the best :math:`G` seen).

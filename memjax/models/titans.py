@@ -6,19 +6,19 @@ field, so :class:`memjax.models.sequence_model.SequenceModel` (embedding → pre
 for sweeps. The memory is :class:`memjax.memories.titans.TitansLMM` throughout; the attention is
 :class:`memjax.models.attention.Attention`.
 
-================  =================================================================================
-kind              mixer
-================  =================================================================================
-``"lmm"``         :class:`~memjax.memories.titans.TitansLMM` alone (persistent tokens written into
-                  the memory: :math:`y = M([p] \| x)`)
-``"mac"``         :class:`~memjax.models.titans_mac.MAC` — memory as a context, eqs. 21–25
-``"mag"``         :class:`MAG` — memory as a gate, eqs. 26–28
-``"mal"``         :class:`MAL` — memory as a layer, eqs. 29–31
-``"attention"``   full causal attention (Transformer baseline)
-``"swa"``         sliding-window attention
-``"gated_delta"`` :class:`~memjax.models.associative.AssociativeLayer` over a gated
-                  :class:`~memjax.memories.linear.LinearMemory` (Gated DeltaNet, App. C with η = 0)
-================  =================================================================================
+=================  =================================================================================
+kind               mixer
+=================  =================================================================================
+``"lmm"``          :class:`~memjax.memories.titans.TitansLMM` alone (persistent tokens written into
+                   the memory: :math:`y = M([p] \| x)`)
+``"mac"``          :class:`~memjax.models.titans_mac.MAC` — memory as a context, eqs. 21–25
+``"mag"``          :class:`MAG` — memory as a gate, eqs. 26–28
+``"mal"``          :class:`MAL` — memory as a layer, eqs. 29–31
+``"attention"``    full causal attention (Transformer baseline)
+``"swa"``          sliding-window attention
+``"gated_delta"``  :class:`~memjax.models.associative.AssociativeLayer` over a gated
+                   :class:`~memjax.memories.linear.LinearMemory` (Gated DeltaNet, App. C with η = 0)
+=================  =================================================================================
 
 **MAG** (eqs. 26–28). :math:`\tilde x = [p_1 \dots p_{N_p}] \| x`;
 :math:`y = \text{SW-Attn}^*(\tilde x)`, a sliding window that always includes the persistent
