@@ -1,0 +1,232 @@
+"""Single needle in a haystack (RULER S-NIAH, Titans Table 2) for LMM, MAC, MAG, MAL, attention
+and the gated delta rule.
+
+Every architecture (:func:`experiments.titans.common.build_model`) is trained from scratch on
+:func:`memjax.data.needle_haystack` sequences of ``train_len`` characters, each batch holding the
+three needle kinds (passkey, number, uuid) in equal parts, noise haystack, needle at a uniform
+random depth. The loss is the cross-entropy of the answer tokens (teacher forcing) plus
+``lm_weight`` times the next-token loss over the whole sequence. It is then evaluated on
+held-out sequences at every length of ``eval_lens`` (longer than it was trained on) with two
+scores per kind: *exact match* (all answer tokens predicted correctly given the previous answer
+tokens, the paper's accuracy) and *token accuracy* (share of answer tokens right). Writes
+``results.md`` (a Table-2-shaped grid per score), ``niah.png`` and ``summary.json``.
+
+``python -m experiments.titans.niah [--preset cpu|gpu|tpu] [--resume] [--set models=(lmm,mac)]``
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import jax
+import numpy as np
+
+from experiments.titans.common import (
+    batch_logits,
+    build_model,
+    count_params,
+    masked_metrics,
+    train_variant,
+)
+from memjax.data import NIAH_VOCAB, needle_haystack
+from memjax.train import TrainConfig, describe_machine, parse_args, plot_lines, write_results_table
+
+MODELS = ("lmm", "mac", "mag", "mal", "attention", "gated_delta")
+NEEDLES = ("passkey", "number", "uuid")
+VOCAB = len(NIAH_VOCAB) + 1
+SHORT = {"passkey": "PK", "number": "N", "uuid": "W"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(TrainConfig):
+    models: tuple[str, ...] = MODELS
+    needles: tuple[str, ...] = NEEDLES
+    train_len: int = 320
+    eval_lens: tuple[int, ...] = (1024, 2048)
+    d_model: int = 32
+    num_layers: int = 1
+    num_heads: int = 2
+    window: int = 64
+    batch_size: int = 12
+    learning_rate: float = 1e-2
+    lm_weight: float = 0.2
+    eval_examples: int = 16
+    eval_batch: int = 8
+    steps: int = 150
+    log_every: int = 50
+    checkpoint_every: int = 150
+
+
+PRESETS = {
+    "cpu": {},
+    "gpu": {
+        "train_len": 2048,
+        "eval_lens": (2048, 4096, 8192, 16384),
+        "d_model": 128,
+        "num_layers": 4,
+        "num_heads": 4,
+        "window": 512,
+        "batch_size": 48,
+        "learning_rate": 1e-3,
+        "steps": 5000,
+        "eval_examples": 100,
+        "eval_batch": 4,
+        "log_every": 100,
+        "checkpoint_every": 1000,
+    },
+    "tpu": {
+        "train_len": 2048,
+        "eval_lens": (2048, 4096, 8192, 16384),
+        "d_model": 128,
+        "num_layers": 4,
+        "num_heads": 4,
+        "window": 512,
+        "batch_size": 96,
+        "learning_rate": 1e-3,
+        "steps": 5000,
+        "eval_examples": 100,
+        "eval_batch": 8,
+        "log_every": 100,
+        "checkpoint_every": 1000,
+    },
+}
+
+
+def needle_batch(config: Config, seed, length: int, per_kind: int):
+    """``(tokens, targets)`` with ``per_kind`` rows of every needle kind, kinds in order."""
+    rng = np.random.default_rng(seed)
+    parts = [needle_haystack(rng, per_kind, length, kind) for kind in config.needles]
+    tokens = np.concatenate([p.tokens for p in parts])
+    targets = np.concatenate([p.targets for p in parts])
+    return tokens, targets
+
+
+def evaluate(config: Config, model, params) -> dict:
+    """``{(kind, length): (exact match, token accuracy)}`` on held-out sequences."""
+    per_kind = config.eval_examples
+
+    @jax.jit
+    def scores(params, tokens, targets):
+        logits = batch_logits(model, params, tokens)
+        _, _, exact = masked_metrics(logits, targets)
+        correct = (logits.argmax(-1) == targets) & (targets >= 0)
+        return exact, correct.sum(-1), (targets >= 0).sum(-1)
+
+    out = {}
+    for length in config.eval_lens:
+        tokens, targets = needle_batch(config, [config.seed, 10_000 + length], length, per_kind)
+        exact, right, total = [], [], []
+        for i in range(0, tokens.shape[0], config.eval_batch):
+            e, r, t = scores(params, tokens[i : i + config.eval_batch],
+                             targets[i : i + config.eval_batch])
+            exact.append(np.asarray(e))
+            right.append(np.asarray(r))
+            total.append(np.asarray(t))
+        exact, right, total = map(np.concatenate, (exact, right, total))
+        for j, kind in enumerate(config.needles):
+            sl = slice(j * per_kind, (j + 1) * per_kind)
+            out[kind, length] = [
+                float(exact[sl].mean()),
+                float(right[sl].sum() / total[sl].sum()),
+            ]
+    return out
+
+
+def run_model(config: Config, name: str, run) -> dict:
+    model = build_model(
+        name,
+        VOCAB,
+        config.d_model,
+        config.num_layers,
+        num_heads=config.num_heads,
+        window=config.window,
+    )
+    per_kind = config.batch_size // len(config.needles)
+
+    def get_batch(step):
+        return needle_batch(config, [config.seed, step], config.train_len, per_kind)
+
+    start = time.perf_counter()
+    result = train_variant(config, run, name, model, get_batch, lm_weight=config.lm_weight)
+    trained = time.perf_counter() - start
+    scores = evaluate(config, model, result.params)
+    train_records = [r for r in result.history if r["split"] == "train"]
+    return {
+        "model": name,
+        "params": count_params(model),
+        "train_loss": train_records[-1]["loss"] if train_records else float("nan"),
+        "train_answer_accuracy": train_records[-1]["accuracy"] if train_records else float("nan"),
+        "train_s": trained,
+        "eval_s": time.perf_counter() - start - trained,
+        "scores": {f"{k}@{n}": v for (k, n), v in scores.items()},
+    }
+
+
+def table_rows(config: Config, results: list[dict], which: int) -> list[dict]:
+    """Table-2-shaped rows: model, then ``<kind> <length>`` columns in % (``which`` 0: exact
+    match, 1: token accuracy)."""
+    rows = []
+    for r in results:
+        row = {"model": r["model"]}
+        for kind in config.needles:
+            for n in config.eval_lens:
+                row[f"{SHORT[kind]} {n}"] = round(100 * r["scores"][f"{kind}@{n}"][which], 1)
+        rows.append(row)
+    return rows
+
+
+def main(argv=None) -> list[dict]:
+    run = parse_args(Config, PRESETS, argv, experiment="titans_niah",
+                     description=__doc__.splitlines()[0])
+    config: Config = run.config
+    start = time.perf_counter()
+    results = [run_model(config, m, run) for m in config.models]
+    total = time.perf_counter() - start
+    notes = {
+        "preset": run.preset,
+        "machine": describe_machine(),
+        "seed": config.seed,
+        "training": f"{config.steps} steps x {config.batch_size} sequences of {config.train_len} "
+        f"characters (kinds {', '.join(config.needles)} in equal parts), lr "
+        f"{config.learning_rate}, lm_weight {config.lm_weight}",
+        "evaluation": f"{config.eval_examples} held-out sequences per kind and length",
+        "models": f"{config.num_layers} layers, d_model {config.d_model}, {config.num_heads} heads"
+        "; params "
+        + ", ".join(f"{r['model']} {r['params']}" for r in results),
+        "wall time": f"{total:.0f} s",
+    }
+    text = write_results_table(
+        None, table_rows(config, results, 0),
+        title="S-NIAH exact match, % (all answer tokens right)",
+    )
+    text += "\n" + write_results_table(
+        None, table_rows(config, results, 1), title="S-NIAH answer-token accuracy, %"
+    )
+    text += "\n" + write_results_table(
+        None,
+        [{k: r[k] for k in ("model", "params", "train_loss", "train_answer_accuracy",
+                            "train_s", "eval_s")} for r in results],
+        title="Training",
+        notes=notes,
+    )
+    (run.out_dir / "results.md").write_text(text)
+    series = {
+        f"{r['model']} {SHORT[k]}": (
+            list(config.eval_lens),
+            [r["scores"][f"{k}@{n}"][1] for n in config.eval_lens],
+        )
+        for r in results
+        for k in config.needles
+    }
+    plot_lines(run.out_dir / "niah.png", series, xlabel="sequence length", ylabel="token accuracy",
+               title="S-NIAH answer-token accuracy", logx=True)
+    (run.out_dir / "summary.json").write_text(json.dumps(results, indent=2))
+    print(text)
+    print(f"wrote {run.out_dir / 'results.md'} in {total:.0f} s")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Character-level language modelling on tiny-shakespeare: a small Titans model against an
+attention baseline at equal parameter count and step budget.
+
+Both are :func:`memjax.models.titans.build_model` models (embedding → pre-norm blocks of
+[mixer + MLP] → read-out) trained with AdamW on random ``block_size`` windows of the training
+split (:func:`memjax.data.sample_char_batch`, nanoGPT's 90/10 split): the baseline
+(``baseline``, default full causal attention with RoPE) at ``d_model``, and each Titans kind of
+``models`` at the width whose parameter count is closest to the baseline's (within
+``param_tolerance``). Validation loss is the mean next-token cross-entropy over
+``eval_batches`` fixed validation windows. Writes ``results.md``, ``val_loss.png`` and
+``summary.json``.
+
+For scale: nanoGPT's CPU configuration (4 layers, 4 heads, width 128, block 64, batch 12,
+2,000 iterations) reports a validation loss of about 1.88; the ``nanogpt`` preset is that budget.
+
+``python -m experiments.titans.shakespeare [--preset cpu|nanogpt|gpu|tpu] [--resume]``
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from experiments.titans.common import batch_logits, build_model, count_params, train_variant
+from memjax.data import sample_char_batch, tiny_shakespeare
+from memjax.train import TrainConfig, describe_machine, parse_args, plot_lines, write_results_table
+
+NANOGPT_VAL_LOSS = 1.88
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(TrainConfig):
+    models: tuple[str, ...] = ("lmm",)
+    baseline: str = "attention"
+    d_model: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    window: int = 16
+    block_size: int = 64
+    batch_size: int = 12
+    learning_rate: float = 1e-3
+    param_tolerance: float = 0.1
+    eval_batches: int = 20
+    steps: int = 500
+    log_every: int = 100
+    eval_every: int = 250
+    checkpoint_every: int = 500
+
+
+PRESETS = {
+    "cpu": {},
+    "nanogpt": {"steps": 2000, "eval_every": 500, "checkpoint_every": 500},
+    "gpu": {
+        "models": ("lmm", "mac", "mag", "mal"),
+        "d_model": 384,
+        "num_layers": 6,
+        "num_heads": 6,
+        "window": 64,
+        "block_size": 256,
+        "batch_size": 64,
+        "steps": 5000,
+        "eval_batches": 50,
+        "log_every": 100,
+        "eval_every": 500,
+        "checkpoint_every": 1000,
+    },
+    "tpu": {
+        "models": ("lmm", "mac", "mag", "mal"),
+        "d_model": 384,
+        "num_layers": 6,
+        "num_heads": 6,
+        "window": 64,
+        "block_size": 256,
+        "batch_size": 64,
+        "steps": 5000,
+        "eval_batches": 50,
+        "log_every": 100,
+        "eval_every": 500,
+        "checkpoint_every": 1000,
+    },
+}
+
+
+def make(config: Config, kind: str, d_model: int):
+    return build_model(kind, VOCAB_SIZE, d_model, config.num_layers,
+                       num_heads=config.num_heads, window=config.window)
+
+
+VOCAB_SIZE = 65
+
+
+def matched_width(config: Config, kind: str, target: int) -> int:
+    """The ``d_model`` (a multiple of ``2 num_heads``) whose ``kind`` model has the parameter
+    count closest to ``target``."""
+    step = 2 * config.num_heads
+    low = max(step, (config.d_model // 2) // step * step)
+    widths = range(low, 2 * config.d_model + 1, step)
+    return min(widths, key=lambda d: abs(count_params(make(config, kind, d)) - target))
+
+
+def main(argv=None) -> list[dict]:
+    run = parse_args(Config, PRESETS, argv, experiment="titans_shakespeare",
+                     description=__doc__.splitlines()[0])
+    config: Config = run.config
+    data = tiny_shakespeare()
+    assert data.vocab.size == VOCAB_SIZE
+    val = [sample_char_batch(data.val, config.batch_size, config.block_size, config.seed + 1, i)
+           for i in range(config.eval_batches)]
+
+    def get_batch(step):
+        return sample_char_batch(data.train, config.batch_size, config.block_size, config.seed,
+                                 step)
+
+    start = time.perf_counter()
+    baseline = make(config, config.baseline, config.d_model)
+    target = count_params(baseline)
+    entries = [(config.baseline, config.d_model, baseline)]
+    for kind in config.models:
+        d = matched_width(config, kind, target)
+        entries.append((kind, d, make(config, kind, d)))
+    rows, curves = [], {}
+    for kind, d, model in entries:
+        params = count_params(model)
+        if abs(params - target) > config.param_tolerance * target:
+            raise ValueError(f"{kind}: no width within {config.param_tolerance:.0%} of "
+                             f"{target} params (closest d_model={d}: {params})")
+
+        @jax.jit
+        def val_loss(p, x, y, model=model):
+            logits = batch_logits(model, p, x)
+            return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+
+        def eval_fn(p, val_loss=val_loss):
+            return {"val_loss": float(np.mean([float(val_loss(p, x, y)) for x, y in val]))}
+
+        t0 = time.perf_counter()
+        result = train_variant(config, run, f"{kind}_d{d}", model, get_batch, eval_fn)
+        seconds = time.perf_counter() - t0
+        evals = [r for r in result.history if r["split"] == "eval"]
+        curves[f"{kind} (d={d})"] = ([r["step"] for r in evals], [r["val_loss"] for r in evals])
+        rows.append({
+            "model": kind,
+            "d_model": d,
+            "params": params,
+            "steps": config.steps,
+            "val_loss": evals[-1]["val_loss"],
+            "train_s": round(seconds),
+        })
+    total = time.perf_counter() - start
+    notes = {
+        "preset": run.preset,
+        "machine": describe_machine(),
+        "seed": config.seed,
+        "budget": f"{config.steps} steps x {config.batch_size} windows of {config.block_size} "
+        f"characters, AdamW lr {config.learning_rate} (warm-up + cosine), "
+        f"{config.num_layers} layers, {config.num_heads} heads",
+        "val loss": f"mean over {config.eval_batches} x {config.batch_size} validation windows",
+        "reference": f"nanoGPT CPU config (4 layers, 4 heads, 128 wide, block 64, 2,000 "
+        f"iterations): {NANOGPT_VAL_LOSS}",
+        "wall time": f"{total:.0f} s",
+    }
+    text = write_results_table(run.out_dir / "results.md", rows,
+                               title="tiny-shakespeare validation loss (nats per character)",
+                               notes=notes)
+    plot_lines(run.out_dir / "val_loss.png", curves, xlabel="step", ylabel="validation loss",
+               title="tiny-shakespeare")
+    (run.out_dir / "summary.json").write_text(json.dumps(rows, indent=2))
+    print(text)
+    print(f"wrote {run.out_dir / 'results.md'} in {total:.0f} s")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
