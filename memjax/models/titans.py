@@ -100,20 +100,8 @@ def _build_lmm(spec_, num_persistent: int) -> TitansLMM:
 
 
 @spec
-class MAG:
-    """Memory as a gate (module doc, eqs. 26–28). Unbatched: ``xs`` is ``(T, d_model)``.
-
-    Args:
-        d_model: input/output width.
-        num_heads: heads of the attention and of the memory.
-        window: sliding-window size of the attention (``None``: full causal attention).
-        num_persistent: persistent tokens ``N_p`` (eq. 19), shared by memory and attention.
-        chunk_size: the LMM's chunk size ``b`` (§3.2).
-        depth: memory MLP depth ``L_M``.
-        rope: rotary position embeddings in the attention.
-        memory: a full :class:`~memjax.memories.titans.TitansLMM` spec to use instead of the one
-            built from the fields above (its ``num_persistent`` is replaced by this one's).
-    """
+class _MemoryAttentionHybrid:
+    """Fields and parts shared by :class:`MAG` and :class:`MAL`: an LMM and an attention."""
 
     d_model: int
     num_heads: int = 2
@@ -136,6 +124,23 @@ class MAG:
     @property
     def attention(self) -> Attention:
         return Attention(self.d_model, self.num_heads, window=self.window, rope=self.rope)
+
+
+@spec
+class MAG(_MemoryAttentionHybrid):
+    """Memory as a gate (module doc, eqs. 26–28). Unbatched: ``xs`` is ``(T, d_model)``.
+
+    Args:
+        d_model: input/output width.
+        num_heads: heads of the attention and of the memory.
+        window: sliding-window size of the attention (``None``: full causal attention).
+        num_persistent: persistent tokens ``N_p`` (eq. 19), shared by memory and attention.
+        chunk_size: the LMM's chunk size ``b`` (§3.2).
+        depth: memory MLP depth ``L_M``.
+        rope: rotary position embeddings in the attention.
+        memory: a full :class:`~memjax.memories.titans.TitansLMM` spec to use instead of the one
+            built from the fields above (its ``num_persistent`` is replaced by this one's).
+    """
 
     def init_params(self, key: jax.Array) -> dict:
         k_mem, k_attn, k_gate = jax.random.split(key, 3)
@@ -162,7 +167,7 @@ class MAG:
 
 
 @spec
-class MAL:
+class MAL(_MemoryAttentionHybrid):
     """Memory as a layer (module doc, eqs. 29–31). Unbatched: ``xs`` is ``(T, d_model)``.
 
     Args:
@@ -173,28 +178,11 @@ class MAL:
         chunk_size, depth, rope, memory: as in :class:`MAG`.
     """
 
-    d_model: int
-    num_heads: int = 2
     window: int = 64
-    num_persistent: int = 4
-    chunk_size: int = 16
-    depth: int = 2
-    rope: bool = True
-    memory: TitansLMM | None = None
 
     def __post_init__(self):
-        check_positive_int("d_model", self.d_model)
         check_positive_int("window", self.window)
-        self.lmm  # noqa: B018 - validates the memory fields
-        self.attention  # noqa: B018 - validates the attention fields
-
-    @property
-    def lmm(self) -> TitansLMM:
-        return _build_lmm(self, self.num_persistent)
-
-    @property
-    def attention(self) -> Attention:
-        return Attention(self.d_model, self.num_heads, window=self.window, rope=self.rope)
+        super().__post_init__()
 
     def init_params(self, key: jax.Array) -> dict:
         k_mem, k_attn = jax.random.split(key)
