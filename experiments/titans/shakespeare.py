@@ -53,37 +53,25 @@ class Config(TrainConfig):
     checkpoint_every: int = 500
 
 
+_FULL_SIZE = {
+    "models": ("lmm", "mac", "mag", "mal"),
+    "d_model": 384,
+    "num_layers": 6,
+    "num_heads": 6,
+    "window": 64,
+    "block_size": 256,
+    "batch_size": 64,
+    "steps": 5000,
+    "eval_batches": 50,
+    "log_every": 100,
+    "eval_every": 500,
+    "checkpoint_every": 1000,
+}
 PRESETS = {
     "cpu": {},
     "nanogpt": {"steps": 2000, "eval_every": 500, "checkpoint_every": 500},
-    "gpu": {
-        "models": ("lmm", "mac", "mag", "mal"),
-        "d_model": 384,
-        "num_layers": 6,
-        "num_heads": 6,
-        "window": 64,
-        "block_size": 256,
-        "batch_size": 64,
-        "steps": 5000,
-        "eval_batches": 50,
-        "log_every": 100,
-        "eval_every": 500,
-        "checkpoint_every": 1000,
-    },
-    "tpu": {
-        "models": ("lmm", "mac", "mag", "mal"),
-        "d_model": 384,
-        "num_layers": 6,
-        "num_heads": 6,
-        "window": 64,
-        "block_size": 256,
-        "batch_size": 64,
-        "steps": 5000,
-        "eval_batches": 50,
-        "log_every": 100,
-        "eval_every": 500,
-        "checkpoint_every": 1000,
-    },
+    "gpu": _FULL_SIZE,
+    "tpu": _FULL_SIZE,
 }
 
 
