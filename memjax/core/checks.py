@@ -71,3 +71,15 @@ def is_scalar_like(x) -> bool:
     return isinstance(x, int | float | bool) or (
         isinstance(x, jax.Array | np.ndarray) and x.ndim == 0
     )
+
+
+def check_heads(d_model: int, num_heads: int, d_head: int | None) -> None:
+    """Raise naming the argument unless heads of ``d_head`` (or ``d_model // num_heads``) fit."""
+    check_positive_int("d_model", d_model)
+    check_positive_int("num_heads", num_heads)
+    if d_head is None and d_model % num_heads:
+        raise ValueError(
+            f"num_heads: d_model={d_model} is not divisible by num_heads={num_heads}; pass d_head"
+        )
+    if d_head is not None:
+        check_positive_int("d_head", d_head)

@@ -68,7 +68,13 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from memjax.core.checks import check_array, check_choice, check_positive_int, is_scalar_like
+from memjax.core.checks import (
+    check_array,
+    check_choice,
+    check_heads,
+    check_positive_int,
+    is_scalar_like,
+)
 from memjax.core.spec import spec
 from memjax.memories.gates import GATES, logit
 from memjax.memories.titans_memory import TitansMemory, TitansState, _check_max_norm, _check_unit
@@ -159,15 +165,7 @@ class TitansLMM:
     dtype: str = "float32"
 
     def __post_init__(self):
-        check_positive_int("d_model", self.d_model)
-        check_positive_int("num_heads", self.num_heads)
-        if self.d_head is None and self.d_model % self.num_heads:
-            raise ValueError(
-                f"num_heads: d_model={self.d_model} is not divisible by num_heads="
-                f"{self.num_heads}; pass d_head"
-            )
-        if self.d_head is not None:
-            check_positive_int("d_head", self.d_head)
+        check_heads(self.d_model, self.num_heads, self.d_head)
         check_positive_int("chunk_size", self.chunk_size)
         check_choice("loss_reduction", self.loss_reduction, LOSS_REDUCTIONS)
         check_choice("gate_granularity", self.gate_granularity, GRANULARITIES)

@@ -45,7 +45,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from memjax.core.checks import check_array, check_positive_int
+from memjax.core.checks import check_array, check_heads, check_positive_int
 from memjax.core.spec import spec
 
 NEG_INF = -1e30
@@ -109,15 +109,7 @@ class Attention:
     dtype: str = "float32"
 
     def __post_init__(self):
-        check_positive_int("d_model", self.d_model)
-        check_positive_int("num_heads", self.num_heads)
-        if self.d_head is None and self.d_model % self.num_heads:
-            raise ValueError(
-                f"num_heads: d_model={self.d_model} is not divisible by num_heads="
-                f"{self.num_heads}; pass d_head"
-            )
-        if self.d_head is not None:
-            check_positive_int("d_head", self.d_head)
+        check_heads(self.d_model, self.num_heads, self.d_head)
         if self.window is not None:
             check_positive_int("window", self.window)
         n = self.num_persistent
