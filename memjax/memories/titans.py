@@ -78,8 +78,14 @@ from memjax.core.checks import (
 from memjax.core.spec import spec
 from memjax.memories.gates import GATES, logit
 from memjax.memories.titans_memory import TitansMemory, TitansState, _check_max_norm, _check_unit
-from memjax.memories.titans_mlp import ACTIVATIONS, LOSS_REDUCTIONS, MemoryMLP
-from memjax.memories.titans_parallel import ChunkCarry, parallel_chunk, token_step
+from memjax.memories.titans_mlp import ACTIVATIONS, LOSS_REDUCTIONS, MemoryMLP, gradient_factors
+from memjax.memories.titans_parallel import (
+    ChunkCarry,
+    chunk_coefficients,
+    parallel_chunk,
+    token_step,
+)
+from memjax.models.conv import causal_depthwise_conv
 
 __all__ = ["GATES", "LMMState", "TitansLMM", "TitansMemory", "TitansState"]
 
@@ -273,17 +279,24 @@ class TitansLMM:
     # -- pieces --------------------------------------------------------------------------
     def project(self, params: dict, conv_tail, xs):
         """``(k, v, q, new_tail)``: projections (eqs. 11, 15), conv, SiLU, ℓ2; ``(T, H, d)``."""
-        length = xs.shape[0]
-        p = xs @ params["qkv"]["w"]
+        length, width = xs.shape[0], self.num_heads * self.head_size
+        parts, tails = [], []
+        # k, v and q are projected and convolved separately (the params stay concatenated): the
+        # backward pass then needs no transposed copy of a (T, 3 H d) cotangent, which XLA's
+        # CPU backend writes slowly.
+        for i in range(3):
+            cols = slice(i * width, (i + 1) * width)
+            p = xs @ params["qkv"]["w"][:, cols]
+            if self.conv_width:
+                p, tail = causal_depthwise_conv(p, params["conv"]["w"][:, cols], conv_tail[:, cols])
+                p = p + params["conv"]["b"][cols][None, :]
+                tails.append(tail)
+            if self.qkv_silu:
+                p = jax.nn.silu(p)
+            parts.append(p.reshape(length, self.num_heads, self.head_size))
+        k, v, q = parts
         if self.conv_width:
-            full = jnp.concatenate([conv_tail.astype(p.dtype), p])
-            w = params["conv"]["w"]
-            p = sum(full[i : i + length] * w[i][None, :] for i in range(self.conv_width))
-            p = p + params["conv"]["b"][None, :]
-            conv_tail = full[full.shape[0] - (self.conv_width - 1) :]
-        if self.qkv_silu:
-            p = jax.nn.silu(p)
-        k, v, q = (x.reshape(length, self.num_heads, self.head_size) for x in jnp.split(p, 3, -1))
+            conv_tail = jnp.concatenate(tails, axis=-1)
         if self.qk_l2norm:
             k, q = _l2_normalize(k), _l2_normalize(q)
         return k, v, q, conv_tail
@@ -293,9 +306,11 @@ class TitansLMM:
         if self.gate_granularity == "chunk":
             size = self.chunk_size
             n = xs.shape[0] // size
-            a = active.astype(xs.dtype).reshape(n, size, 1)
-            xc = xs.reshape(n, size, -1)
-            mean = jnp.sum(xc * a, axis=1) / jnp.maximum(jnp.sum(a, axis=1), 1.0)
+            a = active.astype(xs.dtype).reshape(n, size)
+            # a batched contraction, not sum(x * a): XLA's CPU reduction over the middle axis
+            # was ~10 ms at 2K tokens, the contraction is a matmul
+            total = jnp.einsum("nc,ncd->nd", a, xs.reshape(n, size, -1))
+            mean = total / jnp.maximum(jnp.sum(a, axis=1), 1.0)[:, None]
             xs = jnp.repeat(mean, size, axis=0)
         out = []
         for name in GATES:
@@ -378,40 +393,30 @@ class TitansLMM:
         return ys, LMMState(carry.weights, carry.momentum, carry.anchor, offset, tail)
 
     def _parallel_memory(self, params, carry, k, v, q, theta, eta, alpha, active, complete):
-        mlp, size = self.mlp, self.chunk_size
-        n = complete.shape[0]
+        mlp, size, n = self.mlp, self.chunk_size, complete.shape[0]
         chunked = lambda a: a.reshape(n, size, *a.shape[1:])
 
         def one_head(w_init, carry, k, v, q, th, et, al):
             def chunk(carry, xs):
-                k, v, q, th, et, al, act, done = xs
-                return parallel_chunk(
-                    mlp,
-                    self.loss_reduction,
-                    self.max_grad_norm,
-                    w_init,
-                    carry,
-                    k,
-                    v,
-                    q,
-                    th,
-                    et,
-                    al,
-                    act,
-                    done,
-                    grad_point=self.grad_point,
-                    read_point=self.read_point,
+                k, v, q, coef, done = xs
+                point = carry.anchor if self.grad_point == "chunk_start" else w_init
+                factors = gradient_factors(
+                    mlp, self.loss_reduction, self.max_grad_norm, point, k, v
                 )
+                ys, carry = parallel_chunk(
+                    mlp, carry, q, coef, done, factors, read_point=self.read_point
+                )
+                return carry, ys
 
             if self.remat:
                 chunk = jax.checkpoint(chunk)
-
-            def body(carry, xs):
-                ys, carry = chunk(carry, xs)
-                return carry, ys
-
-            seq = (*map(chunked, (k, v, q, th, et, al, active)), complete)
-            carry, ys = jax.lax.scan(body, carry, seq)
+            # The closed-form coefficients do not depend on the carried weights: computed for
+            # all chunks at once, outside the scan. (The gradients of grad_point="initial" do not
+            # either, but hoisting them was slower on CPU: whole-sequence transposes in the
+            # backward pass instead of in-cache per-chunk ones.)
+            coefs = jax.vmap(chunk_coefficients)(*map(chunked, (th, et, al, active)))
+            seq = (*map(chunked, (k, v, q)), coefs, complete)
+            carry, ys = jax.lax.scan(chunk, carry, seq)
             return ys.reshape(n * size, -1), carry
 
         return jax.vmap(one_head, in_axes=(0, 0, 1, 1, 1, 1, 1, 1), out_axes=(1, 0))(

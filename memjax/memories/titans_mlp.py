@@ -14,11 +14,12 @@ The associative loss is Titans eq. 12, :math:`\ell(M; k, v) = c \lVert M(k) - v 
 Two ways to get the per-token gradient :math:`u = \nabla_M \ell(M; k, v)`:
 
 * :func:`loss_gradient` — ``jax.grad`` on the weights (the reference; a full weights pytree);
-* :func:`gradient_factors` — the *factored* gradient used by the dual form: every dense layer's
-  gradient is an outer product :math:`x_l^\top \delta_l` (layer input times the gradient of the
-  loss w.r.t. the layer's pre-activation), the bias gradient is :math:`\delta_l`. The factors are
-  found by differentiating w.r.t. zero perturbations added to each pre-activation, so they cost
-  ``O(d_in + d_out)`` per layer and token instead of ``O(d_in d_out)``.
+* :func:`gradient_factors` — the *factored* gradients of a block of tokens, used by the dual
+  form: every dense layer's gradient is an outer product :math:`x_l^\top \delta_l` (layer input
+  times the gradient of the loss w.r.t. the layer's pre-activation), the bias gradient is
+  :math:`\delta_l`. The backward pass is written out by hand as block matmuls, so the factors
+  cost ``O(d_in + d_out)`` memory per layer and token instead of ``O(d_in d_out)`` and a second
+  differentiation (the outer training loss) stays cheap.
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -58,6 +59,11 @@ def layer_norm(x: jax.Array) -> jax.Array:
     mean = jnp.mean(x, axis=-1, keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
     return (x - mean) * jax.lax.rsqrt(var + LN_EPS)
+
+
+def _rows(vector: jax.Array, like: jax.Array) -> jax.Array:
+    """``vector`` reshaped to broadcast over the leading axes of ``like``."""
+    return vector.reshape((1,) * (like.ndim - 1) + vector.shape)
 
 
 def loss_scale(reduction: str, d_value: int) -> float:
@@ -119,25 +125,19 @@ class MemoryMLP:
             weights["gamma"] = jnp.zeros((self.d_out,), dtype)
         return weights
 
-    def forward(self, weights: dict, x: jax.Array, perturb=None):
-        """``M(x)`` for one vector ``x``; ``perturb`` (one vector per layer) is added to each
-        pre-activation (used by :func:`gradient_factors`). Returns ``(y, layer_inputs)``."""
-        act = ACTIVATIONS[self.activation]
-        h, inputs = x, []
-        for i, layer in enumerate(weights["layers"]):
-            inputs.append(h)
-            z = h @ layer["w"]
-            if self.bias:
-                z = z + layer["b"]
-            if perturb is not None:
-                z = z + perturb[i]
-            h = act(z) if i < self.depth - 1 else z
-        if self.residual_norm:
-            h = layer_norm(h) * (1.0 + weights["gamma"]) + x
-        return h, tuple(inputs)
-
     def __call__(self, weights: dict, x: jax.Array) -> jax.Array:
-        return self.forward(weights, x)[0]
+        """``M(x)`` for ``x`` of shape ``(..., d_in)``."""
+        act = ACTIVATIONS[self.activation]
+        h = x
+        for i, layer in enumerate(weights["layers"]):
+            h = h @ layer["w"]
+            if self.bias:
+                h = h + _rows(layer["b"], h)
+            if i < self.depth - 1:
+                h = act(h)
+        if self.residual_norm:
+            h = layer_norm(h) * (1.0 + _rows(weights["gamma"], h)) + x
+        return h
 
 
 def associative_loss(mlp: MemoryMLP, reduction: str, weights, key, value) -> jax.Array:
@@ -166,34 +166,95 @@ def loss_gradient(mlp: MemoryMLP, reduction: str, max_norm, weights, key, value)
     return jax.tree_util.tree_map(lambda g: g * scale, grad)
 
 
-def gradient_factors(mlp: MemoryMLP, reduction: str, max_norm, weights, key, value):
-    """The factored, clipped gradient ``(inputs, deltas, gamma_grad)`` of one token.
+def _gelu_grad(z):
+    """d/dz of the exact GELU: Φ(z) + z φ(z)."""
+    return 0.5 * (1.0 + jax.lax.erf(z * _SQRT_HALF)) + z * jnp.exp(-0.5 * z * z) * _INV_SQRT_2PI
 
-    ``inputs[l]`` (``d_in_l``) and ``deltas[l]`` (``d_out_l``) give the dense layer's gradient
-    ``outer(inputs[l], deltas[l])`` and bias gradient ``deltas[l]``; ``gamma_grad`` is the
-    wrapper's ``gamma`` gradient (``None`` without the wrapper). The clipping scale is folded into
-    the deltas and ``gamma_grad``.
+
+def _gelu_tanh_grad(z):
+    u = _SQRT_2_OVER_PI * (z + 0.044715 * z**3)
+    t = jnp.tanh(u)
+    return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _SQRT_2_OVER_PI * (1.0 + 0.134145 * z * z)
+
+
+def _silu_grad(z):
+    s = jax.nn.sigmoid(z)
+    return s * (1.0 + z * (1.0 - s))
+
+
+_SQRT_HALF = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+ACTIVATION_GRADS = {
+    "gelu": _gelu_grad,
+    "gelu_tanh": _gelu_tanh_grad,
+    "silu": _silu_grad,
+    "relu": lambda z: (z > 0).astype(z.dtype),
+    "tanh": lambda z: 1.0 - jnp.square(jnp.tanh(z)),
+    "identity": jnp.ones_like,
+}
+
+
+def gradient_factors(mlp: MemoryMLP, reduction: str, max_norm, weights, keys, values):
+    """The factored, clipped gradients ``(inputs, deltas, gamma_grad)`` of a block of tokens.
+
+    ``keys`` ``(C, d_in)`` and ``values`` ``(C, d_out)`` are ``C`` independent tokens, all
+    differentiated at the same ``weights``. ``inputs[l]`` ``(C, d_in_l)`` and ``deltas[l]``
+    ``(C, d_out_l)`` give token ``j``'s dense-layer gradient ``outer(inputs[l][j],
+    deltas[l][j])`` and bias gradient ``deltas[l][j]``; ``gamma_grad`` ``(C, d_out)`` is the
+    wrapper's ``gamma`` gradient (``None`` without the wrapper). Each token's clipping scale
+    (:func:`clip_scale` of its global gradient norm) is folded into its deltas and
+    ``gamma_grad``.
+
+    The backward pass is written out by hand (chain rule through the dense layers, the activation's
+    closed-form derivative :data:`ACTIVATION_GRADS` and the LayerNorm), as matrix products over the
+    block, so that differentiating it once more for the outer loss costs a few whole-block
+    matmuls instead of a second automatic differentiation of ``C`` per-token gradients.
+    :func:`loss_gradient` (``jax.grad``) is the reference it is tested against.
     """
-    zeros = tuple(jnp.zeros_like(layer["w"][0]) for layer in weights["layers"])
-    gamma = weights.get("gamma")
-
-    def loss(perturb, gamma):
-        w = dict(weights, gamma=gamma) if gamma is not None else weights
-        y, inputs = mlp.forward(w, key, perturb)
-        diff = y - value
-        return loss_scale(reduction, mlp.d_out) * jnp.sum(jnp.square(diff)), inputs
-
-    (deltas, gamma_grad), inputs = jax.grad(loss, argnums=(0, 1), has_aux=True)(zeros, gamma)
-    norm_sq = sum(jnp.sum(jnp.square(x)) * jnp.sum(jnp.square(d)) for x, d in zip(inputs, deltas))
-    if mlp.bias:
-        norm_sq = norm_sq + sum(jnp.sum(jnp.square(d)) for d in deltas)
-    if gamma_grad is not None:
-        norm_sq = norm_sq + jnp.sum(jnp.square(gamma_grad))
-    scale = clip_scale(norm_sq, max_norm)
-    deltas = tuple(d * scale for d in deltas)
-    if gamma_grad is not None:
-        gamma_grad = gamma_grad * scale
-    return inputs, deltas, gamma_grad
+    act, act_grad = ACTIVATIONS[mlp.activation], ACTIVATION_GRADS[mlp.activation]
+    layers = weights["layers"]
+    h, inputs, pre = keys, [], []
+    for i, layer in enumerate(layers):
+        inputs.append(h)
+        z = h @ layer["w"]
+        if mlp.bias:
+            z = z + layer["b"][None, :]
+        pre.append(z)
+        h = act(z) if i < mlp.depth - 1 else z
+    grad = 2.0 * loss_scale(reduction, mlp.d_out)
+    gamma_grad = None
+    if mlp.residual_norm:
+        mean = jnp.mean(h, axis=-1, keepdims=True)
+        rstd = jax.lax.rsqrt(jnp.mean(jnp.square(h - mean), axis=-1, keepdims=True) + LN_EPS)
+        normed = (h - mean) * rstd
+        scale = 1.0 + weights["gamma"][None, :]
+        g = grad * (normed * scale + keys - values)
+        gamma_grad = g * normed
+        g = g * scale
+        g = rstd * (
+            g
+            - jnp.mean(g, axis=-1, keepdims=True)
+            - normed * jnp.mean(g * normed, axis=-1, keepdims=True)
+        )
+    else:
+        g = grad * (h - values)
+    deltas = [g]
+    for i in range(mlp.depth - 2, -1, -1):
+        g = (g @ layers[i + 1]["w"].T) * act_grad(pre[i])
+        deltas.insert(0, g)
+    if max_norm is not None:
+        sq = lambda a: jnp.sum(jnp.square(a), axis=-1)
+        norm_sq = sum(sq(x) * sq(d) for x, d in zip(inputs, deltas))
+        if mlp.bias:
+            norm_sq = norm_sq + sum(sq(d) for d in deltas)
+        if gamma_grad is not None:
+            norm_sq = norm_sq + sq(gamma_grad)
+        scale = clip_scale(norm_sq, max_norm)[:, None]
+        deltas = [d * scale for d in deltas]
+        if gamma_grad is not None:
+            gamma_grad = gamma_grad * scale
+    return tuple(inputs), tuple(deltas), gamma_grad
 
 
 def factors_to_tree(mlp: MemoryMLP, factors, weights_row) -> dict:

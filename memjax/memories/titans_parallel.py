@@ -24,7 +24,8 @@ takes every gradient of a chunk at the chunk-start weights, :math:`t' = t - \mat
 with :math:`m_i = \prod_{k \le i}\eta_k`, :math:`n_{ij} = \theta_j \prod_{k=j+1}^{i}\eta_k`,
 :math:`\beta_i = \prod_{k \le i}(1-\alpha_k)`, :math:`f_i = \sum_{k \le i}(\beta_i/\beta_k) m_k`,
 :math:`G_{ij} = \sum_{k=j}^{i} (\beta_i/\beta_k) n_{kj}`. All products are formed directly
-(masked cumulative products, no division), so :math:`\eta_t = 0` or :math:`\alpha_t = 1` is exact.
+(segment products in log space with zeros counted, no division), so :math:`\eta_t = 0` or
+:math:`\alpha_t = 1` is exact.
 
 **Dual form of the reads** (TTT, Sun et al. 2024; spec §1.4). Every dense layer's per-token
 gradient is an outer product :math:`u_j = x_j^\top \delta_j`, so a layer of :math:`M_i` applied to
@@ -58,7 +59,6 @@ from memjax.memories.titans_mlp import (
     ACTIVATIONS,
     MemoryMLP,
     factors_to_tree,
-    gradient_factors,
     layer_norm,
     loss_gradient,
 )
@@ -75,16 +75,23 @@ class ChunkCoefficients(NamedTuple):
 
 
 def segment_products(a: jax.Array) -> jax.Array:
-    """``P[i, j] = prod(a[j+1 : i+1])`` for ``i >= j`` (1 on the diagonal), 0 above it.
+    """``P[i, j] = prod(a[j+1 : i+1])`` for ``i >= j`` (1 on the diagonal), 0 above it, for
+    ``a >= 0``.
 
-    Formed by a masked cumulative product, without division, so zeros in ``a`` are exact.
+    Formed in log space, ``exp(L_i - L_j)`` with ``L`` the cumulative sum of ``log a`` (a few
+    whole-chunk ops, forward and backward, where a cumulative product's derivative is an
+    associative scan of many small ops); zeros of ``a`` are kept exact by counting them:
+    ``P[i, j] = 0`` whenever a zero lies in ``(j, i]``.
     """
     size = a.shape[0]
     idx = jnp.arange(size)
-    later = idx[None, :] > idx[:, None]  # [j, k]: k > j
-    mat = jnp.where(later, a[None, :], jnp.ones((), a.dtype))
-    cp = jnp.cumprod(mat, axis=1)  # [j, i] = prod_{j < k <= i} a_k
-    return jnp.where(idx[:, None] >= idx[None, :], cp.T, jnp.zeros((), a.dtype))
+    positive = a > 0
+    log_a = jnp.where(positive, jnp.log(jnp.where(positive, a, 1.0)), 0.0)
+    cum_log = jnp.cumsum(log_a)
+    zeros = jnp.cumsum((~positive).astype(jnp.int32))
+    keep = (idx[:, None] >= idx[None, :]) & (zeros[:, None] == zeros[None, :])
+    diff = jnp.where(keep, cum_log[:, None] - cum_log[None, :], 0.0)
+    return jnp.where(keep, jnp.exp(diff), jnp.zeros((), a.dtype))
 
 
 def chunk_coefficients(theta, eta, alpha, active=None) -> ChunkCoefficients:
@@ -133,40 +140,28 @@ class ChunkCarry(NamedTuple):
 
 def parallel_chunk(
     mlp: MemoryMLP,
-    reduction: str,
-    max_norm,
-    init_weights,
     carry: ChunkCarry,
-    keys,
-    values,
     queries,
-    theta,
-    eta,
-    alpha,
-    active,
+    coef: ChunkCoefficients,
     complete,
+    factors,
     *,
-    grad_point: str = "chunk_start",
     read_point: str = "token",
 ):
     """One chunk of ``C`` tokens in the paper's parallel form; returns ``(reads, carry)``.
 
-    Gradients of all tokens are taken at once (``vmap``) at the anchor (``grad_point=
-    "chunk_start"``, eq. 16) or at ``init_weights`` (``"initial"``, titans-pytorch's default);
-    weights/momentum follow the closed form; reads are ``M_i(q_i)`` through :func:`dual_read`
+    ``coef`` are the chunk's :func:`chunk_coefficients` and ``factors`` its tokens'
+    :func:`gradient_factors`, all taken at one gradient point: the anchor, i.e. the chunk-start
+    weights (eq. 16), or the initial weights (titans-pytorch's default). Weights and momentum
+    follow the closed form; reads are ``M_i(q_i)`` through :func:`dual_read`
     (``read_point="token"``) or ``anchor(q_i)`` (``"chunk"``). ``complete`` (a boolean scalar)
     says whether the chunk ends here, i.e. whether the anchor moves to the new weights.
     """
     weights, momentum, anchor = carry
-    point = anchor if grad_point == "chunk_start" else init_weights
-    factors = jax.vmap(lambda k, v: gradient_factors(mlp, reduction, max_norm, point, k, v))(
-        keys, values
-    )
-    coef = chunk_coefficients(theta, eta, alpha, active)
     if read_point == "token":
         ys = dual_read(mlp, weights, momentum, factors, coef, queries)
     else:
-        ys = jax.vmap(lambda q: mlp(anchor, q))(queries)
+        ys = mlp(anchor, queries)
     upd_w = factors_to_tree(mlp, factors, coef.G[-1])
     upd_s = factors_to_tree(mlp, factors, coef.n[-1])
     beta, f, m = coef.beta[-1], coef.f[-1], coef.m[-1]

@@ -36,6 +36,33 @@ def causal_depthwise_conv(x, weights, tail):
     check_array("weights", weights, shape=(None, x.shape[1]))
     check_array("tail", tail, shape=(width - 1, x.shape[1]))
     padded = jnp.concatenate([tail.astype(x.dtype), x], axis=0)
-    length = x.shape[0]
-    y = sum(weights[i : i + 1] * padded[i : i + length] for i in range(width))
-    return y, padded[padded.shape[0] - (width - 1) :]
+    return _shifted_sum(padded, weights), padded[padded.shape[0] - (width - 1) :]
+
+
+@jax.custom_vjp
+def _shifted_sum(padded, weights):
+    """``y_t = Σ_i w_i ⊙ padded_{t+i}`` over the ``T = len(padded) - W + 1`` valid positions."""
+    length = padded.shape[0] - weights.shape[0] + 1
+    return sum(weights[i][None, :] * padded[i : i + length] for i in range(weights.shape[0]))
+
+
+def _shifted_sum_fwd(padded, weights):
+    return _shifted_sum(padded, weights), (padded, weights)
+
+
+def _shifted_sum_bwd(residuals, grad):
+    # Written out so that the weight gradient is one contraction over time per tap: XLA's CPU
+    # backend otherwise lowers the automatic transpose (under vmap) to a strided reduction that
+    # was 5x slower than the projection feeding it (measured at T = 2048, C = 768).
+    padded, weights = residuals
+    width, length = weights.shape[0], grad.shape[0]
+    grad_w = jnp.stack(
+        [jnp.einsum("tc,tc->c", padded[i : i + length], grad) for i in range(width)]
+    )
+    grad_padded = sum(
+        jnp.pad(grad * weights[i][None, :], ((i, width - 1 - i), (0, 0))) for i in range(width)
+    )
+    return grad_padded.astype(padded.dtype), grad_w.astype(weights.dtype)
+
+
+_shifted_sum.defvjp(_shifted_sum_fwd, _shifted_sum_bwd)

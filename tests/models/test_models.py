@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from memjax.core import MultiHead, scan
+from memjax.core.testing import float64
 from memjax.memories.linear import LinearMemory
 from memjax.models.associative import AssociativeLayer
 from memjax.models.conv import causal_depthwise_conv
@@ -24,6 +25,23 @@ def test_conv_matches_numpy_convolve():
         want = np.convolve(x[:, c], w[::-1, c])[: len(x)]
         np.testing.assert_allclose(y[:, c], want, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(tail, x[-3:].astype(np.float32))
+
+
+def test_conv_hand_written_gradient_equals_autodiff_of_the_plain_sum():
+    """The conv's custom backward == ``jax.grad`` of ``Σ_i w_i x_{t-3+i}`` written plainly."""
+    rng = np.random.default_rng(1)
+    x, w, tail, g = (rng.normal(size=s) for s in ((9, 3), (4, 3), (3, 3), (9, 3)))
+
+    def plain(x, w, tail):
+        full = jnp.concatenate([tail, x])
+        return sum(w[i][None, :] * full[i : i + 9] for i in range(4))
+
+    with float64():
+        args = tuple(map(jnp.asarray, (x, w, tail)))
+        got = jax.grad(lambda *a: jnp.sum(causal_depthwise_conv(*a)[0] * g), (0, 1, 2))(*args)
+        want = jax.grad(lambda *a: jnp.sum(plain(*a) * g), (0, 1, 2))(*args)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_layer_without_conv_matches_hand_written_heads():

@@ -10,7 +10,12 @@ from memjax.core.testing import float64
 from memjax.memories.linear import LinearMemory
 from memjax.memories.titans import TitansLMM
 from memjax.memories.titans_memory import TitansMemory
-from memjax.memories.titans_mlp import MemoryMLP
+from memjax.memories.titans_mlp import (
+    MemoryMLP,
+    factors_to_tree,
+    gradient_factors,
+    loss_gradient,
+)
 
 T, DK, DV = 10, 5, 3
 
@@ -103,6 +108,49 @@ def test_deep_write_matches_hand_written_gradient_and_clipping():
         want = jax.tree_util.tree_map(lambda w, gi: w - 0.5 * gi / norm, state.weights, g)
     for a, b in zip(jax.tree_util.tree_leaves(new.weights), jax.tree_util.tree_leaves(want)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "silu", "relu", "tanh"])
+@pytest.mark.parametrize(
+    "depth, bias, residual_norm, max_norm",
+    [(1, False, False, None), (2, True, False, 0.3), (2, False, True, None), (3, True, True, 0.3)],
+)
+def test_hand_written_gradient_factors_equal_jax_grad(
+    activation, depth, bias, residual_norm, max_norm
+):
+    """The block backward pass of ``gradient_factors`` == ``jax.grad`` of eq. 12, per token,
+    and its derivative (the outer loss's second-order term) == ``jax.grad`` through ``jax.grad``."""
+    with float64():
+        mlp = MemoryMLP(4, 4, depth, 2, activation, bias, residual_norm)
+        w = mlp.init(jax.random.key(1), "float64")
+        w = jax.tree_util.tree_map(
+            lambda a: a + 0.3 * jax.random.normal(jax.random.key(2), a.shape, a.dtype), w
+        )
+        keys = jax.random.normal(jax.random.key(3), (6, 4), jnp.float64)
+        values = jax.random.normal(jax.random.key(4), (6, 4), jnp.float64)
+        coef = jnp.linspace(0.5, 1.5, 6)
+
+        def by_factors(w, keys):
+            factors = gradient_factors(mlp, "sum", max_norm, w, keys, values)
+            return factors_to_tree(mlp, factors, coef)
+
+        def by_grad(w, keys):
+            per_token = jax.vmap(lambda k, v: loss_gradient(mlp, "sum", max_norm, w, k, v))
+            grads = per_token(keys, values)
+            return jax.tree_util.tree_map(lambda g: jnp.tensordot(coef, g, 1), grads)
+
+        for a, b in zip(
+            jax.tree_util.tree_leaves(by_factors(w, keys)),
+            jax.tree_util.tree_leaves(by_grad(w, keys)),
+        ):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+        scalar = lambda f: (
+            lambda w, k: sum(jnp.sum(jnp.sin(x)) for x in jax.tree_util.tree_leaves(f(w, k)))
+        )
+        got = jax.grad(scalar(by_factors), argnums=(0, 1))(w, keys)
+        want = jax.grad(scalar(by_grad), argnums=(0, 1))(w, keys)
+        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
 
 
 def test_residual_norm_mlp_forward():
