@@ -213,3 +213,17 @@ def test_bad_inputs_name_the_argument():
     np.testing.assert_array_equal(
         layer.apply(params, state, xs, not_a_control=1.0)[0], layer.apply(params, state, xs)[0]
     )
+
+
+def test_segment_products_equal_brute_force_with_exact_zeros():
+    """``P[i, j] = prod(a[j+1 : i+1])`` (log-space with zero counting) == NumPy products."""
+    from memjax.memories.titans_parallel import segment_products
+
+    a = np.array([0.5, 0.0, 0.9, 1.0, 0.3, 0.0, 0.0, 0.7, 1e-3, 0.99])
+    with float64():
+        got = np.asarray(segment_products(jnp.asarray(a)))
+    n = len(a)
+    prod = lambda i, j: np.prod(a[j + 1 : i + 1]) if i >= j else 0.0
+    want = np.array([[prod(i, j) for j in range(n)] for i in range(n)])
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
+    assert np.all(got[want == 0] == 0)
