@@ -166,15 +166,22 @@ def loss_gradient(mlp: MemoryMLP, reduction: str, max_norm, weights, key, value)
     return jax.tree_util.tree_map(lambda g: g * scale, grad)
 
 
+_SQRT_HALF = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
 def _gelu_grad(z):
     """d/dz of the exact GELU: Φ(z) + z φ(z)."""
     return 0.5 * (1.0 + jax.lax.erf(z * _SQRT_HALF)) + z * jnp.exp(-0.5 * z * z) * _INV_SQRT_2PI
 
 
 def _gelu_tanh_grad(z):
+    """d/dz of the tanh GELU ``z (1 + tanh(u)) / 2``, ``u = √(2/π)(z + 0.044715 z³)``."""
     u = _SQRT_2_OVER_PI * (z + 0.044715 * z**3)
     t = jnp.tanh(u)
-    return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _SQRT_2_OVER_PI * (1.0 + 0.134145 * z * z)
+    du = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * z * z)
+    return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * du
 
 
 def _silu_grad(z):
@@ -182,9 +189,6 @@ def _silu_grad(z):
     return s * (1.0 + z * (1.0 - s))
 
 
-_SQRT_HALF = 1.0 / math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 ACTIVATION_GRADS = {
     "gelu": _gelu_grad,
     "gelu_tanh": _gelu_tanh_grad,
