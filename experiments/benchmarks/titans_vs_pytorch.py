@@ -5,17 +5,17 @@
 Matched configuration (paper notes §3.5): d_model 256, 4 heads of 64, chunk 64, depth-2 MLP of
 expansion 4, float32 input ``randn(B, L, 256)``; B ∈ {1, 4}, L ∈ {512, 2048, 8192} (``--quick``:
 B = 1, L ∈ {512, 2048}, fewer repeats). Two settings of the peer, each against the memjax
-``TitansLMM`` options closest to it:
+``TitansLMM.titans_pytorch`` layer with the same arguments — the **same computation** as the port
+(its outputs agree to ≤ 1e-5 in float32 after converting the weights,
+``tests/titans/test_titans_pytorch_parity.py``):
 
 * ``default``  — the port's default ``NeuralMemory(..., batch_size=None)``: every chunk's gradient
   at the learned initial weights; memjax ``grad_point="initial"``.
 * ``faithful`` — ``batch_size=64`` (= chunk): gradients at the chunk-start weights, the paper's
   mini-batch form; memjax ``grad_point="chunk_start"``.
 
-Both memjax sides use ``read_point="chunk"``, ``gate_granularity="chunk"``,
-``loss_reduction="mean"``, no conv / SiLU / ℓ2 / persistent tokens / output RMSNorm, no gradient
-clipping. The memjax paper preset (the layer's defaults at these sizes) is one more line,
-memjax only, **not** the same configuration. Then memjax alone: tokens/s from 1K to 64K tokens
+The memjax paper preset (the layer's defaults at these sizes) is one more line, memjax only,
+**not** the same configuration. Then memjax alone: tokens/s from 1K to 64K tokens
 (B = 1, forward; linear cost means flat tokens/s) and against memory depth 1..4 (L = 2048).
 
 Protocol: a fresh subprocess per (framework, setting, L, B) measures ``fwd`` then ``fwd_bwd``;
@@ -204,35 +204,31 @@ def _skip(framework, setting, length, batch, mode, depth, message):
 # -- memjax ---------------------------------------------------------------------------------
 def memjax_layer(setting: str, *, d_model=D_MODEL, num_heads=NUM_HEADS, d_head=D_HEAD,
                  chunk_size=CHUNK, depth=2, expansion=EXPANSION):
-    """The memjax ``TitansLMM`` for ``setting`` (``default`` / ``faithful`` / ``paper``)."""
+    """The memjax ``TitansLMM`` for ``setting`` (``default`` / ``faithful`` / ``paper``).
+
+    ``default`` / ``faithful``: :meth:`TitansLMM.titans_pytorch` with the port's ``batch_size``
+    ``None`` / ``chunk_size`` — the port's computation; ``paper``: the layer's defaults."""
     from memjax.memories.titans import TitansLMM
 
-    common = dict(
-        d_model=d_model,
-        num_heads=num_heads,
-        d_head=d_head,
-        chunk_size=chunk_size,
-        depth=depth,
-        expansion=expansion,
-    )
     if setting == "paper":
-        return TitansLMM(**common)
+        return TitansLMM(
+            d_model=d_model,
+            num_heads=num_heads,
+            d_head=d_head,
+            chunk_size=chunk_size,
+            depth=depth,
+            expansion=expansion,
+        )
     if setting not in PEER_SETTINGS:
         raise ValueError(f"setting: expected default, faithful or paper, got {setting!r}")
-    return TitansLMM(
-        **common,
-        grad_point="initial" if setting == "default" else "chunk_start",
-        read_point="chunk",
-        gate_granularity="chunk",
-        loss_reduction="mean",
-        max_lr=1.0,
-        max_grad_norm=None,
-        conv_width=0,
-        qkv_silu=False,
-        qk_l2norm=False,
-        num_persistent=0,
-        output_norm=False,
-        output_gate=True,
+    return TitansLMM.titans_pytorch(
+        d_model,
+        num_heads,
+        d_head,
+        chunk_size,
+        batch_size=None if setting == "default" else chunk_size,
+        depth=depth,
+        expansion=expansion,
     )
 
 

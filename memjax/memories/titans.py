@@ -28,20 +28,46 @@ Two levels:
 
 Options (spec §4): ``grad_point`` ``"chunk_start"`` (eq. 16, default) / ``"initial"`` (all
 gradients at the learned :math:`W_0`, titans-pytorch's default); ``read_point`` ``"token"``
-(:math:`y_t = M_t(q_t)`, default) / ``"chunk"`` (read the chunk-start weights; titans-pytorch
-additionally lets the last token of each chunk read the updated weights — not reproduced);
+(:math:`y_t = M_t(q_t)`, default) / ``"chunk"`` (read the chunk-start weights);
 ``gate_granularity`` ``"token"`` / ``"chunk"`` (all three gates from the mean input of each chunk,
-shared by its tokens — the paper's LTI speed-up; note this uses the chunk's later tokens, so it
-is not causal within a chunk); ``loss_reduction`` ``"sum"`` (eq. 12) / ``"half_sum"`` (App. C) /
-``"mean"``; ``max_grad_norm`` (clip every per-token inner gradient's global norm; default 1.0).
+shared by its tokens — the paper's LTI speed-up; the recurrence still steps every token; note
+this uses the chunk's later tokens, so it is not causal within a chunk) / ``"chunk_step"``
+(titans-pytorch's form, below); ``loss_reduction`` ``"sum"`` (eq. 12) / ``"half_sum"`` (App. C) /
+``"mean"``; ``max_grad_norm`` (clip every per-token inner gradient's global norm; default 1.0);
+``pre_norm`` (RMSNorm with learned scales on the input, one for storing and one for retrieving);
+``output_gate`` ``True`` / ``"feature"`` (:math:`\sigma(x W_g)`, one gate per feature) /
+``"head"`` (:math:`\sigma(x w_{g,h})`, one scalar per head) / ``False``.
+
+**titans-pytorch's form** (``gate_granularity="chunk_step"``; :meth:`TitansLMM.titans_pytorch`
+sets every option of the port at once, :mod:`memjax.compat.titans_pytorch` converts its weights).
+The memory steps **once per chunk** :math:`j` (tokens :math:`t \in j`):
+
+.. math::
+
+    S_j = \eta_j S_{j-1} - \sum_{t \in j} \theta_t u_t, \qquad
+    M_j = (1 - \alpha_j) M_{j-1} + S_j,
+
+with :math:`\theta_t = \text{max\_lr}\,\sigma(x_t W_\theta + b)` per token and
+:math:`\eta_j, \alpha_j = \sigma(\bar x_j W + b)` from the chunk's mean input :math:`\bar x_j`.
+This is *not* ``"chunk"`` (constant gates, but :math:`\eta` and :math:`1-\alpha` applied at each
+of the chunk's :math:`C` tokens and :math:`S` added to :math:`M` at each token). It runs in the
+same per-token closed form with :math:`\eta_j` placed on the chunk's first token (1 elsewhere),
+:math:`\alpha_j` and the write :math:`M \leftarrow (1-\alpha)M + S` on its last token (no write
+elsewhere), :math:`\theta_t` on every token. The weights after token :math:`t` are then the
+chunk-start weights except after the chunk's last token, so ``read_point="token"`` is exactly the
+port's read: a token reads the weights from before its chunk, the last token of a chunk the
+weights including its chunk (:math:`y_t = M_{\lfloor (t+1)/C \rfloor}(q_t)`).
 
 **Streaming.** The layer state carries the memory weights and momentum per head, the *anchor*
 (weights at the start of the current chunk, the gradient point of eq. 16), the position inside
 the current chunk (``offset``) and the convolution's tail. Chunks are aligned to absolute
 positions in the stream, so with token gates ``apply`` over a sequence cut into pieces of any
 sizes, state carried, equals ``apply`` over the whole sequence, and ``decode`` token by token
-equals it too. With ``gate_granularity="chunk"`` this holds for pieces that are multiples of
-``chunk_size`` (a chunk's gates need all its tokens).
+equals it too. With ``gate_granularity="chunk"`` or ``"chunk_step"`` this holds for pieces that
+are multiples of ``chunk_size`` (a chunk's gates need all its tokens). A trailing partial chunk
+is written into the momentum (not yet into the weights) with the gates of the tokens seen so far;
+titans-pytorch instead caches the raw tokens of a partial chunk and stores them once the chunk is
+complete, so its state differs after a partial chunk — its outputs for the call do not.
 
 **Cost.** A call over ``T`` tokens at offset ``o`` runs ``ceil((T + C - 1) / C)`` chunks (at most
 one more than ``T / C``); per chunk and head the dual form costs ``O(C·|W| + C²·Σ_l (d_in_l +
@@ -76,9 +102,16 @@ from memjax.core.checks import (
     is_scalar_like,
 )
 from memjax.core.spec import spec
+from memjax.core.trees import tree_where
 from memjax.memories.gates import GATES, logit
 from memjax.memories.titans_memory import TitansMemory, TitansState, _check_max_norm, _check_unit
-from memjax.memories.titans_mlp import ACTIVATIONS, LOSS_REDUCTIONS, MemoryMLP, gradient_factors
+from memjax.memories.titans_mlp import (
+    ACTIVATIONS,
+    LOSS_REDUCTIONS,
+    MemoryMLP,
+    gradient_factors,
+    loss_gradient,
+)
 from memjax.memories.titans_parallel import (
     ChunkCarry,
     chunk_coefficients,
@@ -91,7 +124,8 @@ __all__ = ["GATES", "LMMState", "TitansLMM", "TitansMemory", "TitansState"]
 
 GRAD_POINTS = ("chunk_start", "initial")
 READ_POINTS = ("token", "chunk")
-GRANULARITIES = ("token", "chunk")
+GRANULARITIES = ("token", "chunk", "chunk_step")
+OUTPUT_GATES = ("feature", "head", "none")
 
 
 class LMMState(NamedTuple):
@@ -114,13 +148,19 @@ def _rms_norm(x, eps=1e-6):
     return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + eps)
 
 
+def _check_output_gate(value) -> None:
+    if isinstance(value, bool) or (isinstance(value, str) and value in OUTPUT_GATES):
+        return
+    raise ValueError(f"output_gate: expected True, False or one of {OUTPUT_GATES}, got {value!r}")
+
+
 def _l2_normalize(x, eps=1e-6):
     return x * jax.lax.rsqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True) + eps)
 
 
 @spec
 class TitansLMM:
-    """The Titans LMM sequence layer (module doc). Unbatched: ``xs`` is ``(T, d_model)``.
+    r"""The Titans LMM sequence layer (module doc). Unbatched: ``xs`` is ``(T, d_model)``.
 
     Args:
         d_model: input/output size.
@@ -131,14 +171,30 @@ class TitansLMM:
         loss_reduction: ``"sum"`` (eq. 12), ``"half_sum"`` or ``"mean"``.
         max_grad_norm: clip each per-token inner gradient's norm (``None``: off).
         max_lr, theta_init, eta_init, alpha_init: gate ceiling and initial gate values.
-        gate_granularity: ``"token"`` or ``"chunk"``.
+        gate_granularity: ``"token"`` (θ, η, α per token), ``"chunk"`` (all three from the
+            chunk's mean input, the recurrence still steps per token) or ``"chunk_step"``
+            (titans-pytorch: θ per token, η and α from the chunk's mean input, momentum and
+            weights step once per chunk; module doc).
         grad_point: ``"chunk_start"`` (eq. 16) or ``"initial"`` (learned :math:`W_0`).
         read_point: ``"token"`` (:math:`M_t(q_t)`) or ``"chunk"`` (chunk-start weights).
+            With ``gate_granularity="chunk_step"``, ``"token"`` is titans-pytorch's read.
         conv_width: causal depthwise conv width after the q/k/v projections (0: off).
         qkv_silu: SiLU on q, k, v. qk_l2norm: ℓ2-normalise q and k.
         num_persistent: learned persistent tokens written into memory by ``init_state``
             (``[p] || x``, §3.3).
-        output_norm: per-head RMSNorm with learned scale. output_gate: ``σ(x W_g)`` gate.
+        pre_norm: RMS-normalise the input with two learned scales (params ``pre_norm.store``,
+            ``pre_norm.retrieve``): :math:`x^s = \mathrm{RMS}(x) \odot s_{store}` feeds k, v and
+            the θ, η, α gates, :math:`x^r = \mathrm{RMS}(x) \odot s_{retrieve}` feeds q and the
+            output gate (titans-pytorch's ``pre_rmsnorm``), with
+            :math:`\mathrm{RMS}(x) = x / \sqrt{\mathrm{mean}(x^2) + \epsilon}`.
+        pre_norm_eps: ``ε`` of ``pre_norm``; ``None``: the machine epsilon of ``dtype`` (as
+            ``torch.nn.RMSNorm``).
+        output_norm: per-head RMSNorm with learned scale.
+        output_gate: ``True`` or ``"feature"``: :math:`y \odot \sigma(x W_g)`, ``W_g`` of shape
+            ``(d_model, H d_head)``; ``"head"``: each head's read times the scalar
+            :math:`\sigma(x \cdot w_{g,h})`, ``W_g`` of shape ``(d_model, H)`` (titans-pytorch's
+            retrieve gate); ``False`` or ``"none"``: no gate. ``x`` is :math:`x^r` with
+            ``pre_norm``.
         remat: ``jax.checkpoint`` each chunk.
         dtype: dtype of the params.
     """
@@ -165,8 +221,10 @@ class TitansLMM:
     qkv_silu: bool = True
     qk_l2norm: bool = True
     num_persistent: int = 4
+    pre_norm: bool = False
+    pre_norm_eps: float | None = None
     output_norm: bool = True
-    output_gate: bool = True
+    output_gate: bool | str = True
     remat: bool = True
     dtype: str = "float32"
 
@@ -189,7 +247,93 @@ class TitansLMM:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name}: expected a non-negative integer, got {value!r}")
+        if not isinstance(self.pre_norm, bool):
+            raise ValueError(f"pre_norm: expected True or False, got {self.pre_norm!r}")
+        eps = self.pre_norm_eps
+        if eps is not None and (isinstance(eps, bool) or not isinstance(eps, int | float)
+                                or not eps > 0):
+            raise ValueError(f"pre_norm_eps: expected None or a positive number, got {eps!r}")
+        _check_output_gate(self.output_gate)
         self.mlp  # noqa: B018 - validates the MLP fields
+
+    @classmethod
+    def titans_pytorch(
+        cls,
+        d_model: int,
+        num_heads: int = 1,
+        d_head: int | None = None,
+        chunk_size: int = 1,
+        batch_size: int | None = None,
+        **overrides,
+    ) -> TitansLMM:
+        r"""The layer that computes what titans-pytorch 0.5.5 ``NeuralMemory`` computes.
+
+        Arguments as the port's ``NeuralMemory(dim=d_model, heads=num_heads,
+        dim_head=d_head, chunk_size=chunk_size, batch_size=batch_size)`` with its defaults
+        otherwise (``MemoryMLP`` depth 2, expansion 4, in the ``LN(out)·(1+γ) + x`` wrapper,
+        momentum order 1, ``default_step_transform_max_lr=1``, pre-RMSNorm, no post / qk norm,
+        no activation, no grad-norm clamp). ``d_head`` defaults to ``d_model`` (the port's
+        ``dim_head``), not ``d_model // num_heads``.
+
+        ``batch_size`` (the port's TTT batch): ``None`` → ``grad_point="initial"`` (every
+        gradient at the learned :math:`W_0`), ``chunk_size`` → ``"chunk_start"``; other
+        multiples of the chunk are not supported. Sets ``gate_granularity="chunk_step"``,
+        ``read_point="token"`` (together: the port's update and read, module doc),
+        ``loss_reduction="mean"``, ``max_grad_norm=None``, ``pre_norm=True`` (ε: float32's machine
+        epsilon, as ``torch.nn.RMSNorm``), ``output_gate="head"`` when ``num_heads > 1`` (else
+        none), no conv, SiLU, ℓ2-norm, persistent tokens or output norm. With one head the port
+        has no output projection: :func:`memjax.compat.titans_pytorch.convert_state_dict` sets
+        ``out`` to the identity. Fresh params start at the port's mean initial gates
+        (:math:`\theta = \text{max\_lr}/2`, :math:`\eta = \alpha = 1/2`; its biases are
+        centred on 0). ``overrides`` replace any field (e.g. ``max_lr``, ``depth``,
+        ``expansion``, ``dtype``).
+
+        Example:
+            >>> layer = TitansLMM.titans_pytorch(32, num_heads=2, d_head=16, chunk_size=4)
+            >>> layer.gate_granularity, layer.grad_point, layer.output_gate
+            ('chunk_step', 'initial', 'head')
+        """
+        check_positive_int("chunk_size", chunk_size)
+        if batch_size is None:
+            grad_point = "initial"
+        elif batch_size == chunk_size and not isinstance(batch_size, bool):
+            grad_point = "chunk_start"
+        else:
+            raise ValueError(
+                f"batch_size: expected None or chunk_size ({chunk_size}), got {batch_size!r} "
+                "(other TTT batch sizes of titans-pytorch are not supported)"
+            )
+        max_lr = overrides.get("max_lr", 1.0)
+        fields = dict(
+            d_model=d_model,
+            num_heads=num_heads,
+            d_head=d_model if d_head is None else d_head,
+            chunk_size=chunk_size,
+            depth=2,
+            expansion=4,
+            activation="gelu",
+            bias=False,
+            residual_norm=True,
+            loss_reduction="mean",
+            max_grad_norm=None,
+            max_lr=max_lr,
+            theta_init=0.5 * max_lr,
+            eta_init=0.5,
+            alpha_init=0.5,
+            gate_granularity="chunk_step",
+            grad_point=grad_point,
+            read_point="token",
+            conv_width=0,
+            qkv_silu=False,
+            qk_l2norm=False,
+            num_persistent=0,
+            pre_norm=True,
+            pre_norm_eps=float(jnp.finfo(overrides.get("dtype", "float32")).eps),
+            output_norm=False,
+            output_gate="head" if num_heads > 1 else False,
+        )
+        fields.update(overrides)
+        return cls(**fields)
 
     # -- configuration -------------------------------------------------------------------
     @property
@@ -225,6 +369,13 @@ class TitansLMM:
     def _width(self) -> int:
         return 3 * self.num_heads * self.head_size
 
+    @property
+    def output_gate_kind(self) -> str:
+        """``output_gate`` as one of ``"feature"``, ``"head"``, ``"none"``."""
+        if isinstance(self.output_gate, bool):
+            return "feature" if self.output_gate else "none"
+        return self.output_gate
+
     # -- params and state ----------------------------------------------------------------
     def init_params(self, key: jax.Array) -> dict:
         d, hd, h = self.d_model, self.num_heads * self.head_size, self.num_heads
@@ -253,10 +404,17 @@ class TitansLMM:
         )
         if self.num_persistent:
             params["persistent"] = normal((self.num_persistent, d), 1.0)
+        if self.pre_norm:
+            params["pre_norm"] = {
+                "store": jnp.ones((d,), self.dtype),
+                "retrieve": jnp.ones((d,), self.dtype),
+            }
         if self.output_norm:
             params["out_norm"] = jnp.ones((h, self.head_size), self.dtype)
-        if self.output_gate:
-            params["out_gate"] = {"w": normal((d, hd), 1 / math.sqrt(d))}
+        gate = self.output_gate_kind
+        if gate != "none":
+            width = hd if gate == "feature" else h
+            params["out_gate"] = {"w": normal((d, width), 1 / math.sqrt(d))}
         params["out"] = {"w": normal((hd, d), 1 / math.sqrt(hd))}
         return params
 
@@ -277,16 +435,32 @@ class TitansLMM:
         return _init_state(self, params)
 
     # -- pieces --------------------------------------------------------------------------
+    def normed_input(self, params: dict, xs, role: str):
+        """``xs`` through the ``pre_norm`` of ``role`` (``"store"`` or ``"retrieve"``); ``xs``
+        itself without ``pre_norm``."""
+        if not self.pre_norm:
+            return xs
+        eps = self.pre_norm_eps
+        if eps is None:
+            eps = float(jnp.finfo(xs.dtype).eps)
+        return _rms_norm(xs, eps) * params["pre_norm"][role][None, :]
+
     def project(self, params: dict, conv_tail, xs):
-        """``(k, v, q, new_tail)``: projections (eqs. 11, 15), conv, SiLU, ℓ2; ``(T, H, d)``."""
+        """``(k, v, q, new_tail)``: projections (eqs. 11, 15), conv, SiLU, ℓ2; ``(T, H, d)``.
+
+        With ``pre_norm``, k and v are projected from the store-normed input, q from the
+        retrieve-normed one."""
         length, width = xs.shape[0], self.num_heads * self.head_size
+        sources = (self.normed_input(params, xs, "store"),) * 2 + (
+            self.normed_input(params, xs, "retrieve"),
+        )
         parts, tails = [], []
         # k, v and q are projected and convolved separately (the params stay concatenated): the
         # backward pass then needs no transposed copy of a (T, 3 H d) cotangent, which XLA's
         # CPU backend writes slowly.
-        for i in range(3):
+        for i, source in enumerate(sources):
             cols = slice(i * width, (i + 1) * width)
-            p = xs @ params["qkv"]["w"][:, cols]
+            p = source @ params["qkv"]["w"][:, cols]
             if self.conv_width:
                 p, tail = causal_depthwise_conv(p, params["conv"]["w"][:, cols], conv_tail[:, cols])
                 p = p + params["conv"]["b"][cols][None, :]
@@ -302,8 +476,9 @@ class TitansLMM:
         return k, v, q, conv_tail
 
     def _gate_values(self, params: dict, xs, active):
-        """Gates ``(L, H)`` of the aligned buffer ``xs`` (``(L, d_model)``)."""
-        if self.gate_granularity == "chunk":
+        """Gates ``(L, H)`` of the aligned buffer ``xs`` (``(L, d_model)``, store-normed)."""
+        sources = dict.fromkeys(GATES, xs)
+        if self.gate_granularity != "token":
             size = self.chunk_size
             n = xs.shape[0] // size
             a = active.astype(xs.dtype).reshape(n, size)
@@ -311,11 +486,14 @@ class TitansLMM:
             # was ~10 ms at 2K tokens, the contraction is a matmul
             total = jnp.einsum("nc,ncd->nd", a, xs.reshape(n, size, -1))
             mean = total / jnp.maximum(jnp.sum(a, axis=1), 1.0)[:, None]
-            xs = jnp.repeat(mean, size, axis=0)
+            mean = jnp.repeat(mean, size, axis=0)
+            # "chunk_step" keeps θ per token (titans-pytorch)
+            chunked = GATES if self.gate_granularity == "chunk" else ("eta", "alpha")
+            sources.update(dict.fromkeys(chunked, mean))
         out = []
         for name in GATES:
             g = params["gates"][name]
-            gate = jax.nn.sigmoid(xs @ g["w"] + g["b"][None, :])
+            gate = jax.nn.sigmoid(sources[name] @ g["w"] + g["b"][None, :])
             out.append(self.max_lr * gate if name == "theta" else gate)
         return tuple(out)
 
@@ -335,7 +513,14 @@ class TitansLMM:
         return place(value.astype(default.dtype))
 
     def _aligned_gates(self, params, state, xs, controls):
-        """Gates on the chunk-aligned buffer: ``(theta, eta, alpha, active, complete, L)``."""
+        r"""Gates on the chunk-aligned buffer: ``(theta, eta, alpha, writes, complete, place)``.
+
+        ``writes`` (``(L,)`` bool) marks the tokens whose momentum enters the weights
+        (:math:`M_i = (1-\alpha_i) M_{i-1} + S_i`): the active ones, or with
+        ``gate_granularity="chunk_step"`` only the active last token of each chunk, where also
+        α sits, while η sits on the chunk's first token (module doc). Overrides of η and α are
+        then read at those tokens.
+        """
         length, size = xs.shape[0], self.chunk_size
         n = -(-(length + size - 1) // size)
         total = n * size
@@ -348,16 +533,20 @@ class TitansLMM:
         pos = jnp.arange(total)
         active = (pos >= offset) & (pos < offset + length)
         complete = (jnp.arange(n) + 1) * size <= offset + length
-        gates = self._gate_values(params, place(xs), active)
+        gates = self._gate_values(params, place(self.normed_input(params, xs, "store")), active)
         gates = [
             self._override(name, controls.get(name), length, place, g)
             for name, g in zip(GATES, gates)
         ]
-        on = active[:, None]
-        theta = jnp.where(on, gates[0], 0.0)
-        eta = jnp.where(on, gates[1], 1.0)
-        alpha = jnp.where(on, gates[2], 0.0)
-        return theta, eta, alpha, active, complete, place
+        writes = active
+        eta_on = alpha_on = active
+        if self.gate_granularity == "chunk_step":
+            eta_on = active & (pos % size == 0)
+            writes = alpha_on = active & (pos % size == size - 1)
+        theta = jnp.where(active[:, None], gates[0], 0.0)
+        eta = jnp.where(eta_on[:, None], gates[1], 1.0)
+        alpha = jnp.where(alpha_on[:, None], gates[2], 0.0)
+        return theta, eta, alpha, writes, complete, place
 
     def _check_xs(self, xs):
         check_array("xs", xs, shape=(None, self.d_model), floating=True)
@@ -382,7 +571,7 @@ class TitansLMM:
         if reference:
             sl = lambda a: jax.lax.dynamic_slice_in_dim(a, state.offset, length, axis=0)
             ys, carry = self._reference_memory(
-                params, state.offset, carry, k, v, q, sl(theta), sl(eta), sl(alpha)
+                params, state.offset, carry, k, v, q, sl(theta), sl(eta), sl(alpha), sl(active)
             )
         else:
             ys, carry = self._parallel_memory(
@@ -395,6 +584,7 @@ class TitansLMM:
     def _parallel_memory(self, params, carry, k, v, q, theta, eta, alpha, active, complete):
         mlp, size, n = self.mlp, self.chunk_size, complete.shape[0]
         chunked = lambda a: a.reshape(n, size, *a.shape[1:])
+        direct_reads = self.gate_granularity == "chunk_step" and self.read_point == "token"
 
         def one_head(w_init, carry, k, v, q, th, et, al):
             def chunk(carry, xs):
@@ -403,9 +593,18 @@ class TitansLMM:
                 factors = gradient_factors(
                     mlp, self.loss_reduction, self.max_grad_norm, point, k, v
                 )
-                ys, carry = parallel_chunk(
-                    mlp, carry, q, coef, done, factors, read_point=self.read_point
-                )
+                if direct_reads:
+                    # "chunk_step": the weights change only at a chunk's last token, so every
+                    # token reads the chunk-start weights (the anchor) and the last one the new
+                    # weights — what the dual form would give, at the cost of plain reads
+                    ys, carry = parallel_chunk(
+                        mlp, carry, q, coef, done, factors, read_point="chunk"
+                    )
+                    ys = jnp.concatenate([ys[:-1], mlp(carry.weights, q[-1:])])
+                else:
+                    ys, carry = parallel_chunk(
+                        mlp, carry, q, coef, done, factors, read_point=self.read_point
+                    )
                 return carry, ys
 
             if self.remat:
@@ -423,9 +622,12 @@ class TitansLMM:
             params["memory"], carry, k, v, q, theta, eta, alpha
         )
 
-    def _reference_memory(self, params, offset, carry, k, v, q, theta, eta, alpha):
+    def _reference_memory(self, params, offset, carry, k, v, q, theta, eta, alpha, writes):
         mlp, size = self.mlp, self.chunk_size
         ends = (offset + jnp.arange(k.shape[0]) + 1) % size == 0
+        if self.gate_granularity == "chunk_step":
+            return self._reference_chunk_step(params, carry, k, v, q, theta, eta, alpha, writes,
+                                              ends)
 
         def head_step(w_init, carry, k, v, q, th, et, al, end):
             return token_step(
@@ -454,14 +656,49 @@ class TitansLMM:
         carry, ys = jax.lax.scan(body, carry, (k, v, q, theta, eta, alpha, ends))
         return ys, carry
 
+    def _reference_chunk_step(self, params, carry, k, v, q, theta, eta, alpha, writes, ends):
+        r"""Token loop of ``gate_granularity="chunk_step"``: :math:`S_i = \eta_i S_{i-1} -
+        \theta_i u_i`, :math:`M_i = (1-\alpha_i) M_{i-1} + w_i S_i` with the write flag
+        :math:`w_i` (1 on a chunk's last token), gradients by ``jax.grad``."""
+        mlp, tree_map = self.mlp, jax.tree_util.tree_map
+
+        def head_step(w_init, carry, k, v, q, th, et, al, write, end):
+            weights, momentum, anchor = carry
+            point = anchor if self.grad_point == "chunk_start" else w_init
+            u = loss_gradient(mlp, self.loss_reduction, self.max_grad_norm, point, k, v)
+            momentum = tree_map(lambda s, g: (et * s - th * g).astype(s.dtype), momentum, u)
+            weights = tree_map(
+                lambda w, s: jnp.where(write, (1.0 - al) * w + s, w).astype(w.dtype),
+                weights,
+                momentum,
+            )
+            y = mlp(weights if self.read_point == "token" else anchor, q)
+            return y, ChunkCarry(weights, momentum, tree_where(end, weights, anchor))
+
+        step = jax.vmap(head_step, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None, None))
+
+        def body(carry, xs):
+            ys, carry = step(params["memory"], carry, *xs)
+            return carry, ys
+
+        carry, ys = jax.lax.scan(body, carry, (k, v, q, theta, eta, alpha, writes, ends))
+        return ys, carry
+
     # -- the layer -----------------------------------------------------------------------
     def output(self, params, xs, ys):
-        """Output RMSNorm, gate and projection of the per-head reads ``(T, H, d_head)``."""
+        """Output RMSNorm, gate and projection of the per-head reads ``(T, H, d_head)``.
+
+        The gate reads ``xs`` (retrieve-normed with ``pre_norm``)."""
         if self.output_norm:
             ys = _rms_norm(ys) * params["out_norm"][None]
+        gate = self.output_gate_kind
+        if gate != "none":
+            g = jax.nn.sigmoid(self.normed_input(params, xs, "retrieve") @ params["out_gate"]["w"])
+            if gate == "head":
+                ys = ys * g[:, :, None]
         ys = ys.reshape(ys.shape[0], -1)
-        if self.output_gate:
-            ys = ys * jax.nn.sigmoid(xs @ params["out_gate"]["w"])
+        if gate == "feature":
+            ys = ys * g
         return ys @ params["out"]["w"]
 
     def apply(self, params, state: LMMState, xs, /, **controls):

@@ -27,7 +27,18 @@ def test_settings_build(setting):
     assert layer.chunk_size == 16
     if setting != "paper":
         assert layer.grad_point == ("initial" if setting == "default" else "chunk_start")
-        assert (layer.read_point, layer.gate_granularity, layer.conv_width) == ("chunk", "chunk", 0)
+        # the port's computation (tests/titans/test_titans_pytorch_parity.py)
+        assert layer == bench_port_layer(setting)
+        assert (layer.read_point, layer.gate_granularity, layer.conv_width) == (
+            "token", "chunk_step", 0)
+        assert layer.pre_norm and layer.output_gate == "head"
+
+
+def bench_port_layer(setting):
+    from memjax.memories.titans import TitansLMM
+
+    batch_size = None if setting == "default" else 16
+    return TitansLMM.titans_pytorch(32, 2, 16, 16, batch_size=batch_size)
 
 
 def test_peer_missing_gives_clear_skip(monkeypatch):
