@@ -155,7 +155,7 @@ def main(argv=None) -> list[dict]:
     }
     text = write_results_table(run.out_dir / "results.md", rows,
                                title="tiny-shakespeare validation loss (nats per character)",
-                               notes=notes)
+                               notes=notes, float_format=".3f")
     plot_lines(run.out_dir / "val_loss.png", curves, xlabel="step", ylabel="validation loss",
                title="tiny-shakespeare")
     (run.out_dir / "summary.json").write_text(json.dumps(rows, indent=2))
