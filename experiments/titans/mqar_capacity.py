@@ -12,8 +12,8 @@ to its own value than to any other stored value, averaged over ``trials`` random
 capacity is the largest ``N`` with recall ≥ ``threshold``. Writes ``results.md``,
 ``capacity.png`` and ``summary.json``.
 
-(An outer-trained MQAR run of the LMM, as in ``experiments/associative_recall``, stays at chance
-for the few hundred steps a ``cpu`` preset affords; see the README.)
+(The outer-trained MQAR counterpart is :mod:`experiments.titans.recall`; with the library defaults
+the LMM stays at chance there, for the reasons given in the README, §5.)
 
 ``python -m experiments.titans.mqar_capacity [--preset cpu|gpu|tpu]``
 """
