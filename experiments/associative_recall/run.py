@@ -112,9 +112,16 @@ def _loss_and_accuracy(model, params, batch):
 
 
 def run_variant(config: Config, variant: str, run_args) -> list[dict]:
-    """Train one model on MQAR with the pair counts of ``config.kv_pairs`` in turn (step ``s``
-    uses ``kv_pairs[s % n]``); return its held-out accuracy at every pair count."""
-    model = build_model(config, variant)
+    """Train the model ``variant`` on MQAR (:func:`train_on_mqar`)."""
+    return train_on_mqar(config, build_model(config, variant), variant, run_args)
+
+
+def train_on_mqar(config, model, variant: str, run_args) -> list[dict]:
+    """Train ``model`` (a :class:`SequenceModel`-like spec) on MQAR with the pair counts of
+    ``config.kv_pairs`` in turn (step ``s`` uses ``kv_pairs[s % n]``); return its held-out
+    accuracy and loss at every pair count, one row each. ``config`` needs the fields of
+    :class:`Config` that describe the task and optimiser; the Titans recall experiment reuses
+    this with its own models. Runner files go to ``run_args.out_dir / variant``."""
     train_key, eval_key = jax.random.split(jax.random.key(config.seed))
     sizes = config.kv_pairs
 

@@ -39,11 +39,9 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
-import optax
 
+from experiments.associative_recall.run import train_on_mqar
 from memjax.core.spec import spec
-from memjax.data import mqar
 from memjax.memories.linear import LinearMemory
 from memjax.memories.titans import TitansLMM
 from memjax.models.associative import AssociativeLayer
@@ -55,7 +53,6 @@ from memjax.train import (
     describe_machine,
     parse_args,
     plot_lines,
-    train,
     write_results_table,
 )
 
@@ -190,89 +187,21 @@ def memory_size(config: Config, variant: str) -> str:
     return f"2·T·{d_head} per layer"
 
 
-def _loss_and_accuracy(model, params, batch):
-    state = model.init_state(params)
-    logits = jax.vmap(lambda tokens: model.apply(params, state, tokens)[0])(batch.inputs)
-    targets = jnp.where(batch.mask, batch.targets, 0)
-    nll = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
-    count = jnp.maximum(batch.mask.sum(), 1)
-    loss = jnp.sum(nll * batch.mask) / count
-    accuracy = jnp.sum((logits.argmax(-1) == targets) * batch.mask) / count
-    return loss, accuracy
-
-
 def run_variant(config: Config, variant: str, run_args) -> list[dict]:
-    """Train one model on MQAR with the pair counts of ``config.kv_pairs`` in turn (step ``s``
-    uses ``kv_pairs[s % n]``); return its held-out accuracy at every pair count."""
+    """Train the model ``variant`` on MQAR (the associative-recall experiment's
+    :func:`~experiments.associative_recall.run.train_on_mqar`), adding its size and time."""
     model = build_model(config, variant)
-    train_key, eval_key = jax.random.split(jax.random.key(config.seed))
-    sizes = config.kv_pairs
-
-    def get_batch(step):
-        return mqar(
-            jax.random.fold_in(train_key, step),
-            config.batch_size,
-            config.vocab_size,
-            config.seq_len,
-            sizes[step % len(sizes)],
-        )
-
-    def loss_fn(params, batch, key):
-        loss, accuracy = _loss_and_accuracy(model, params, batch)
-        return loss, {"accuracy": accuracy}
-
-    eval_data = {
-        n: [
-            mqar(
-                jax.random.fold_in(jax.random.fold_in(eval_key, n), i),
-                config.batch_size,
-                config.vocab_size,
-                config.seq_len,
-                n,
-            )
-            for i in range(config.eval_batches)
-        ]
-        for n in sizes
-    }
-    evaluate = jax.jit(lambda p, b: _loss_and_accuracy(model, p, b))
-
-    def eval_fn(params):
-        metrics = {}
-        for n, batches in eval_data.items():
-            results = [evaluate(params, b) for b in batches]
-            metrics[f"loss_kv{n}"] = sum(float(r[0]) for r in results) / len(results)
-            metrics[f"accuracy_kv{n}"] = sum(float(r[1]) for r in results) / len(results)
-        return metrics
-
-    kwargs = run_args.train_kwargs()
-    kwargs["out_dir"] = run_args.out_dir / variant
-    kwargs["run_info"] = {**kwargs["run_info"], "variant": variant}
     start = time.perf_counter()
-    result = train(
-        config,
-        init_params=model.init_params,
-        loss_fn=loss_fn,
-        get_batch=get_batch,
-        optimizer=optax.adamw(config.learning_rate, weight_decay=0.01),
-        eval_fn=eval_fn,
-        **kwargs,
-    )
+    rows = train_on_mqar(config, model, variant, run_args)
     seconds = time.perf_counter() - start
-    final = [r for r in result.history if r["split"] == "eval"][-1]
     shapes = jax.eval_shape(model.init_params, jax.random.key(0))
     params = int(sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(shapes)))
-    return [
-        {
-            "variant": variant,
-            "kv_pairs": n,
-            "accuracy": final[f"accuracy_kv{n}"],
-            "eval_loss": final[f"loss_kv{n}"],
-            "params": params,
-            "state per head": memory_size(config, variant),
-            "seconds": round(seconds, 1),
-        }
-        for n in sizes
-    ]
+    extra = {
+        "params": params,
+        "state per head": memory_size(config, variant),
+        "seconds": round(seconds, 1),
+    }
+    return [{**row, **extra} for row in rows]
 
 
 def main(argv=None) -> list[dict]:
