@@ -102,7 +102,6 @@ from memjax.core.checks import (
     is_scalar_like,
 )
 from memjax.core.spec import spec
-from memjax.core.trees import tree_where
 from memjax.memories.gates import GATES, logit
 from memjax.memories.titans_memory import TitansMemory, TitansState, _check_max_norm, _check_unit
 from memjax.memories.titans_mlp import (
@@ -110,7 +109,6 @@ from memjax.memories.titans_mlp import (
     LOSS_REDUCTIONS,
     MemoryMLP,
     gradient_factors,
-    loss_gradient,
 )
 from memjax.memories.titans_parallel import (
     ChunkCarry,
@@ -625,11 +623,8 @@ class TitansLMM:
     def _reference_memory(self, params, offset, carry, k, v, q, theta, eta, alpha, writes):
         mlp, size = self.mlp, self.chunk_size
         ends = (offset + jnp.arange(k.shape[0]) + 1) % size == 0
-        if self.gate_granularity == "chunk_step":
-            return self._reference_chunk_step(params, carry, k, v, q, theta, eta, alpha, writes,
-                                              ends)
 
-        def head_step(w_init, carry, k, v, q, th, et, al, end):
+        def head_step(w_init, carry, k, v, q, th, et, al, write, end):
             return token_step(
                 mlp,
                 self.loss_reduction,
@@ -643,37 +638,10 @@ class TitansLMM:
                 et,
                 al,
                 end,
+                write,
                 grad_point=self.grad_point,
                 read_point=self.read_point,
             )
-
-        step = jax.vmap(head_step, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None))
-
-        def body(carry, xs):
-            ys, carry = step(params["memory"], carry, *xs)
-            return carry, ys
-
-        carry, ys = jax.lax.scan(body, carry, (k, v, q, theta, eta, alpha, ends))
-        return ys, carry
-
-    def _reference_chunk_step(self, params, carry, k, v, q, theta, eta, alpha, writes, ends):
-        r"""Token loop of ``gate_granularity="chunk_step"``: :math:`S_i = \eta_i S_{i-1} -
-        \theta_i u_i`, :math:`M_i = (1-\alpha_i) M_{i-1} + w_i S_i` with the write flag
-        :math:`w_i` (1 on a chunk's last token), gradients by ``jax.grad``."""
-        mlp, tree_map = self.mlp, jax.tree_util.tree_map
-
-        def head_step(w_init, carry, k, v, q, th, et, al, write, end):
-            weights, momentum, anchor = carry
-            point = anchor if self.grad_point == "chunk_start" else w_init
-            u = loss_gradient(mlp, self.loss_reduction, self.max_grad_norm, point, k, v)
-            momentum = tree_map(lambda s, g: (et * s - th * g).astype(s.dtype), momentum, u)
-            weights = tree_map(
-                lambda w, s: jnp.where(write, (1.0 - al) * w + s, w).astype(w.dtype),
-                weights,
-                momentum,
-            )
-            y = mlp(weights if self.read_point == "token" else anchor, q)
-            return y, ChunkCarry(weights, momentum, tree_where(end, weights, anchor))
 
         step = jax.vmap(head_step, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None, None))
 

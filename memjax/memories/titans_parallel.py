@@ -186,6 +186,7 @@ def token_step(
     eta,
     alpha,
     ends_chunk,
+    write=True,
     *,
     grad_point: str = "chunk_start",
     read_point: str = "token",
@@ -194,8 +195,11 @@ def token_step(
 
     The gradient point is the anchor (``"chunk_start"``) or ``init_weights`` (``"initial"``);
     the read is ``M_t(q_t)`` (``"token"``) or ``anchor(q_t)`` (``"chunk"``); when ``ends_chunk``
-    the anchor moves to ``M_t``. With an anchor refreshed every token this is the exact
-    recurrence :meth:`TitansMemory.write` followed by a read.
+    the anchor moves to ``M_t``. ``write`` (a boolean, default on) says whether the momentum
+    enters the weights, :math:`M_t = (1-\alpha_t) M_{t-1} + S_t`, or the weights stay
+    :math:`M_{t-1}` (``gate_granularity="chunk_step"`` writes only at a chunk's last token).
+    With an anchor refreshed every token this is the exact recurrence
+    :meth:`TitansMemory.write` followed by a read.
     """
     weights, momentum, anchor = carry
     point = anchor if grad_point == "chunk_start" else init_weights
@@ -204,7 +208,7 @@ def token_step(
         lambda s, g: (eta * s - theta * g).astype(s.dtype), momentum, u
     )
     weights = jax.tree_util.tree_map(
-        lambda w, s: ((1.0 - alpha) * w + s).astype(w.dtype), weights, momentum
+        lambda w, s: jnp.where(write, (1.0 - alpha) * w + s, w).astype(w.dtype), weights, momentum
     )
     y = mlp(weights if read_point == "token" else anchor, query)
     anchor = tree_where(ends_chunk, weights, anchor)
