@@ -50,6 +50,7 @@ MEMORY_FACTORIES = {
         depth=2,
         expansion=2,
         bias=True,
+        residual_norm=True,
         theta=0.3,
         eta=0.6,
         alpha=0.05,

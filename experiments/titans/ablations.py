@@ -15,9 +15,8 @@ Variants (each a :class:`~memjax.models.sequence_model.SequenceModel` around
 Every variant is trained as a character language model on tiny-shakespeare (same data, seed and
 steps for all, :func:`memjax.data.sample_char_batch`) and scored by its validation loss over
 ``eval_batches`` fixed validation windows — the counterpart of the paper's perplexity column
-(its reasoning and long-context columns need the 170M-760M models). The ``cpu`` preset runs the
-LMM rows; the hybrids (``+mac`` etc.) are in the ``gpu``/``tpu`` presets' ``variants`` (or add
-them with ``--set``). Writes ``results.md``, ``train_loss.png`` (training-loss curves)
+(its reasoning and long-context columns need the 170M-760M models). Every preset runs every row
+(``--set "variants=(lmm,+mag)"`` picks some). Writes ``results.md``, ``train_loss.png`` (training-loss curves)
 and ``summary.json``.
 
 ``python -m experiments.titans.ablations [--preset cpu|gpu|tpu] [--resume]``
@@ -53,12 +52,9 @@ VARIANTS = {
 }
 
 
-LMM_ROWS = tuple(k for k in VARIANTS if not k.startswith("+"))
-
-
 @dataclasses.dataclass(frozen=True)
 class Config(TrainConfig):
-    variants: tuple[str, ...] = LMM_ROWS
+    variants: tuple[str, ...] = tuple(VARIANTS)
     d_model: int = 32
     num_heads: int = 2
     num_layers: int = 1
@@ -73,7 +69,6 @@ class Config(TrainConfig):
 
 
 _BIG = {
-    "variants": tuple(VARIANTS),
     "d_model": 256,
     "num_heads": 4,
     "num_layers": 4,

@@ -1,4 +1,5 @@
-"""Outer-trained MQAR recall: Titans LMM (L_M = 2 and L_M = 1) against the gated delta rule.
+"""Outer-trained MQAR recall: Titans LMM (L_M = 2 and L_M = 1, Table-5 ablations) against the
+gated delta rule and attention.
 
 Every model is a one-layer :class:`~memjax.models.sequence_model.SequenceModel` (d_model 32, 2
 heads, so keys/values of size 16 per head) trained end to end on MQAR (Zoology,
@@ -7,15 +8,16 @@ evaluated on held-out sequences at each pair count:
 
 * ``lmm_deep`` / ``lmm_linear``: :class:`~memjax.memories.titans.TitansLMM` with memory depth
   ``L_M = 2`` / ``1`` and the library's defaults (θ 0.1, η 0.9, α 0.01 at init, per-token clipping
-  of the inner gradient to norm 1, chunk 16, conv width 4, 4 persistent tokens, output RMSNorm and
-  gate) **except two experiment-level settings** found by the diagnosis in the README
-  (section 5): the memory MLP without the residual + LayerNorm wrapper (``residual_norm``,
-  default ``False`` here) and the q/k/v convolution started at the identity on the current token
-  plus small noise (``conv_init="identity"``, the initialisation of
-  :func:`memjax.models.conv.init_conv` that the gated delta rule uses) instead of the layer's
-  uniform random taps. With the library defaults (``lmm_default``) the LMM stays at chance on
-  this budget.
-* ``lmm_default``: :class:`TitansLMM` with every library default (L_M = 2).
+  of the inner gradient to norm 1, chunk 16, conv width 4 started at the identity tap, memory MLP
+  without a residual + LayerNorm wrapper, 4 persistent tokens, output RMSNorm and gate).
+* ``lmm_no_momentum`` / ``lmm_no_decay`` / ``lmm_no_conv`` / ``lmm_no_persistent``: the Titans
+  Table 5 ablations of ``lmm_deep`` on this memory task — controls ``eta=0`` / ``alpha=0``
+  (overriding the gates, also for the persistent tokens), ``conv_width=0``,
+  ``num_persistent=0`` (``lmm_linear`` is the table's "linear memory" row).
+* ``lmm_wrapper`` / ``lmm_uniform_conv`` / ``lmm_both``: ``lmm_deep`` with the memory MLP wrapped
+  as ``LN(out)(1 + γ) + x`` (``residual_norm=True``, TTT / titans-pytorch), with the q/k/v conv
+  drawn ``U(±1/√W)`` (``conv_init="uniform"``, ``torch.nn.Conv1d``'s default), or both — the
+  diagnosis in the README (section 5) that chose the two defaults.
 * ``gated_delta``: an :class:`~memjax.models.associative.AssociativeLayer` over a gated
   :class:`~memjax.memories.linear.LinearMemory` in Gated DeltaNet's form (the ``gated_delta``
   kind of :func:`memjax.models.titans.build_model`: θ 0.5, α 0.01, conv width 4).
@@ -41,12 +43,11 @@ from typing import Any
 import jax
 
 from experiments.associative_recall.run import train_on_mqar
-from memjax.core.spec import spec
+from experiments.titans.common import Controlled
 from memjax.memories.linear import LinearMemory
 from memjax.memories.titans import TitansLMM
 from memjax.models.associative import AssociativeLayer
 from memjax.models.attention import Attention
-from memjax.models.conv import init_conv
 from memjax.models.sequence_model import SequenceModel
 from memjax.train import (
     TrainConfig,
@@ -56,8 +57,24 @@ from memjax.train import (
     write_results_table,
 )
 
-VARIANTS = ("lmm_deep", "lmm_linear", "lmm_default", "gated_delta", "attention")
-CONV_INITS = ("identity", "default")
+VARIANTS = (
+    "lmm_deep", "lmm_linear", "lmm_no_momentum", "lmm_no_decay", "lmm_no_conv",
+    "lmm_no_persistent", "lmm_wrapper", "lmm_uniform_conv", "lmm_both", "gated_delta", "attention",
+)
+# how each LMM variant differs from lmm_deep (L_M = 2, library defaults): TitansLMM fields ...
+LMM_FIELDS = {
+    "lmm_deep": {},
+    "lmm_linear": {"depth": 1},
+    "lmm_no_momentum": {},
+    "lmm_no_decay": {},
+    "lmm_no_conv": {"conv_width": 0},
+    "lmm_no_persistent": {"num_persistent": 0},
+    "lmm_wrapper": {"residual_norm": True},
+    "lmm_uniform_conv": {"conv_init": "uniform"},
+    "lmm_both": {"residual_norm": True, "conv_init": "uniform"},
+}
+# ... and per-call controls (eta = 0: no momentum, alpha = 0: no forgetting; Titans Table 5)
+LMM_CONTROLS = {"lmm_no_momentum": (("eta", 0.0),), "lmm_no_decay": (("alpha", 0.0),)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +91,6 @@ class Config(TrainConfig):
     attention_layers: int = 2
     conv_width: int = 4
     chunk_size: int = 16
-    residual_norm: bool = False
-    conv_init: str = "identity"
     remat: bool = False
     batch_size: int = 32
     learning_rate: float = 1e-2
@@ -103,59 +118,22 @@ PRESETS = {
 }
 
 
-@spec
-class ConvInit:
-    """A :class:`TitansLMM` whose q/k/v convolution starts at the identity on the current token
-    plus small noise (:func:`memjax.models.conv.init_conv`); everything else is the layer's."""
-
-    layer: Any
-
-    @property
-    def d_model(self) -> int:
-        return self.layer.d_model
-
-    def init_params(self, key):
-        k_layer, k_conv = jax.random.split(key)
-        params = self.layer.init_params(k_layer)
-        if "conv" in params:
-            w = params["conv"]["w"]
-            params["conv"] = {**params["conv"], "w": init_conv(k_conv, *w.shape, w.dtype)}
-        return params
-
-    def init_state(self, params):
-        return self.layer.init_state(params)
-
-    def apply(self, params, state, xs, /, **controls):
-        return self.layer.apply(params, state, xs, **controls)
-
-
-def lmm_layer(config: Config, depth: int, *, defaults: bool = False) -> TitansLMM:
-    """The LMM of the ``lmm_*`` variants (module doc); ``defaults``: every library default."""
-    if defaults:
-        return TitansLMM(config.d_model, config.num_heads, depth=depth)
-    return TitansLMM(
-        config.d_model,
-        config.num_heads,
-        depth=depth,
-        chunk_size=config.chunk_size,
-        conv_width=config.conv_width,
-        residual_norm=config.residual_norm,
-        remat=config.remat,
-    )
+def lmm_layer(config: Config, variant: str) -> TitansLMM | Controlled:
+    """The LMM of an ``lmm_*`` variant (module doc, :data:`LMM_FIELDS`, :data:`LMM_CONTROLS`)."""
+    fields = {"chunk_size": config.chunk_size, "conv_width": config.conv_width,
+              "remat": config.remat, **LMM_FIELDS[variant]}
+    layer = TitansLMM(config.d_model, config.num_heads, **fields)
+    if variant in LMM_CONTROLS:
+        return Controlled(layer, LMM_CONTROLS[variant])
+    return layer
 
 
 def build_model(config: Config, variant: str) -> SequenceModel:
     """The variant's model (module doc)."""
-    if config.conv_init not in CONV_INITS:
-        raise ValueError(f"conv_init: expected one of {CONV_INITS}, got {config.conv_init!r}")
     d, h = config.d_model, config.num_heads
     layers = config.num_layers
-    if variant in ("lmm_deep", "lmm_linear"):
-        mixer: Any = lmm_layer(config, 2 if variant == "lmm_deep" else 1)
-        if config.conv_init == "identity":
-            mixer = ConvInit(mixer)
-    elif variant == "lmm_default":
-        mixer = lmm_layer(config, 2, defaults=True)
+    if variant in LMM_FIELDS:
+        mixer: Any = lmm_layer(config, variant)
     elif variant == "gated_delta":
         d_head = d // h
         memory = LinearMemory(
@@ -175,11 +153,12 @@ def build_model(config: Config, variant: str) -> SequenceModel:
 def memory_size(config: Config, variant: str) -> str:
     """Test-time state per head (memory weights; attention: its key-value cache)."""
     d_head = config.d_model // config.num_heads
-    if variant.startswith("lmm"):
-        depth = 1 if variant == "lmm_linear" else 2
+    if variant in LMM_FIELDS:
+        fields = LMM_FIELDS[variant]
+        depth = fields.get("depth", 2)
         widths = (d_head, *([4 * d_head] * (depth - 1)), d_head)
         n = sum(a * b for a, b in itertools.pairwise(widths))
-        if variant == "lmm_default":
+        if fields.get("residual_norm"):
             n += d_head  # the wrapper's gamma
         return f"{n} (+ momentum)"
     if variant == "gated_delta":
@@ -221,8 +200,9 @@ def main(argv=None) -> list[dict]:
         "model": f"{config.num_layers} layer(s) ({config.attention_layers} for attention), "
         f"d_model {config.d_model}, {config.num_heads} heads (d_head = {d_head}), "
         f"conv {config.conv_width}",
-        "lmm settings": f"residual_norm={config.residual_norm}, conv_init={config.conv_init}, "
-        f"chunk {config.chunk_size}, other TitansLMM fields at their defaults",
+        "lmm settings": f"chunk {config.chunk_size}, TitansLMM defaults except "
+        + "; ".join(f"{v}: {LMM_FIELDS[v] or dict(LMM_CONTROLS[v])}" for v in config.variants
+                    if LMM_FIELDS.get(v) or v in LMM_CONTROLS),
         "task": f"MQAR, vocab {config.vocab_size}, length {config.seq_len}, pairs "
         f"{config.kv_pairs} in turn; chance = 1/{config.vocab_size // 2}",
         "optimizer": f"AdamW lr {config.learning_rate}, weight decay 0.01, batch "

@@ -87,7 +87,7 @@ class TitansMemory(Memory):
     expansion: int = 4
     activation: str = "gelu"
     bias: bool = False
-    residual_norm: bool = True
+    residual_norm: bool = False
     theta: float = 0.1
     eta: float = 0.9
     alpha: float = 0.01

@@ -82,7 +82,10 @@ class MemoryMLP:
         expansion: hidden width = ``expansion * d_in``.
         activation: one of :data:`ACTIVATIONS` (``"gelu"`` is the exact, erf GELU).
         bias: dense layers have biases.
-        residual_norm: wrap as ``LN(out) * (1 + gamma) + x`` (needs ``d_in == d_out``).
+        residual_norm: wrap as ``LN(out) * (1 + gamma) + x`` (needs ``d_in == d_out``). Off by
+            default: the paper's memory is a plain MLP (§3.1); the wrapper is TTT's and
+            titans-pytorch's, and it stalls outer training on associative recall
+            (experiments/titans, recall README).
     """
 
     d_in: int
@@ -91,7 +94,7 @@ class MemoryMLP:
     expansion: int = 4
     activation: str = "gelu"
     bias: bool = False
-    residual_norm: bool = True
+    residual_norm: bool = False
 
     def __post_init__(self):
         check_positive_int("d_in", self.d_in)

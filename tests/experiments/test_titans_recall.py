@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import pytest
 
 from experiments.titans import recall
+from memjax.memories.titans import TitansLMM
 from memjax.train import read_jsonl
 
 TINY = [
@@ -68,18 +69,16 @@ def test_models_build_and_lmm_settings():
             jax.eval_shape(model.init_params, jax.random.key(0)),
         )
         assert logits.shape == (6, 16)
-    deep = recall.build_model(config, "lmm_deep").mixer
-    assert isinstance(deep, recall.ConvInit) and deep.layer.depth == 2
-    assert not deep.layer.residual_norm
-    assert recall.build_model(config, "lmm_linear").mixer.layer.depth == 1
-    default = recall.build_model(config, "lmm_default").mixer
-    assert default.residual_norm and default.depth == 2
-    # the conv starts at the identity on the current token (plus noise of std 0.1/sqrt(W))
-    conv = deep.init_params(jax.random.key(0))["conv"]["w"]
-    assert jnp.allclose(conv[-1], 1.0, atol=0.5) and jnp.all(jnp.abs(conv[:-1]) < 0.5)
-    plain = recall.build_model(recall.Config(d_model=8, conv_init="default"), "lmm_deep").mixer
-    assert not isinstance(plain, recall.ConvInit)
+    mixers = {v: recall.build_model(config, v).mixer for v in recall.LMM_FIELDS}
+    assert mixers["lmm_deep"] == TitansLMM(8, 2, remat=False)  # the library defaults
+    assert mixers["lmm_linear"].depth == 1
+    assert mixers["lmm_wrapper"].residual_norm and mixers["lmm_wrapper"].conv_init == "identity"
+    assert mixers["lmm_uniform_conv"].conv_init == "uniform"
+    assert not mixers["lmm_uniform_conv"].residual_norm
+    assert mixers["lmm_both"].residual_norm and mixers["lmm_both"].conv_init == "uniform"
+    assert mixers["lmm_no_momentum"].layer == mixers["lmm_deep"]
+    assert dict(mixers["lmm_no_momentum"].controls) == {"eta": 0.0}
+    assert dict(mixers["lmm_no_decay"].controls) == {"alpha": 0.0}
+    assert mixers["lmm_no_conv"].conv_width == 0 and mixers["lmm_no_persistent"].num_persistent == 0
     with pytest.raises(ValueError, match="variants"):
         recall.build_model(config, "nope")
-    with pytest.raises(ValueError, match="conv_init"):
-        recall.build_model(recall.Config(conv_init="zeros"), "lmm_deep")

@@ -227,3 +227,21 @@ def test_segment_products_equal_brute_force_with_exact_zeros():
     want = np.array([[prod(i, j) for j in range(n)] for i in range(n)])
     np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
     assert np.all(got[want == 0] == 0)
+
+
+def test_conv_init_options():
+    """``conv_init``: identity tap plus small noise (default) or U(±1/√W); other params unchanged."""
+    identity = TitansLMM(d_model=D, num_heads=H, conv_width=4)
+    uniform = TitansLMM(d_model=D, num_heads=H, conv_width=4, conv_init="uniform")
+    p_id, p_un = (m.init_params(jax.random.key(0)) for m in (identity, uniform))
+    w = p_id["conv"]["w"]
+    # noise std 0.1 / sqrt(W) = 0.05: 10 sigma bounds
+    assert float(jnp.max(jnp.abs(w[-1] - 1.0))) < 0.5 and float(jnp.max(jnp.abs(w[:-1]))) < 0.5
+    assert 0.02 < float(jnp.std(w[:-1])) < 0.08
+    u = p_un["conv"]["w"]
+    assert float(jnp.max(jnp.abs(u))) <= 0.5 and float(jnp.std(u)) > 0.2  # U(±1/2): std 0.29
+    for name in p_id:
+        if name != "conv":
+            jax.tree.map(np.testing.assert_array_equal, p_id[name], p_un[name])
+    with pytest.raises(ValueError, match="conv_init"):
+        TitansLMM(d_model=D, num_heads=H, conv_init="zeros")

@@ -165,7 +165,7 @@ def test_residual_norm_mlp_forward():
 def test_bad_specs_name_the_argument():
     cases = [
         ("depth", lambda: TitansMemory(4, 4, depth=0)),
-        ("residual_norm", lambda: TitansMemory(4, 3)),
+        ("residual_norm", lambda: TitansMemory(4, 3, residual_norm=True)),
         ("loss", lambda: TitansMemory(4, 4, loss="l1")),
         ("activation", lambda: TitansMemory(4, 4, activation="swish2")),
         ("max_grad_norm", lambda: TitansMemory(4, 4, max_grad_norm=-1.0)),
