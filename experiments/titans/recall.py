@@ -8,16 +8,18 @@ evaluated on held-out sequences at each pair count:
 
 * ``lmm_deep`` / ``lmm_linear``: :class:`~memjax.memories.titans.TitansLMM` with memory depth
   ``L_M = 2`` / ``1`` and the library's defaults (θ 0.1, η 0.9, α 0.01 at init, per-token clipping
-  of the inner gradient to norm 1, chunk 16, conv width 4 started at the identity tap, memory MLP
-  without a residual + LayerNorm wrapper, 4 persistent tokens, output RMSNorm and gate).
+  of the inner gradient to norm 1, chunk 16, conv width 4 drawn uniformly plus an identity tap,
+  memory MLP without a residual + LayerNorm wrapper, 4 persistent tokens, output RMSNorm and gate).
 * ``lmm_no_momentum`` / ``lmm_no_decay`` / ``lmm_no_conv`` / ``lmm_no_persistent``: the Titans
   Table 5 ablations of ``lmm_deep`` on this memory task — controls ``eta=0`` / ``alpha=0``
   (overriding the gates, also for the persistent tokens), ``conv_width=0``,
   ``num_persistent=0`` (``lmm_linear`` is the table's "linear memory" row).
-* ``lmm_wrapper`` / ``lmm_uniform_conv`` / ``lmm_both``: ``lmm_deep`` with the memory MLP wrapped
-  as ``LN(out)(1 + γ) + x`` (``residual_norm=True``, TTT / titans-pytorch), with the q/k/v conv
-  drawn ``U(±1/√W)`` (``conv_init="uniform"``, ``torch.nn.Conv1d``'s default), or both — the
-  diagnosis in the README (section 5) that chose the two defaults.
+* ``lmm_wrapper`` / ``lmm_uniform_conv`` / ``lmm_identity_conv`` / ``lmm_both``: ``lmm_deep`` with
+  the memory MLP wrapped as ``LN(out)(1 + γ) + x`` (``residual_norm=True``, TTT /
+  titans-pytorch), with the q/k/v conv drawn ``U(±1/√W)`` without the identity tap
+  (``conv_init="uniform"``, ``torch.nn.Conv1d``'s default), started at the identity plus small
+  noise (``conv_init="identity"``), or with the wrapper and the uniform conv (the former
+  defaults) — the measurements behind the two defaults (README section 5).
 * ``gated_delta``: an :class:`~memjax.models.associative.AssociativeLayer` over a gated
   :class:`~memjax.memories.linear.LinearMemory` in Gated DeltaNet's form (the ``gated_delta``
   kind of :func:`memjax.models.titans.build_model`: θ 0.5, α 0.01, conv width 4).
@@ -59,7 +61,8 @@ from memjax.train import (
 
 VARIANTS = (
     "lmm_deep", "lmm_linear", "lmm_no_momentum", "lmm_no_decay", "lmm_no_conv",
-    "lmm_no_persistent", "lmm_wrapper", "lmm_uniform_conv", "lmm_both", "gated_delta", "attention",
+    "lmm_no_persistent", "lmm_wrapper", "lmm_uniform_conv", "lmm_identity_conv", "lmm_both",
+    "gated_delta", "attention",
 )
 # how each LMM variant differs from lmm_deep (L_M = 2, library defaults): TitansLMM fields ...
 LMM_FIELDS = {
@@ -71,6 +74,7 @@ LMM_FIELDS = {
     "lmm_no_persistent": {"num_persistent": 0},
     "lmm_wrapper": {"residual_norm": True},
     "lmm_uniform_conv": {"conv_init": "uniform"},
+    "lmm_identity_conv": {"conv_init": "identity"},
     "lmm_both": {"residual_norm": True, "conv_init": "uniform"},
 }
 # ... and per-call controls (eta = 0: no momentum, alpha = 0: no forgetting; Titans Table 5)

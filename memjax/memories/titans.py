@@ -38,12 +38,13 @@ this uses the chunk's later tokens, so it is not causal within a chunk) / ``"chu
 ``output_gate`` ``True`` / ``"feature"`` (:math:`\sigma(x W_g)`, one gate per feature) /
 ``"head"`` (:math:`\sigma(x w_{g,h})`, one scalar per head) / ``False``.
 
-**Two defaults the paper leaves open, chosen by measurement.** The memory is the paper's plain MLP
-(``residual_norm=False``; ``True`` adds TTT's / titans-pytorch's ``LN(out)(1+γ) + x`` wrapper)
-and the q/k/v convolution starts at the identity tap (``conv_init="identity"``; ``"uniform"`` is
-``torch.nn.Conv1d``'s default). Either of the other choices keeps a one-layer LMM at chance on
-associative recall for hundreds of steps, where these defaults reach 0.97 at 20 pairs (the recall
-experiment in ``experiments/titans``). :meth:`TitansLMM.titans_pytorch` sets the port's wrapper.
+**Two defaults the paper leaves open, chosen by measurement** (``experiments/titans`` README §5). The
+memory is the paper's plain MLP (``residual_norm=False``; ``True`` adds TTT's / titans-pytorch's
+``LN(out)(1+γ) + x`` wrapper, which slows or stalls outer training on associative recall), and the
+q/k/v convolution starts as torch's uniform draw plus an identity tap
+(``conv_init="uniform_identity"``): on associative recall the uniform draw alone can stall
+training, and on character language modelling the near-identity ``"identity"`` init trains
+slowest. :meth:`TitansLMM.titans_pytorch` sets the port's wrapper.
 
 **titans-pytorch's form** (``gate_granularity="chunk_step"``; :meth:`TitansLMM.titans_pytorch`
 sets every option of the port at once, :mod:`memjax.compat.titans_pytorch` converts its weights).
@@ -130,7 +131,7 @@ __all__ = ["GATES", "LMMState", "TitansLMM", "TitansMemory", "TitansState"]
 GRAD_POINTS = ("chunk_start", "initial")
 READ_POINTS = ("token", "chunk")
 GRANULARITIES = ("token", "chunk", "chunk_step")
-CONV_INITS = ("identity", "uniform")
+CONV_INITS = ("identity", "uniform", "uniform_identity")
 OUTPUT_GATES = ("feature", "head", "none")
 
 
@@ -185,12 +186,13 @@ class TitansLMM:
         read_point: ``"token"`` (:math:`M_t(q_t)`) or ``"chunk"`` (chunk-start weights).
             With ``gate_granularity="chunk_step"``, ``"token"`` is titans-pytorch's read.
         conv_width: causal depthwise conv width after the q/k/v projections (0: off).
-        conv_init: the conv's initial weights. ``"identity"``: 1 on the current token's tap plus
+        conv_init: the conv's initial weights. ``"uniform_identity"`` (default):
+            :math:`U(-1/\sqrt{W}, 1/\sqrt{W})` plus 1 on the current token's tap;
+            ``"uniform"``: the uniform draw alone (``torch.nn.Conv1d``'s default, as Mamba /
+            Gated DeltaNet ports); ``"identity"``: 1 on the current tap plus
             :math:`\mathcal{N}(0, 0.01/W)` noise (:func:`memjax.models.conv.init_conv`, as the
-            gated delta rule's layer); ``"uniform"``: :math:`U(-1/\sqrt{W}, 1/\sqrt{W})`, the
-            ``torch.nn.Conv1d`` default of Mamba / Gated DeltaNet ports. The paper is silent;
-            ``"uniform"`` stalls outer training on associative recall (experiments/titans,
-            recall README), so ``"identity"`` is the default.
+            gated delta rule's layer). The paper is silent; the default is the one that trained
+            well on both recall and language modelling (module doc).
         qkv_silu: SiLU on q, k, v. qk_l2norm: ℓ2-normalise q and k.
         num_persistent: learned persistent tokens written into memory by ``init_state``
             (``[p] || x``, §3.3).
@@ -230,7 +232,7 @@ class TitansLMM:
     grad_point: str = "chunk_start"
     read_point: str = "token"
     conv_width: int = 4
-    conv_init: str = "identity"
+    conv_init: str = "uniform_identity"
     qkv_silu: bool = True
     qk_l2norm: bool = True
     num_persistent: int = 4
@@ -403,6 +405,8 @@ class TitansLMM:
             else:
                 bound = 1 / math.sqrt(self.conv_width)
                 w = jax.random.uniform(next(keys), shape, self.dtype, -bound, bound)
+                if self.conv_init == "uniform_identity":
+                    w = w.at[-1].add(1.0)
             params["conv"] = {"w": w, "b": jnp.zeros((self._width,), self.dtype)}
         start = {
             "theta": self.theta_init / self.max_lr,

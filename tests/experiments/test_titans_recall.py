@@ -72,7 +72,9 @@ def test_models_build_and_lmm_settings():
     mixers = {v: recall.build_model(config, v).mixer for v in recall.LMM_FIELDS}
     assert mixers["lmm_deep"] == TitansLMM(8, 2, remat=False)  # the library defaults
     assert mixers["lmm_linear"].depth == 1
-    assert mixers["lmm_wrapper"].residual_norm and mixers["lmm_wrapper"].conv_init == "identity"
+    assert mixers["lmm_wrapper"].residual_norm
+    assert mixers["lmm_wrapper"].conv_init == "uniform_identity"
+    assert mixers["lmm_identity_conv"].conv_init == "identity"
     assert mixers["lmm_uniform_conv"].conv_init == "uniform"
     assert not mixers["lmm_uniform_conv"].residual_norm
     assert mixers["lmm_both"].residual_norm and mixers["lmm_both"].conv_init == "uniform"

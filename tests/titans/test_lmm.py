@@ -230,18 +230,26 @@ def test_segment_products_equal_brute_force_with_exact_zeros():
 
 
 def test_conv_init_options():
-    """``conv_init``: identity tap plus small noise (default) or U(±1/√W); other params unchanged."""
-    identity = TitansLMM(d_model=D, num_heads=H, conv_width=4)
-    uniform = TitansLMM(d_model=D, num_heads=H, conv_width=4, conv_init="uniform")
-    p_id, p_un = (m.init_params(jax.random.key(0)) for m in (identity, uniform))
-    w = p_id["conv"]["w"]
+    """``conv_init``: U(±1/√W) plus an identity tap (default), the uniform draw alone, or the
+    identity plus small noise; the other params do not depend on it."""
+    layers = {
+        init: TitansLMM(d_model=D, num_heads=H, conv_width=4, conv_init=init)
+        for init in ("uniform_identity", "uniform", "identity")
+    }
+    assert TitansLMM(d_model=D, num_heads=H).conv_init == "uniform_identity"
+    params = {init: m.init_params(jax.random.key(0)) for init, m in layers.items()}
+    u = params["uniform"]["conv"]["w"]
+    assert float(jnp.max(jnp.abs(u))) <= 0.5 and float(jnp.std(u)) > 0.2  # U(±1/2): std 0.29
+    ui = params["uniform_identity"]["conv"]["w"]
+    np.testing.assert_allclose(ui, u.at[-1].add(1.0), rtol=1e-6)
+    w = params["identity"]["conv"]["w"]
     # noise std 0.1 / sqrt(W) = 0.05: 10 sigma bounds
     assert float(jnp.max(jnp.abs(w[-1] - 1.0))) < 0.5 and float(jnp.max(jnp.abs(w[:-1]))) < 0.5
     assert 0.02 < float(jnp.std(w[:-1])) < 0.08
-    u = p_un["conv"]["w"]
-    assert float(jnp.max(jnp.abs(u))) <= 0.5 and float(jnp.std(u)) > 0.2  # U(±1/2): std 0.29
-    for name in p_id:
+    for name in params["uniform"]:
         if name != "conv":
-            jax.tree.map(np.testing.assert_array_equal, p_id[name], p_un[name])
+            for other in ("uniform_identity", "identity"):
+                jax.tree.map(np.testing.assert_array_equal, params["uniform"][name],
+                             params[other][name])
     with pytest.raises(ValueError, match="conv_init"):
         TitansLMM(d_model=D, num_heads=H, conv_init="zeros")
