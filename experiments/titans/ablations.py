@@ -16,8 +16,8 @@ Every variant is trained as a character language model on tiny-shakespeare (same
 steps for all, :func:`memjax.data.sample_char_batch`) and scored by its validation loss over
 ``eval_batches`` fixed validation windows — the counterpart of the paper's perplexity column
 (its reasoning and long-context columns need the 170M-760M models). Every preset runs every row
-(``--set "variants=(lmm,+mag)"`` picks some). Writes ``results.md``, ``train_loss.png`` (training-loss curves)
-and ``summary.json``.
+(``--set "variants=(lmm,+mag)"`` picks some). Writes ``results.md``, ``train_loss.png``
+(training-loss curves) and ``summary.json``.
 
 ``python -m experiments.titans.ablations [--preset cpu|gpu|tpu] [--resume]``
 """

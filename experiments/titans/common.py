@@ -51,6 +51,8 @@ class LMMOptions:
     momentum: bool = True
     decay: bool = True
     chunk_size: int = 16
+    conv_init: str = "uniform_identity"
+    residual_norm: bool = False
 
     def layer(self, d_model: int, num_heads: int, d_head: int | None = None) -> TitansLMM:
         return TitansLMM(
@@ -62,6 +64,8 @@ class LMMOptions:
             expansion=self.expansion,
             conv_width=self.conv_width,
             num_persistent=self.num_persistent,
+            conv_init=self.conv_init,
+            residual_norm=self.residual_norm,
         )
 
     @property

@@ -12,6 +12,8 @@ split (:func:`memjax.data.sample_char_batch`, nanoGPT's 90/10 split): the baseli
 
 For scale: nanoGPT's CPU configuration (4 layers, 4 heads, width 128, block 64, batch 12,
 2,000 iterations) reports a validation loss of about 1.88; the ``nanogpt`` preset is that budget.
+``lmm_conv_init`` / ``lmm_residual_norm`` set the LMM's two open choices (``TitansLMM.conv_init``,
+``residual_norm``) for the ``lmm`` kind, e.g. ``--set lmm_conv_init=uniform``.
 
 ``python -m experiments.titans.shakespeare [--preset cpu|nanogpt|gpu|tpu] [--resume]``
 """
@@ -27,7 +29,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments.titans.common import batch_logits, build_model, count_params, train_variant
+from experiments.titans.common import (
+    LMMOptions,
+    batch_logits,
+    build_model,
+    count_params,
+    train_variant,
+)
 from memjax.data import sample_char_batch, tiny_shakespeare
 from memjax.train import TrainConfig, describe_machine, parse_args, plot_lines, write_results_table
 
@@ -51,6 +59,9 @@ class Config(TrainConfig):
     log_every: int = 100
     eval_every: int = 250
     checkpoint_every: int = 500
+    # the LMM's two open choices (TitansLMM conv_init / residual_norm) for the "lmm" kind
+    lmm_conv_init: str = "uniform_identity"
+    lmm_residual_norm: bool = False
 
 
 _FULL_SIZE = {
@@ -76,8 +87,11 @@ PRESETS = {
 
 
 def make(config: Config, kind: str, d_model: int):
+    lmm = None
+    if kind == "lmm":
+        lmm = LMMOptions(conv_init=config.lmm_conv_init, residual_norm=config.lmm_residual_norm)
     return build_model(kind, VOCAB_SIZE, d_model, config.num_layers,
-                       num_heads=config.num_heads, window=config.window)
+                       num_heads=config.num_heads, window=config.window, lmm=lmm)
 
 
 VOCAB_SIZE = 65
@@ -149,6 +163,7 @@ def main(argv=None) -> list[dict]:
         f"characters, AdamW lr {config.learning_rate} (warm-up + cosine), "
         f"{config.num_layers} layers, {config.num_heads} heads",
         "val loss": f"mean over {config.eval_batches} x {config.batch_size} validation windows",
+        "lmm": f"conv_init={config.lmm_conv_init}, residual_norm={config.lmm_residual_norm}",
         "reference": f"nanoGPT CPU config (4 layers, 4 heads, 128 wide, block 64, 2,000 "
         f"iterations): {NANOGPT_VAL_LOSS}",
         "wall time": f"{total:.0f} s",

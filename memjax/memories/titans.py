@@ -38,10 +38,10 @@ this uses the chunk's later tokens, so it is not causal within a chunk) / ``"chu
 ``output_gate`` ``True`` / ``"feature"`` (:math:`\sigma(x W_g)`, one gate per feature) /
 ``"head"`` (:math:`\sigma(x w_{g,h})`, one scalar per head) / ``False``.
 
-**Two defaults the paper leaves open, chosen by measurement** (``experiments/titans`` README §5). The
-memory is the paper's plain MLP (``residual_norm=False``; ``True`` adds TTT's / titans-pytorch's
-``LN(out)(1+γ) + x`` wrapper, which slows or stalls outer training on associative recall), and the
-q/k/v convolution starts as torch's uniform draw plus an identity tap
+**Two defaults the paper leaves open, chosen by measurement** (``experiments/titans`` README
+§5). The memory is the paper's plain MLP (``residual_norm=False``; ``True`` adds TTT's and
+titans-pytorch's ``LN(out)(1+γ) + x`` wrapper, which keeps outer training on associative recall
+at chance), and the q/k/v convolution starts as torch's uniform draw plus an identity tap
 (``conv_init="uniform_identity"``): on associative recall the uniform draw alone can stall
 training, and on character language modelling the near-identity ``"identity"`` init trains
 slowest. :meth:`TitansLMM.titans_pytorch` sets the port's wrapper.

@@ -84,8 +84,8 @@ class MemoryMLP:
         bias: dense layers have biases.
         residual_norm: wrap as ``LN(out) * (1 + gamma) + x`` (needs ``d_in == d_out``). Off by
             default: the paper's memory is a plain MLP (§3.1); the wrapper is TTT's and
-            titans-pytorch's, and it stalls outer training on associative recall
-            (experiments/titans, recall README).
+            titans-pytorch's, and it slows or stalls outer training on associative recall
+            (:mod:`memjax.memories.titans`).
     """
 
     d_in: int
