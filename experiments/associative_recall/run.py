@@ -185,6 +185,30 @@ def train_on_mqar(config, model, variant: str, run_args) -> list[dict]:
     ]
 
 
+def write_mqar_outputs(out_dir, rows, columns, *, title, notes, plot_name, plot_title, seconds):
+    """Write the rows of :func:`train_on_mqar` as ``results.md`` (``columns``, ``notes``), an
+    accuracy-against-pairs plot ``plot_name`` (one line per variant) and ``summary.json`` into
+    ``out_dir``, and print the accuracies."""
+    write_results_table(
+        out_dir / "results.md", [{k: r[k] for k in columns} for r in rows], title=title, notes=notes
+    )
+    variants = dict.fromkeys(r["variant"] for r in rows)
+    series = {
+        v: (
+            [r["kv_pairs"] for r in rows if r["variant"] == v],
+            [r["accuracy"] for r in rows if r["variant"] == v],
+        )
+        for v in variants
+    }
+    plot_lines(
+        out_dir / plot_name, series, xlabel="key-value pairs", ylabel="accuracy", title=plot_title
+    )
+    (out_dir / "summary.json").write_text(json.dumps(rows, indent=2))
+    summary = ", ".join(f"{r['variant']}@{r['kv_pairs']}={r['accuracy']:.3f}" for r in rows)
+    print(f"accuracy: {summary}")
+    print(f"wrote {out_dir / 'results.md'} and {plot_name} in {seconds:.0f} s")
+
+
 def main(argv=None) -> list[dict]:
     run = parse_args(
         Config, PRESETS, argv, experiment="associative_recall", description=__doc__.splitlines()[0]
@@ -204,30 +228,16 @@ def main(argv=None) -> list[dict]:
         "task": f"MQAR, vocab {config.vocab_size}, length {config.seq_len}",
         "wall time": f"{total:.0f} s",
     }
-    write_results_table(
-        run.out_dir / "results.md",
-        [{k: r[k] for k in ("variant", "kv_pairs", "accuracy", "eval_loss")} for r in rows],
+    write_mqar_outputs(
+        run.out_dir,
+        rows,
+        ("variant", "kv_pairs", "accuracy", "eval_loss"),
         title="MQAR accuracy (held-out) against the number of key-value pairs",
         notes=notes,
+        plot_name="capacity.png",
+        plot_title=f"MQAR capacity (d_key = {d_head} per head)",
+        seconds=total,
     )
-    series = {
-        v: (
-            [r["kv_pairs"] for r in rows if r["variant"] == v],
-            [r["accuracy"] for r in rows if r["variant"] == v],
-        )
-        for v in config.variants
-    }
-    plot_lines(
-        run.out_dir / "capacity.png",
-        series,
-        xlabel="key-value pairs",
-        ylabel="accuracy",
-        title=f"MQAR capacity (d_key = {d_head} per head)",
-    )
-    (run.out_dir / "summary.json").write_text(json.dumps(rows, indent=2))
-    summary = ", ".join(f"{r['variant']}@{r['kv_pairs']}={r['accuracy']:.3f}" for r in rows)
-    print(f"accuracy: {summary}")
-    print(f"wrote {run.out_dir / 'results.md'} and capacity.png in {total:.0f} s")
     return rows
 
 

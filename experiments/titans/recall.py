@@ -37,14 +37,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import math
 import time
 from typing import Any
 
 import jax
 
-from experiments.associative_recall.run import train_on_mqar
+from experiments.associative_recall.run import train_on_mqar, write_mqar_outputs
 from experiments.titans.common import Controlled
 from memjax.memories.linear import LinearMemory
 from memjax.memories.titans import TitansLMM
@@ -55,8 +54,6 @@ from memjax.train import (
     TrainConfig,
     describe_machine,
     parse_args,
-    plot_lines,
-    write_results_table,
 )
 
 VARIANTS = (
@@ -213,31 +210,16 @@ def main(argv=None) -> list[dict]:
         f"{config.batch_size}",
         "wall time": f"{total:.0f} s",
     }
-    columns = ("variant", "kv_pairs", "accuracy", "eval_loss", "params", "state per head")
-    write_results_table(
-        run.out_dir / "results.md",
-        [{k: r[k] for k in columns} for r in rows],
+    write_mqar_outputs(
+        run.out_dir,
+        rows,
+        ("variant", "kv_pairs", "accuracy", "eval_loss", "params", "state per head"),
         title="Outer-trained MQAR recall (held-out accuracy) against the number of pairs",
         notes=notes,
+        plot_name="recall.png",
+        plot_title=f"MQAR recall after {config.steps} steps (d_head = {d_head})",
+        seconds=total,
     )
-    series = {
-        v: (
-            [r["kv_pairs"] for r in rows if r["variant"] == v],
-            [r["accuracy"] for r in rows if r["variant"] == v],
-        )
-        for v in config.variants
-    }
-    plot_lines(
-        run.out_dir / "recall.png",
-        series,
-        xlabel="key-value pairs",
-        ylabel="accuracy",
-        title=f"MQAR recall after {config.steps} steps (d_head = {d_head})",
-    )
-    (run.out_dir / "summary.json").write_text(json.dumps(rows, indent=2))
-    summary = ", ".join(f"{r['variant']}@{r['kv_pairs']}={r['accuracy']:.3f}" for r in rows)
-    print(f"accuracy: {summary}")
-    print(f"wrote {run.out_dir / 'results.md'} and recall.png in {total:.0f} s")
     return rows
 
 
