@@ -51,8 +51,8 @@ class LMMOptions:
     momentum: bool = True
     decay: bool = True
     chunk_size: int = 16
-    conv_init: str = "uniform_identity"
-    residual_norm: bool = False
+    conv_init: str = TitansLMM.conv_init  # the layer's defaults, not copies of them
+    residual_norm: bool = TitansLMM.residual_norm
 
     def layer(self, d_model: int, num_heads: int, d_head: int | None = None) -> TitansLMM:
         return TitansLMM(

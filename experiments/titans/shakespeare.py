@@ -60,8 +60,8 @@ class Config(TrainConfig):
     eval_every: int = 250
     checkpoint_every: int = 500
     # the LMM's two open choices (TitansLMM conv_init / residual_norm) for the "lmm" kind
-    lmm_conv_init: str = "uniform_identity"
-    lmm_residual_norm: bool = False
+    lmm_conv_init: str = LMMOptions.conv_init
+    lmm_residual_norm: bool = LMMOptions.residual_norm
 
 
 _FULL_SIZE = {
