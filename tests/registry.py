@@ -6,7 +6,7 @@ itself here with configurations that exercise its learnable params.
 
 from memjax.core import MultiHead
 from memjax.memories.linear import LinearMemory
-from memjax.memories.titans_memory import TitansMemory
+from memjax.memories.titans.memory import TitansMemory
 
 MEMORY_FACTORIES = {
     "delta_rule": lambda dtype: LinearMemory(

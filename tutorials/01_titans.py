@@ -35,7 +35,8 @@ import numpy as np
 
 from memjax.core import scan
 from memjax.memories.linear import LinearMemory
-from memjax.memories.titans import TitansLMM, TitansMemory
+from memjax.memories.titans import TitansMemory
+from memjax.models.titans import TitansLMM
 
 SMALL = os.environ.get("MEMJAX_SMALL") == "1"
 key = jax.random.key(0)

@@ -123,8 +123,8 @@ print("fraction of weights set:", float(np.asarray(state.w_u).mean()))
 
 # %%
 from memjax.data import binarize, load_mnist, split_per_class
-from memjax.memories.sparsey_hierarchy import SparseyLevel, tile_receptive_fields
-from memjax.memories.sparsey_readout import linear_readout_fit, linear_readout_predict
+from memjax.memories.sparsey.hierarchy import SparseyLevel, tile_receptive_fields
+from memjax.memories.sparsey.readout import linear_readout_fit, linear_readout_predict
 
 X, y = load_mnist()
 split = split_per_class(binarize(X), y, 20 if SMALL else 200, seed=0)

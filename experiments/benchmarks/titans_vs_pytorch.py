@@ -208,7 +208,7 @@ def memjax_layer(setting: str, *, d_model=D_MODEL, num_heads=NUM_HEADS, d_head=D
 
     ``default`` / ``faithful``: :meth:`TitansLMM.titans_pytorch` with the port's ``batch_size``
     ``None`` / ``chunk_size`` — the port's computation; ``paper``: the layer's defaults."""
-    from memjax.memories.titans import TitansLMM
+    from memjax.models.titans.lmm import TitansLMM
 
     if setting == "paper":
         return TitansLMM(

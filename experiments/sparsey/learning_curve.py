@@ -29,7 +29,7 @@ from experiments.sparsey.mnist import (
     codes_of,
     load_data,
 )
-from memjax.memories.sparsey_readout import linear_readout_fit, linear_readout_predict
+from memjax.memories.sparsey.readout import linear_readout_fit, linear_readout_predict
 
 CHUNK_PER_CLASS = 5
 

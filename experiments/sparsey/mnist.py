@@ -41,13 +41,13 @@ import numpy as np
 from memjax.data import binarize, load_mnist, split_per_class
 from memjax.data.skeleton import skeletonize
 from memjax.memories.sparsey import SparseyMac
-from memjax.memories.sparsey_hierarchy import (
+from memjax.memories.sparsey.hierarchy import (
     SparseyHierarchy,
     SparseyLevel,
     mac_cells,
     tile_receptive_fields,
 )
-from memjax.memories.sparsey_readout import (
+from memjax.memories.sparsey.readout import (
     class_node_fit,
     class_node_predict,
     linear_readout_fit,

@@ -26,7 +26,7 @@ import numpy as np
 
 from experiments.sparsey._common import parser, write
 from memjax.memories.sparsey import SparseyMac
-from memjax.memories.sparsey_hierarchy import SparseyHierarchy, SparseyLevel, mac_cells
+from memjax.memories.sparsey.hierarchy import SparseyHierarchy, SparseyLevel, mac_cells
 
 N, ACTIVE, Q, K, ALPHABET, T = 200, 10, 16, 16, 20, 8
 

@@ -1,7 +1,7 @@
 """Titans Table-5-shaped ablations of the LMM on tiny-shakespeare character modelling.
 
 Variants (each a :class:`~memjax.models.sequence_model.SequenceModel` around
-:class:`~memjax.memories.titans.TitansLMM`, see :class:`experiments.titans.common.LMMOptions`):
+:class:`~memjax.models.titans.lmm.TitansLMM`, see :class:`experiments.titans.common.LMMOptions`):
 
 * ``lmm``: the full LMM (deep memory ``L_M = 2``, momentum, decay, causal conv width 4, 4
   persistent tokens);

@@ -5,7 +5,7 @@ Models by name (:data:`KINDS`: ``"lmm"``, ``"mac"``, ``"mag"``, ``"mal"``, ``"at
 
 Ablations of the LMM (Titans Table 5) are :class:`LMMOptions` fields; momentum and decay are
 switched off exactly with the per-call controls ``eta=0`` / ``alpha=0`` of
-:meth:`TitansLMM.apply <memjax.memories.titans.TitansLMM.apply>` (they override the gates, also
+:meth:`TitansLMM.apply <memjax.models.titans.lmm.TitansLMM.apply>` (they override the gates, also
 for the persistent tokens written by ``init_state``), through :class:`Controlled`.
 """
 
@@ -20,10 +20,10 @@ import jax.numpy as jnp
 import optax
 
 from memjax.core.spec import spec
-from memjax.memories.titans import TitansLMM
 from memjax.models.sequence_model import SequenceModel
 from memjax.models.titans import KINDS
 from memjax.models.titans import build_model as titans_build_model
+from memjax.models.titans.lmm import TitansLMM
 from memjax.train import train
 
 __all__ = [

@@ -6,7 +6,7 @@ heads, so keys/values of size 16 per head) trained end to end on MQAR (Zoology,
 :func:`memjax.data.mqar`) with the numbers of key-value pairs of ``kv_pairs`` in turn, then
 evaluated on held-out sequences at each pair count:
 
-* ``lmm_deep`` / ``lmm_linear``: :class:`~memjax.memories.titans.TitansLMM` with memory depth
+* ``lmm_deep`` / ``lmm_linear``: :class:`~memjax.models.titans.lmm.TitansLMM` with memory depth
   ``L_M = 2`` / ``1`` and the library's defaults (θ 0.1, η 0.9, α 0.01 at init, per-token clipping
   of the inner gradient to norm 1, chunk 16, conv width 4 drawn uniformly plus an identity tap,
   memory MLP without a residual + LayerNorm wrapper, 4 persistent tokens, output RMSNorm and gate).
@@ -46,10 +46,10 @@ import jax
 from experiments.associative_recall.run import train_on_mqar, write_mqar_outputs
 from experiments.titans.common import Controlled
 from memjax.memories.linear import LinearMemory
-from memjax.memories.titans import TitansLMM
 from memjax.models.associative import AssociativeLayer
-from memjax.models.attention import Attention
 from memjax.models.sequence_model import SequenceModel
+from memjax.models.titans.lmm import TitansLMM
+from memjax.nn.attention import Attention
 from memjax.train import (
     TrainConfig,
     describe_machine,

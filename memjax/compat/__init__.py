@@ -1,5 +1,5 @@
 """Converters from other implementations' weights to memjax params (NumPy in, no torch import).
 
 * :mod:`memjax.compat.titans_pytorch` — titans-pytorch 0.5.5 ``NeuralMemory`` →
-  :class:`memjax.memories.titans.TitansLMM` (``TitansLMM.titans_pytorch``).
+  :class:`memjax.models.titans.lmm.TitansLMM` (``TitansLMM.titans_pytorch``).
 """

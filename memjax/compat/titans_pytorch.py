@@ -1,4 +1,4 @@
-r"""titans-pytorch 0.5.5 ``NeuralMemory`` weights → :class:`~memjax.memories.titans.TitansLMM`.
+r"""titans-pytorch 0.5.5 ``NeuralMemory`` weights → :class:`~memjax.models.titans.lmm.TitansLMM`.
 
 The input is the module's ``state_dict`` as a mapping of NumPy arrays (``{k: v.numpy() for k, v in
 module.state_dict().items()}``, or an ``np.load`` of a saved ``.npz``), so memjax never imports
@@ -60,7 +60,7 @@ from collections.abc import Mapping
 import jax
 import numpy as np
 
-from memjax.memories.titans import TitansLMM
+from memjax.models.titans.lmm import TitansLMM
 
 __all__ = ["convert_state_dict", "from_state_dict", "infer_config"]
 

@@ -25,15 +25,17 @@ by :mod:`memjax.nnx` and :mod:`memjax.eqx`.
 from __future__ import annotations
 
 import abc
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 
+from memjax.core.drivers import scan
+from memjax.core.token_step import ORDERS, Order, token_scan
+
+__all__ = ["ORDERS", "Memory", "Order", "Params", "SequenceLayer", "State"]
+
 Params = Any
 State = Any
-Order = Literal["write_read", "read_write"]
-
-ORDERS: tuple[str, ...] = ("write_read", "read_write")
 
 
 @runtime_checkable
@@ -96,9 +98,7 @@ class Memory(abc.ABC):
 
         The default is a ``lax.scan`` of :func:`memjax.core.step`; a parallel form may override it.
         """
-        from memjax.core.drivers import _token_scan
-
-        return _token_scan(self, params, state, keys, values, queries, order, controls)
+        return token_scan(self, params, state, keys, values, queries, order, controls)
 
     def apply(
         self,
@@ -114,8 +114,6 @@ class Memory(abc.ABC):
         **controls,
     ) -> tuple[jax.Array, State]:
         """Sequence verb: :func:`memjax.core.scan` over ``(T, ...)`` keys, values and queries."""
-        from memjax.core.drivers import scan
-
         return scan(
             self,
             params,

@@ -37,10 +37,11 @@ import jax
 import jax.numpy as jnp
 
 from memjax.core.checks import check_array, check_choice, check_positive_int
-from memjax.core.drivers import MultiHead, scan
+from memjax.core.drivers import scan
+from memjax.core.heads import MultiHead
 from memjax.core.protocol import Memory
 from memjax.core.spec import spec
-from memjax.models.conv import causal_depthwise_conv, init_conv
+from memjax.nn.conv1d import causal_depthwise_conv, init_conv
 
 ACTIVATIONS = {"silu": jax.nn.silu, "identity": lambda x: x}
 

@@ -1,10 +1,16 @@
-"""Data parallelism over all devices through a ``jax.sharding.Mesh`` with one ``"data"`` axis.
+"""Data parallelism and FSDP-style parameter sharding through a ``jax.sharding.Mesh``.
 
-Parameters and optimizer state are replicated on every device (``NamedSharding(mesh, P())``); each
-batch is sharded along its leading axis (``NamedSharding(mesh, P("data"))``). ``jax.jit`` then
-follows the shardings: every device computes the loss on its slice of the batch and XLA inserts
-the gradient all-reduce, so a data-parallel step equals the single-device step up to float
-summation order.
+* **Data parallel** (:func:`data_mesh`, one ``"data"`` axis): parameters and optimizer state are
+  replicated on every device (``NamedSharding(mesh, P())``); each batch is sharded along its
+  leading axis (``NamedSharding(mesh, P("data"))``). ``jax.jit`` follows the shardings: every
+  device computes the loss on its slice of the batch and XLA inserts the gradient all-reduce, so
+  a data-parallel step equals the single-device step up to float summation order.
+* **FSDP** (:func:`fsdp_mesh`, axes ``("data", "model")``): the batch is sharded over ``"data"``
+  as above, and every array of the train state (parameters, optimizer moments, model state) is
+  sharded over ``"model"`` along its largest axis divisible by the ``"model"`` size
+  (:func:`fsdp_spec`); arrays without such an axis, scalars and PRNG keys are replicated. XLA
+  all-gathers a parameter where the computation needs it whole and reduce-scatters its gradient,
+  so each device holds ``1/model`` of the state (the gpu/tpu presets: ``--fsdp N``).
 
 Multi-host (TPU slices): call :func:`initialize_distributed` first thing (``--distributed``), then
 each process's ``get_batch`` returns its *process-local* part of the global batch, which
@@ -19,6 +25,8 @@ Example:
     >>> params = replicate({"w": np.zeros(3, np.float32)}, mesh)
     >>> batch["x"].sharding.spec, params["w"].sharding.spec
     (P('data',), P())
+    >>> fsdp_spec((4, 16), 2), fsdp_spec((3,), 2), fsdp_spec((8, 8), 4)
+    (P(None, 'model'), P(), P('model', None))
 """
 
 from __future__ import annotations
@@ -31,9 +39,21 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-__all__ = ["DATA_AXIS", "data_mesh", "initialize_distributed", "replicate", "shard_batch"]
+__all__ = [
+    "DATA_AXIS",
+    "MODEL_AXIS",
+    "data_mesh",
+    "fsdp_mesh",
+    "fsdp_spec",
+    "initialize_distributed",
+    "replicate",
+    "shard_batch",
+    "shard_state",
+    "state_shardings",
+]
 
 DATA_AXIS = "data"
+MODEL_AXIS = "model"
 
 _distributed_initialized = False
 
@@ -59,6 +79,64 @@ def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     return Mesh(np.array(devices), (DATA_AXIS,))
 
 
+def fsdp_mesh(model: int, devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 2-D mesh ``("data", "model")`` of shape ``(len(devices) // model, model)`` (default
+    devices: all of them); the state is sharded over ``"model"``, the batch over ``"data"``.
+
+    Raises:
+        ValueError: ``model`` is not a positive divisor of the number of devices.
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    if not isinstance(model, int) or model < 1 or len(devices) % model:
+        raise ValueError(f"fsdp_mesh: model={model!r} must be a positive divisor of the number "
+                         f"of devices ({len(devices)})")
+    return Mesh(np.array(devices).reshape(len(devices) // model, model), (DATA_AXIS, MODEL_AXIS))
+
+
+def fsdp_spec(shape: Sequence[int], model_size: int) -> P:
+    """The ``PartitionSpec`` of an array of ``shape`` under FSDP: its largest axis divisible by
+    ``model_size`` (the first of equal ones) over ``"model"``, nothing else; ``P()`` when no
+    axis divides (or ``model_size`` is 1)."""
+    shape = tuple(int(d) for d in shape)
+    fits = [i for i, d in enumerate(shape) if d >= model_size and d % model_size == 0]
+    if model_size <= 1 or not fits:
+        return P()
+    axis = max(fits, key=lambda i: (shape[i], -i))
+    return P(*(MODEL_AXIS if i == axis else None for i in range(len(shape))))
+
+
+def _is_key(x: Any) -> bool:
+    return jax.dtypes.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key)
+
+
+def state_shardings(tree: Any, mesh: Mesh) -> Any:
+    """The ``NamedSharding`` of every leaf of a train state on ``mesh``: :func:`fsdp_spec` over
+    the ``"model"`` axis when the mesh has one, else replicated. Reads only shapes and dtypes, so
+    it works on tracers and ``jax.ShapeDtypeStruct`` leaves."""
+    model_size = dict(mesh.shape).get(MODEL_AXIS, 1)
+
+    def one(x):
+        if _is_key(x) or model_size == 1:
+            return NamedSharding(mesh, P())
+        return NamedSharding(mesh, fsdp_spec(np.shape(x), model_size))
+
+    return jax.tree.map(one, tree)
+
+
+def shard_state(tree: Any, mesh: Mesh) -> Any:
+    """Places every leaf of ``tree`` on ``mesh`` with :func:`state_shardings` (replicated on a
+    data-only mesh, FSDP-sharded on a mesh with a ``"model"`` axis)."""
+    return jax.tree.map(lambda x, s: _place(x, s), tree, state_shardings(tree, mesh))
+
+
+def _place(x: Any, sharding: NamedSharding) -> Any:
+    if _is_key(x):
+        data = jax.random.key_data(x)
+        return jax.random.wrap_key_data(_put(data, sharding, data.shape),
+                                        impl=jax.random.key_impl(x))
+    return _put(x, sharding, np.shape(x))
+
+
 def _put(x: Any, sharding: NamedSharding, global_shape: tuple[int, ...] | None = None) -> jax.Array:
     if jax.process_count() == 1:
         return jax.device_put(x, sharding)
@@ -68,19 +146,12 @@ def _put(x: Any, sharding: NamedSharding, global_shape: tuple[int, ...] | None =
 def replicate(tree: Any, mesh: Mesh) -> Any:
     """Places every leaf of ``tree`` on all devices of ``mesh`` (replicated)."""
     sharding = NamedSharding(mesh, P())
-
-    def one(x):
-        if jax.dtypes.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key):
-            data = jax.random.key_data(x)
-            return jax.random.wrap_key_data(_put(data, sharding, data.shape),
-                                            impl=jax.random.key_impl(x))
-        return _put(x, sharding, np.shape(x))
-
-    return jax.tree.map(one, tree)
+    return jax.tree.map(lambda x: _place(x, sharding), tree)
 
 
 def shard_batch(batch: Any, mesh: Mesh) -> Any:
-    """Shards every leaf of ``batch`` along its leading axis over the mesh's ``"data"`` axis.
+    """Shards every leaf of ``batch`` along its leading axis over the mesh's ``"data"`` axis
+    (replicated over any other axis, e.g. ``"model"``).
 
     In a single-process run ``batch`` is the global batch; in a multi-process run it is this
     process's part (leading size = global size / process count). Scalars are replicated.

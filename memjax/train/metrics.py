@@ -1,7 +1,8 @@
 """Run outputs: metrics as JSON lines, a markdown results table and PNG plots.
 
 * ``metrics.jsonl``: one JSON object per logged step and split,
-  ``{"step": 10, "split": "train", "loss": 0.25, ...}``, metric values as Python floats.
+  ``{"step": 10, "split": "train", "loss": 0.25, ...}``, metric values as Python floats (a run
+  with phases adds the phase's name: ``{"step", "split", "phase", ...}``).
   :func:`truncate_jsonl` drops the lines a resumed run will write again, so the file of a resumed
   run is byte-identical to an uninterrupted one.
 * ``results.md``: :func:`write_results_table` renders a list of dict rows as a markdown table with
@@ -55,10 +56,13 @@ def to_float(value: Any, *, name: str = "metric") -> float:
     return float(arr.reshape(()))
 
 
-def _record(step: int, split: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
+def _record(step: int, split: str, metrics: Mapping[str, Any],
+            phase: str | None = None) -> dict[str, Any]:
     rec: dict[str, Any] = {"step": int(step), "split": str(split)}
+    if phase is not None:
+        rec["phase"] = str(phase)
     for name, value in metrics.items():
-        if name in ("step", "split"):
+        if name in ("step", "split", "phase"):
             raise ValueError(f"metric name {name!r} is reserved")
         rec[str(name)] = to_float(value, name=name)
     return rec
@@ -83,9 +87,11 @@ class MetricsLogger:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, mode, encoding="utf-8")
 
-    def log(self, step: int, split: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
-        """Writes ``{"step", "split", **metrics}`` (values as floats) and returns the record."""
-        rec = _record(step, split, metrics)
+    def log(self, step: int, split: str, metrics: Mapping[str, Any], *,
+            phase: str | None = None) -> dict[str, Any]:
+        """Writes ``{"step", "split", ["phase",] **metrics}`` (values as floats) and returns the
+        record."""
+        rec = _record(step, split, metrics, phase)
         self.history.append(rec)
         if self._file is not None:
             self._file.write(json.dumps(rec) + "\n")

@@ -5,7 +5,9 @@ set. Otherwise (``--no-progress``, a pipe, a log file, CI) :class:`Progress` pri
 every ``every`` steps and at the last step, e.g. ``[demo] step 40/100  loss 0.1234  55.1 it/s``.
 
 Only the values given to :meth:`Progress.update` as ``metrics`` are shown; the training loop passes
-them at its log steps only, so the bar never forces a device sync.
+them at its log steps only, so the bar never forces a device sync. Time spent inside
+:meth:`Progress.paused` (the loop compiles its step there, after printing ``compiling ...``) is left
+out of ``it/s``.
 
 Example:
     >>> from memjax.train import Progress
@@ -16,10 +18,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
 __all__ = ["Progress", "use_progress_bar"]
@@ -77,9 +80,30 @@ class Progress:
         return self._bar is not None
 
     def rate(self) -> float:
-        """Steps per second since this display started."""
+        """Steps per second since this display started, time inside :meth:`paused` left out."""
         elapsed = time.perf_counter() - self._t0
         return (self._step - self.initial) / elapsed if elapsed > 0 else 0.0
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """A block whose duration does not count in ``it/s`` (e.g. compiling the step).
+
+        Example:
+            >>> import io
+            >>> bar = Progress(2, enabled=False, stream=io.StringIO())
+            >>> with bar.paused():
+            ...     pass  # compile here
+            >>> bar.update(2); bar.rate() > 0
+            True
+        """
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            waited = time.perf_counter() - t0
+            self._t0 += waited
+            if self._bar is not None:
+                self._bar.unpause()  # tqdm: restart its clock from now
 
     def update(self, step: int, metrics: Mapping[str, Any] | None = None) -> None:
         """Marks ``step`` as done; ``metrics`` (e.g. ``{"loss": 0.3}``) are shown when given."""

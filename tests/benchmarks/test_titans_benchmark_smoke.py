@@ -35,7 +35,7 @@ def test_settings_build(setting):
 
 
 def bench_port_layer(setting):
-    from memjax.memories.titans import TitansLMM
+    from memjax.models.titans.lmm import TitansLMM
 
     batch_size = None if setting == "default" else 16
     return TitansLMM.titans_pytorch(32, 2, 16, 16, batch_size=batch_size)

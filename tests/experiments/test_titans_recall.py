@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import pytest
 
 from experiments.titans import recall
-from memjax.memories.titans import TitansLMM
+from memjax.models.titans.lmm import TitansLMM
 from memjax.train import read_jsonl
 
 TINY = [

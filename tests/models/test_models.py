@@ -9,8 +9,8 @@ from memjax.core import MultiHead, scan
 from memjax.core.testing import float64
 from memjax.memories.linear import LinearMemory
 from memjax.models.associative import AssociativeLayer
-from memjax.models.conv import causal_depthwise_conv
 from memjax.models.sequence_model import SequenceModel
+from memjax.nn.conv1d import causal_depthwise_conv
 
 MEMORY = LinearMemory(4, 4, alpha=0.1, gated=("theta", "alpha"), decay_form="gated_deltanet")
 LAYER = AssociativeLayer(8, 2, MEMORY, conv_width=3, chunk_size=4)

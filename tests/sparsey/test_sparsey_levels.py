@@ -4,14 +4,14 @@ import jax
 import numpy as np
 
 from memjax.memories.sparsey import SparseyMac
-from memjax.memories.sparsey_hierarchy import (
+from memjax.memories.sparsey.hierarchy import (
     SparseyHierarchy,
     SparseyLevel,
     grid_neighbours,
     mac_cells,
     tile_receptive_fields,
 )
-from memjax.memories.sparsey_readout import (
+from memjax.memories.sparsey.readout import (
     class_node_fit,
     class_node_predict,
     linear_readout_fit,

@@ -8,7 +8,7 @@ import pytest
 
 from memjax.core import MultiHead, scan, tree_all_finite
 from memjax.core.testing import assert_trees_allclose, directional_fd, float64
-from memjax.memories.titans import TitansLMM
+from memjax.models.titans.lmm import TitansLMM
 
 D, H, T = 8, 2, 23
 
@@ -217,7 +217,7 @@ def test_bad_inputs_name_the_argument():
 
 def test_segment_products_equal_brute_force_with_exact_zeros():
     """``P[i, j] = prod(a[j+1 : i+1])`` (log-space with zero counting) == NumPy products."""
-    from memjax.memories.titans_parallel import segment_products
+    from memjax.memories.titans.parallel import segment_products
 
     a = np.array([0.5, 0.0, 0.9, 1.0, 0.3, 0.0, 0.0, 0.7, 1e-3, 0.99])
     with float64():

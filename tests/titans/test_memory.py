@@ -8,14 +8,14 @@ import pytest
 from memjax.core import scan
 from memjax.core.testing import float64
 from memjax.memories.linear import LinearMemory
-from memjax.memories.titans import TitansLMM
-from memjax.memories.titans_memory import TitansMemory
-from memjax.memories.titans_mlp import (
+from memjax.memories.titans.memory import TitansMemory
+from memjax.memories.titans.mlp import (
     MemoryMLP,
     factors_to_tree,
     gradient_factors,
     loss_gradient,
 )
+from memjax.models.titans.lmm import TitansLMM
 
 T, DK, DV = 10, 5, 3
 

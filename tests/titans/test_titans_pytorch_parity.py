@@ -18,7 +18,7 @@ import pytest
 
 from memjax.compat.titans_pytorch import convert_state_dict, from_state_dict, infer_config
 from memjax.core.testing import assert_trees_allclose, float64
-from memjax.memories.titans import TitansLMM
+from memjax.models.titans.lmm import TitansLMM
 
 FIXTURES = pathlib.Path(__file__).parents[1] / "fixtures" / "titans_pytorch"
 CASES = sorted(p.stem[len("case_"):] for p in FIXTURES.glob("case_*.npz"))

@@ -13,9 +13,9 @@ from flax import nnx
 import memjax.eqx as meqx
 import memjax.nnx as mnnx
 from memjax.memories.titans import TitansState
-from memjax.models.attention import Attention
 from memjax.models.titans import KINDS, build_model
-from memjax.models.titans_mac import memory_gate
+from memjax.models.titans.mac import memory_gate
+from memjax.nn.attention import Attention
 
 V, D, T = 11, 16, 12
 SMALL = dict(window=4, segment_size=4, chunk_size=4, num_persistent=2, depth=1)

@@ -16,7 +16,7 @@ H and D, on the codes at ``t−1``.
 Example:
     >>> import jax, numpy as np
     >>> from memjax.memories.sparsey import SparseyMac
-    >>> from memjax.memories.sparsey_hierarchy import SparseyLevel, tile_receptive_fields
+    >>> from memjax.memories.sparsey.hierarchy import SparseyLevel, tile_receptive_fields
     >>> rf = tile_receptive_fields((8, 8), patch=4, stride=4)       # 4 macs of 16 pixels
     >>> level = SparseyLevel(SparseyMac(n_inputs=16, Q=4, K=4), rf)
     >>> xs = (np.random.default_rng(0).random((3, 64)) < 0.3).astype(np.uint8)
@@ -36,7 +36,7 @@ import numpy as np
 
 from memjax.core.checks import check_array, check_choice
 from memjax.core.spec import spec
-from memjax.memories.sparsey import (
+from memjax.memories.sparsey.mac import (
     TIES,
     CSAResult,
     SparseyMac,

@@ -18,8 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from memjax.core.drivers import scan, step
+from memjax.core.drivers import scan
 from memjax.core.protocol import Memory
+from memjax.core.token_step import step
 
 MemoryFactory = Callable[[str], Memory]
 

@@ -1,24 +1,4 @@
-r"""Titans language models (arXiv 2501.00663 §4): LMM, MAC, MAG, MAL and their baselines.
-
-Every architecture is a *mixer*: a :class:`memjax.core.SequenceLayer` spec with a ``d_model``
-field, so :class:`memjax.models.sequence_model.SequenceModel` (embedding → pre-norm blocks of
-[mixer + MLP] → read-out) builds the language model, and :func:`build_model` builds one by name
-for sweeps. The memory is :class:`memjax.memories.titans.TitansLMM` throughout; the attention is
-:class:`memjax.models.attention.Attention`.
-
-=================  =================================================================================
-kind               mixer
-=================  =================================================================================
-``"lmm"``          :class:`~memjax.memories.titans.TitansLMM` alone (persistent tokens written into
-                   the memory: :math:`y = M([p] \| x)`)
-``"mac"``          :class:`~memjax.models.titans_mac.MAC` — memory as a context, eqs. 21–25
-``"mag"``          :class:`MAG` — memory as a gate, eqs. 26–28
-``"mal"``          :class:`MAL` — memory as a layer, eqs. 29–31
-``"attention"``    full causal attention (Transformer baseline)
-``"swa"``          sliding-window attention
-``"gated_delta"``  :class:`~memjax.models.associative.AssociativeLayer` over a gated
-                   :class:`~memjax.memories.linear.LinearMemory` (Gated DeltaNet, App. C with η = 0)
-=================  =================================================================================
+r"""Titans hybrids (arXiv 2501.00663 §4.2–4.3): MAG and MAL, memory beside sliding-window attention.
 
 **MAG** (eqs. 26–28). :math:`\tilde x = [p_1 \dots p_{N_p}] \| x`;
 :math:`y = \text{SW-Attn}^*(\tilde x)`, a sliding window that always includes the persistent
@@ -27,7 +7,7 @@ persistent tokens :math:`p` are the attention's always-visible prefix and are wr
 memory first (``TitansLMM.init_state``). The gate :math:`\otimes` is
 :math:`\operatorname{RMSNorm}_{\gamma_1}(y) \odot \sigma(\operatorname{RMSNorm}_{\gamma_2}(m))`
 followed by a linear output projection (spec §4 default,
-:func:`memjax.models.titans_mac.memory_gate`).
+:func:`memjax.models.titans.mac.memory_gate`).
 
 **MAL** (eqs. 29–31). :math:`y = M(\tilde x)`, :math:`o = \text{SW-Attn}(y)`. The memory reads of
 the prefix positions, :math:`y_p = M([p])`, are input-independent; ``init_state`` computes them and
@@ -36,22 +16,14 @@ puts their keys and values into the attention's sliding-window cache, so the att
 MAL therefore needs an integer ``window``. The paper's H3-style block is reduced to this pair; the
 residual and MLP come from :class:`~memjax.models.sequence_model.SequenceModel`.
 
-**Streaming.** LMM, MAG, MAL and SWA: a sequence cut into pieces of any sizes, state carried, equals
-the whole. MAC: pieces must be multiples of its ``segment_size`` (except the last). Full attention
-carries no cache (each call independent; see :mod:`memjax.models.attention`).
-
-**Frameworks.** Any of these mixers runs in Flax NNX or Equinox through
-:class:`memjax.nnx.MemoryLayer` / :class:`memjax.eqx.MemoryLayer`.
-
 Example:
     >>> import jax, jax.numpy as jnp
-    >>> from memjax.models.titans import build_model
-    >>> model = build_model("mag", vocab_size=20, d_model=16, num_layers=1, window=4,
-    ...                     chunk_size=4, num_persistent=2)
-    >>> p = model.init_params(jax.random.key(0))
-    >>> logits, state = jax.jit(model.apply)(p, model.init_state(p), jnp.arange(9) % 20)
-    >>> logits.shape
-    (9, 20)
+    >>> from memjax.models.titans import MAG
+    >>> mag = MAG(16, window=4, chunk_size=4, num_persistent=2)
+    >>> p = mag.init_params(jax.random.key(0))
+    >>> ys, state = jax.jit(mag.apply)(p, mag.init_state(p), jnp.ones((9, 16)))
+    >>> ys.shape
+    (9, 16)
 """
 
 from __future__ import annotations
@@ -62,18 +34,13 @@ from typing import Any, NamedTuple
 
 import jax
 
-from memjax.core.checks import check_array, check_choice, check_positive_int
+from memjax.core.checks import check_array, check_positive_int
 from memjax.core.spec import spec
-from memjax.memories.linear import LinearMemory
-from memjax.memories.titans import TitansLMM
-from memjax.models.associative import AssociativeLayer
-from memjax.models.attention import Attention
-from memjax.models.sequence_model import SequenceModel
-from memjax.models.titans_mac import MAC, init_gate, memory_gate
+from memjax.models.titans.lmm import TitansLMM
+from memjax.models.titans.mac import init_gate, memory_gate
+from memjax.nn.attention import Attention
 
-KINDS = ("lmm", "mac", "mag", "mal", "attention", "swa", "gated_delta")
-
-__all__ = ["KINDS", "MAC", "MAG", "MAL", "Attention", "HybridState", "TitansLMM", "build_model"]
+__all__ = ["MAG", "MAL", "HybridState"]
 
 
 class HybridState(NamedTuple):
@@ -138,7 +105,7 @@ class MAG(_MemoryAttentionHybrid):
         chunk_size: the LMM's chunk size ``b`` (§3.2).
         depth: memory MLP depth ``L_M``.
         rope: rotary position embeddings in the attention.
-        memory: a full :class:`~memjax.memories.titans.TitansLMM` spec to use instead of the one
+        memory: a full :class:`~memjax.models.titans.lmm.TitansLMM` spec to use instead of the one
             built from the fields above (its ``num_persistent`` is replaced by this one's).
     """
 
@@ -214,58 +181,3 @@ def _mal_init_state(mal: MAL, params: dict) -> HybridState:
     y_prefix, memory = lmm.apply(mp, lmm.empty_state(mp), mp["persistent"])
     _, attention = attn.attend(ap, attention, y_prefix)
     return HybridState(memory, attention)
-
-
-def build_model(
-    kind: str,
-    vocab_size: int,
-    d_model: int,
-    num_layers: int,
-    *,
-    num_heads: int = 2,
-    window: int = 64,
-    segment_size: int = 16,
-    chunk_size: int = 16,
-    num_persistent: int = 4,
-    depth: int = 2,
-    conv_width: int = 4,
-    mlp_ratio: int = 4,
-) -> SequenceModel:
-    """A :class:`~memjax.models.sequence_model.SequenceModel` with the ``kind`` mixer (module doc).
-
-    Args:
-        kind: one of :data:`KINDS`.
-        vocab_size, d_model, num_layers, mlp_ratio: the model frame.
-        num_heads: heads of every attention and memory.
-        window: sliding window of ``"swa"``, ``"mag"``, ``"mal"``.
-        segment_size: ``"mac"`` segment size.
-        chunk_size: the LMM's chunk size (``"lmm"``, ``"mac"``, ``"mag"``, ``"mal"``).
-        num_persistent: persistent tokens of the Titans kinds.
-        depth: memory MLP depth of the Titans kinds.
-        conv_width: causal conv width of the ``"gated_delta"`` baseline.
-    """
-    check_choice("kind", kind, KINDS)
-    titans = dict(num_heads=num_heads, chunk_size=chunk_size, depth=depth)
-    if kind == "lmm":
-        mixer: Any = TitansLMM(d_model, num_persistent=num_persistent, **titans)
-    elif kind == "mac":
-        mixer = MAC(d_model, segment_size=segment_size, num_persistent=num_persistent, **titans)
-    elif kind == "mag":
-        mixer = MAG(d_model, window=window, num_persistent=num_persistent, **titans)
-    elif kind == "mal":
-        mixer = MAL(d_model, window=window, num_persistent=num_persistent, **titans)
-    elif kind == "attention":
-        mixer = Attention(d_model, num_heads)
-    elif kind == "swa":
-        mixer = Attention(d_model, num_heads, window=window)
-    else:
-        if d_model % num_heads:
-            raise ValueError(f"num_heads: d_model={d_model} is not divisible by {num_heads}")
-        d = d_model // num_heads
-        memory = LinearMemory(
-            d, d, alpha=0.01, gated=("theta", "alpha"), decay_form="gated_deltanet"
-        )
-        mixer = AssociativeLayer(
-            d_model, num_heads, memory, conv_width=conv_width, chunk_size=chunk_size
-        )
-    return SequenceModel(vocab_size, d_model, num_layers, mixer, mlp_ratio=mlp_ratio)

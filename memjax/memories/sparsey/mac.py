@@ -41,7 +41,7 @@ model's "fixed-time storage and retrieval" claim
 Learning is sequential (each code depends on the weights written before it), so :meth:`learn` is
 a ``lax.scan`` over items; :meth:`recognize` is a ``vmap`` over a batch. The unbatched verbs
 :meth:`csa` and :meth:`learn_one` compose with ``jit``/``vmap``/``scan`` from outside
-(:mod:`memjax.memories.sparsey_hierarchy` vmaps them over the macs of a level).
+(:mod:`memjax.memories.sparsey.hierarchy` vmaps them over the macs of a level).
 
 Example:
     >>> import jax, jax.numpy as jnp

@@ -1,7 +1,7 @@
 r"""Titans' memory over one head (Behrouz, Zhong & Mirrokni 2024, arXiv 2501.00663).
 
 A :class:`memjax.core.Memory` whose state is an MLP's weights
-(:class:`memjax.memories.titans_mlp.MemoryMLP`, depth :math:`L_M \ge 1`); its initial weights
+(:class:`memjax.memories.titans.mlp.MemoryMLP`, depth :math:`L_M \ge 1`); its initial weights
 :math:`W_0` are learned params. ``write`` is the exact recurrence (gradient at :math:`M_{t-1}`),
 Titans eqs. 12–14:
 
@@ -12,12 +12,12 @@ Titans eqs. 12–14:
 
 and ``read`` is :math:`M^*(q)` (eq. 15). ``chunk`` stays the token loop (the protocol's default),
 because the paper's chunked form is a *different* recurrence for chunks > 1. The sequence layer
-with the chunked parallel form is :class:`memjax.memories.titans.TitansLMM` (which re-exports
+with the chunked parallel form is :class:`memjax.models.titans.lmm.TitansLMM` (which re-exports
 this class).
 
 Example:
     >>> import jax, jax.numpy as jnp
-    >>> from memjax.memories.titans_memory import TitansMemory
+    >>> from memjax.memories.titans.memory import TitansMemory
     >>> memory = TitansMemory(d_key=4, d_value=4, depth=1, residual_norm=False)
     >>> params = memory.init_params(jax.random.key(0))
     >>> state = memory.write(params, memory.init_state(params), jnp.ones(4), jnp.zeros(4))
@@ -37,7 +37,7 @@ from memjax.core.checks import check_array, check_choice
 from memjax.core.protocol import Memory
 from memjax.core.spec import spec
 from memjax.memories.gates import GATES, check_gated, init_key_gates, key_gates
-from memjax.memories.titans_mlp import LOSS_REDUCTIONS, MemoryMLP, loss_gradient
+from memjax.memories.titans.mlp import LOSS_REDUCTIONS, MemoryMLP, loss_gradient
 
 
 def _check_unit(name: str, value: float) -> None:
@@ -65,7 +65,7 @@ class TitansMemory(Memory):
         d_key: key/query size.
         d_value: value size.
         depth, expansion, activation, bias, residual_norm: the memory MLP
-            (:class:`~memjax.memories.titans_mlp.MemoryMLP`).
+            (:class:`~memjax.memories.titans.mlp.MemoryMLP`).
         theta, eta, alpha: step size, momentum ("surprise" decay) and forget gate constants
             (or the gates' initial values); per-call controls ``theta=``, ``eta=``, ``alpha=``
             override them.

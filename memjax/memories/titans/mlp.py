@@ -23,7 +23,7 @@ Two ways to get the per-token gradient :math:`u = \nabla_M \ell(M; k, v)`:
 
 Example:
     >>> import jax, jax.numpy as jnp
-    >>> from memjax.memories.titans_mlp import MemoryMLP
+    >>> from memjax.memories.titans.mlp import MemoryMLP
     >>> mlp = MemoryMLP(d_in=4, d_out=4, depth=2, expansion=2)
     >>> w = mlp.init(jax.random.key(0))
     >>> mlp(w, jnp.ones(4)).shape

@@ -2,9 +2,9 @@ r"""Titans' neural long-term memory (LMM): Behrouz, Zhong & Mirrokni 2024, arXiv
 
 Two levels:
 
-* :class:`TitansMemory` (defined in :mod:`memjax.memories.titans_memory`, re-exported here) —
+* :class:`TitansMemory` (defined in :mod:`memjax.memories.titans.memory`, re-exported here) —
   a :class:`memjax.core.Memory` over one head. The memory is an MLP
-  (:class:`memjax.memories.titans_mlp.MemoryMLP`, depth :math:`L_M \ge 1`) whose **weights are the
+  (:class:`memjax.memories.titans.mlp.MemoryMLP`, depth :math:`L_M \ge 1`) whose **weights are the
   test-time state**; its initial weights :math:`W_0` are learned params. ``write`` is the exact
   recurrence (gradient at :math:`M_{t-1}`), Titans eqs. 12–14:
 
@@ -22,7 +22,7 @@ Two levels:
   :math:`\eta_t, \alpha_t = \sigma(x_t W + b)` per token and head, ``num_heads`` memories by
   ``jax.vmap``, persistent memory tokens, and an output RMSNorm, sigmoid gate and projection.
   Its fused ``apply`` runs the paper's chunked **parallel form** (§3.2, eqs. 16–18; closed form and
-  dual-form reads in :mod:`memjax.memories.titans_parallel`), ``lax.scan`` over chunks with
+  dual-form reads in :mod:`memjax.memories.titans.parallel`), ``lax.scan`` over chunks with
   ``jax.checkpoint`` per chunk; ``reference_apply`` is the slow token-by-token loop of the same
   recurrence and ``decode`` its one-token step.
 
@@ -84,7 +84,7 @@ state (3 copies of the weights per head). Reverse mode stores one carry per chun
 
 Example:
     >>> import jax, jax.numpy as jnp
-    >>> from memjax.memories.titans import TitansLMM
+    >>> from memjax.models.titans.lmm import TitansLMM
     >>> layer = TitansLMM(d_model=16, num_heads=2, chunk_size=4, num_persistent=2)
     >>> params = layer.init_params(jax.random.key(0))
     >>> state = layer.init_state(params)
@@ -111,22 +111,22 @@ from memjax.core.checks import (
 )
 from memjax.core.spec import spec
 from memjax.memories.gates import GATES, logit
-from memjax.memories.titans_memory import TitansMemory, TitansState, _check_max_norm, _check_unit
-from memjax.memories.titans_mlp import (
+from memjax.memories.titans.memory import TitansMemory, _check_max_norm, _check_unit
+from memjax.memories.titans.mlp import (
     ACTIVATIONS,
     LOSS_REDUCTIONS,
     MemoryMLP,
     gradient_factors,
 )
-from memjax.memories.titans_parallel import (
+from memjax.memories.titans.parallel import (
     ChunkCarry,
     chunk_coefficients,
     parallel_chunk,
     token_step,
 )
-from memjax.models.conv import causal_depthwise_conv, init_conv
+from memjax.nn.conv1d import causal_depthwise_conv, init_conv
 
-__all__ = ["GATES", "LMMState", "TitansLMM", "TitansMemory", "TitansState"]
+__all__ = ["LMMState", "TitansLMM"]
 
 GRAD_POINTS = ("chunk_start", "initial")
 READ_POINTS = ("token", "chunk")
@@ -190,7 +190,7 @@ class TitansLMM:
             :math:`U(-1/\sqrt{W}, 1/\sqrt{W})` plus 1 on the current token's tap;
             ``"uniform"``: the uniform draw alone (``torch.nn.Conv1d``'s default, as Mamba /
             Gated DeltaNet ports); ``"identity"``: 1 on the current tap plus
-            :math:`\mathcal{N}(0, 0.01/W)` noise (:func:`memjax.models.conv.init_conv`, as the
+            :math:`\mathcal{N}(0, 0.01/W)` noise (:func:`memjax.nn.conv1d.init_conv`, as the
             gated delta rule's layer). The paper is silent; the default is the one that trained
             well on both recall and language modelling (module doc).
         qkv_silu: SiLU on q, k, v. qk_l2norm: ℓ2-normalise q and k.

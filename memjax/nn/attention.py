@@ -29,7 +29,7 @@ stream full attention over a bounded context, use ``window=max_len``.
 
 Example:
     >>> import jax, jax.numpy as jnp
-    >>> from memjax.models.attention import Attention
+    >>> from memjax.nn.attention import Attention
     >>> attn = Attention(d_model=16, num_heads=2, window=4, num_persistent=2)
     >>> p = attn.init_params(jax.random.key(0))
     >>> ys, state = attn.apply(p, attn.init_state(p), jnp.ones((10, 16)))

@@ -15,7 +15,7 @@ single mac's ``(…, Q)`` codes work too. Code similarity is the intersection si
 
 Example:
     >>> import jax.numpy as jnp
-    >>> from memjax.memories.sparsey_readout import nearest_code_predict
+    >>> from memjax.memories.sparsey.readout import nearest_code_predict
     >>> train = jnp.array([[0, 1, 2], [3, 3, 3]]); labels = jnp.array([7, 9])
     >>> nearest_code_predict(train, labels, jnp.array([[0, 1, 3], [3, 3, 0]]), K=4).tolist()
     [7, 9]

@@ -12,12 +12,12 @@ the paper's order (retrieve → attend → store → read → gate):
     M_t &= M_{t-1}(y_t) &&\text{(24: store the attention output)}\\
     o_t &= y_t \otimes M^*_t(y_t) &&\text{(25)}
 
-The memory is a :class:`memjax.memories.titans.TitansLMM` and every step uses its pieces: the
+The memory is a :class:`memjax.models.titans.lmm.TitansLMM` and every step uses its pieces: the
 query :math:`W_Q` (with its causal convolution, SiLU and ℓ2-norm) is the LMM's ``project``; the
 read :math:`M^*_{t-1}` is the memory MLP at the pre-segment weights of each head followed by the
 LMM's ``output``; the store and the second read are the LMM's ``memory_apply`` over :math:`y_t`
 (the paper's chunked parallel form with dual-form reads) and ``output``. The attention is an
-:class:`memjax.models.attention.Attention` over the segment, its persistent tokens and ``h``.
+:class:`memjax.nn.attention.Attention` over the segment, its persistent tokens and ``h``.
 
 Choices (spec §4), documented here because the paper leaves them open or is not causal as written:
 
@@ -45,7 +45,7 @@ chunked form over ``C`` tokens.
 
 Example:
     >>> import jax, jax.numpy as jnp
-    >>> from memjax.models.titans_mac import MAC
+    >>> from memjax.models.titans.mac import MAC
     >>> mac = MAC(d_model=16, num_heads=2, segment_size=4, chunk_size=2, num_persistent=2)
     >>> p = mac.init_params(jax.random.key(0))
     >>> ys, state = jax.jit(mac.apply)(p, mac.init_state(p), jnp.ones((10, 16)))
@@ -64,9 +64,9 @@ import jax.numpy as jnp
 
 from memjax.core.checks import check_array, check_positive_int
 from memjax.core.spec import spec
-from memjax.memories.titans import LMMState, TitansLMM
-from memjax.models.attention import Attention, masked_attention
 from memjax.models.sequence_model import rms_norm
+from memjax.models.titans.lmm import LMMState, TitansLMM
+from memjax.nn.attention import Attention, masked_attention
 
 
 def init_gate(key: jax.Array, d_model: int, dtype="float32") -> dict:
@@ -122,7 +122,7 @@ class MAC:
         chunk_size: the LMM's chunk size ``b`` (§3.2) inside a segment.
         depth: memory MLP depth ``L_M``.
         rope: rotary position embeddings in the attention (segment-local positions).
-        memory: a full :class:`~memjax.memories.titans.TitansLMM` spec to use instead of the one
+        memory: a full :class:`~memjax.models.titans.lmm.TitansLMM` spec to use instead of the one
             built from ``d_model, num_heads, chunk_size, depth`` (its ``num_persistent`` is set
             to 0; its ``d_model`` must match).
     """

@@ -8,7 +8,7 @@ processed in pieces equal the whole sequence.
 
 Example:
     >>> import jax.numpy as jnp
-    >>> from memjax.models.conv import causal_depthwise_conv
+    >>> from memjax.nn.conv1d import causal_depthwise_conv
     >>> w = jnp.array([[0.0], [1.0]])          # width 2, one channel: y_t = x_t
     >>> y, tail = causal_depthwise_conv(jnp.arange(3.0)[:, None], w, jnp.zeros((1, 1)))
     >>> y[:, 0].tolist(), tail[:, 0].tolist()

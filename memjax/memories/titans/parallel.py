@@ -1,6 +1,6 @@
 r"""The Titans memory update, token by token and in the chunked parallel (dual) form.
 
-All functions here act on **one head**; :class:`memjax.memories.titans.TitansLMM` vmaps them.
+All functions here act on **one head**; :class:`memjax.models.titans.lmm.TitansLMM` vmaps them.
 
 The recurrence (Titans eqs. 9–10, 13–14), with :math:`u_t` the clipped gradient of the
 associative loss (eq. 12) taken at a *gradient point* :math:`M_{t'}`:
@@ -55,7 +55,7 @@ import jax
 import jax.numpy as jnp
 
 from memjax.core.trees import tree_where
-from memjax.memories.titans_mlp import (
+from memjax.memories.titans.mlp import (
     ACTIVATIONS,
     MemoryMLP,
     factors_to_tree,
