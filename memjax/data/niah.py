@@ -15,6 +15,14 @@ Needle kinds (after RULER, Hsieh et al. 2024):
 
 Haystacks: ``"noise"`` (RULER's repeated "The grass is green. ..." filler) or
 ``"shakespeare"`` (a contiguous passage of the vendored tiny-shakespeare at a random offset).
+
+Example:
+    >>> from memjax.data import needle_decode, needle_haystack
+    >>> batch = needle_haystack(0, batch_size=2, seq_len=128, kind="passkey")
+    >>> batch.tokens.shape, batch.answer.shape
+    ((2, 128), (2, 5))
+    >>> len(needle_decode(batch.answer[0]))
+    5
 """
 
 from __future__ import annotations

@@ -10,6 +10,12 @@ removes the duplicates by default.
 
 Images are decoded with PIL from the zips (no extraction) and cached in memory for the session.
 Pixel convention: **ink = 1.0, background = 0.0** (the PNGs store background as white).
+
+Example:
+    >>> from memjax.data import load_omniglot
+    >>> data = load_omniglot("background_small1", size=28)
+    >>> data.images.shape[1:], float(data.images.max())
+    ((28, 28), 1.0)
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""scikit-learn's bundled datasets (no download): digits (8×8) and breast cancer."""
+"""scikit-learn's bundled datasets (no download): digits (8×8) and breast cancer.
+
+Example:
+    >>> from memjax.data import load_breast_cancer_split, load_digits_split
+    >>> load_digits_split().x_train.shape, load_breast_cancer_split().x_train.shape
+    ((1347, 64), (426, 30))
+"""
 
 from __future__ import annotations
 

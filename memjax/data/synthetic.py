@@ -6,6 +6,13 @@
 Shape arguments are static: a new value compiles once more. Scored positions follow the
 next-token convention: ``targets[b, t]`` is what the model should output after reading
 ``inputs[b, :t + 1]``; unscored positions hold :data:`IGNORE_INDEX` (-100) and ``mask`` is False.
+
+Example:
+    >>> import jax
+    >>> from memjax.data import mqar
+    >>> batch = mqar(jax.random.key(0), 2, vocab_size=64, seq_len=32, num_kv_pairs=4)
+    >>> batch.inputs.shape, int(batch.mask.sum())
+    ((2, 32), 8)
 """
 
 from __future__ import annotations

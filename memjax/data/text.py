@@ -1,4 +1,12 @@
-"""tiny-shakespeare (vendored, public domain), character-level, nanoGPT style."""
+"""tiny-shakespeare (vendored, public domain), character-level, nanoGPT style.
+
+Example:
+    >>> from memjax.data import sample_char_batch, tiny_shakespeare
+    >>> data = tiny_shakespeare()
+    >>> x, y = sample_char_batch(data.train, batch_size=2, block_size=8, seed=0, step=0)
+    >>> x.shape, bool((x[:, 1:] == y[:, :-1]).all())
+    ((2, 8), True)
+"""
 
 from __future__ import annotations
 

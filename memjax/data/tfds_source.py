@@ -2,6 +2,14 @@
 
 Nothing is downloaded: the dataset must already be prepared, in ArrayRecord format, under
 ``data_dir`` (default: ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
+
+Example:
+    >>> import tensorflow_datasets as tfds
+    >>> from memjax.data import tfds_source
+    >>> with tfds.testing.mock_data(num_examples=4):
+    ...     arrays = tfds_source("mnist", "train").to_numpy()
+    >>> arrays["image"].shape
+    (4, 28, 28, 1)
 """
 
 from __future__ import annotations
