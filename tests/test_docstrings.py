@@ -10,9 +10,7 @@ import pytest
 
 import memjax
 
-MODULES = sorted(
-    m.name for m in pkgutil.walk_packages(memjax.__path__, "memjax.") if not m.ispkg
-)
+MODULES = ["memjax", *sorted(m.name for m in pkgutil.walk_packages(memjax.__path__, "memjax."))]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -10,6 +10,12 @@ raise ``ValueError`` naming the argument.
 Randomness: real-data loaders and episode samplers use ``np.random.default_rng(seed)``;
 :func:`mqar`, :func:`copy_task` and :func:`repeat_copy_task` take a ``jax.random`` key;
 :func:`needle_haystack` takes a numpy seed.
+
+Example:
+    >>> import memjax.data as data
+    >>> split = data.load_digits_split()
+    >>> split.x_train.shape, sorted(set(split.y_train.tolist())) == list(range(10))
+    ((1347, 64), True)
 """
 
 from memjax.data._common import Split, binarize, split_per_class
