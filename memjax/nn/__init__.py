@@ -2,23 +2,22 @@
 
 from memjax.nn.attention import (
     Attention as Attention,
-)
-from memjax.nn.attention import (
     AttentionState as AttentionState,
-)
-from memjax.nn.attention import (
     masked_attention as masked_attention,
-)
-from memjax.nn.attention import (
     rope as rope,
 )
-from memjax.nn.conv1d import causal_depthwise_conv as causal_depthwise_conv
-from memjax.nn.conv1d import init_conv as init_conv
+from memjax.nn.channels import ChannelAxes as ChannelAxes, check_channel_axes as check_channel_axes
+from memjax.nn.conv1d import causal_depthwise_conv as causal_depthwise_conv, init_conv as init_conv
+from memjax.nn.lstm import LSTMCarry as LSTMCarry, LSTMCell as LSTMCell
 
 __all__ = [
     "Attention",
     "AttentionState",
+    "ChannelAxes",
+    "LSTMCarry",
+    "LSTMCell",
     "causal_depthwise_conv",
+    "check_channel_axes",
     "init_conv",
     "masked_attention",
     "rope",
