@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from memjax.core.checks import check_array, check_choice, check_positive_int
-from memjax.core.controls import split_controls
+from memjax.core.controls import check_controls, split_controls
 from memjax.core.token_step import ORDERS, Order
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ def scan(
     The result equals a Python loop of :func:`step` for every chunk size.
     """
     check_choice("order", order, ORDERS)
+    check_controls(controls, where="scan", also=("chunk_size", "order", "remat"))
     length = _check_sequence(memory, keys, values, queries)
     chunk_size = length if chunk_size is None else chunk_size
     check_positive_int("chunk_size", chunk_size)

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from memjax.core.checks import check_array, check_positive_int
-from memjax.core.controls import is_prng_key, split_controls
+from memjax.core.controls import check_controls, is_prng_key, split_controls
 from memjax.core.protocol import Memory, Params, State
 from memjax.core.spec import spec
 from memjax.core.trees import tree_index
@@ -58,6 +58,7 @@ class MultiHead(Memory):
     def write(self, params, state, key, value, /, **controls):
         check_array("key", key, shape=self.key_size)
         check_array("value", value, shape=self.value_size)
+        check_controls(controls, where="MultiHead.write")
         per_head, shared = split_controls(controls, self.num_heads, "head")
 
         def one(p, s, k, v, c):
@@ -67,6 +68,7 @@ class MultiHead(Memory):
 
     def read(self, params, state, query, /, **controls):
         check_array("query", query, shape=self.key_size)
+        check_controls(controls, where="MultiHead.read")
         per_head, shared = split_controls(controls, self.num_heads, "head")
 
         def one(p, s, q, c):
@@ -79,6 +81,7 @@ class MultiHead(Memory):
 
         Per-token controls are ``(T, H, ...)`` (per head) or ``(T,)`` (shared by the heads).
         """
+        check_controls(controls, where="MultiHead.chunk", also=("order",))
         length, heads = keys.shape[0], self.num_heads
         per_token, shared = split_controls(controls, length, "token")
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import jax
 
 from memjax.core.checks import check_choice
-from memjax.core.controls import split_controls
+from memjax.core.controls import check_controls, split_controls
 
 if TYPE_CHECKING:
     from memjax.core.protocol import Memory
@@ -52,6 +52,7 @@ def step(
     ``M_{t-1}(q_t)`` first.
     """
     check_choice("order", order, ORDERS)
+    check_controls(controls, where="step", also=("order",))
     if order == "read_write":
         y = memory.read(params, state, query, **controls)
         return y, memory.write(params, state, key, value, **controls)
@@ -70,5 +71,3 @@ def token_scan(memory, params, state, keys, values, queries, order, controls):
 
     state, ys = jax.lax.scan(body, state, (keys, values, queries, per_token))
     return ys, state
-
-

@@ -62,8 +62,15 @@ def init_key_gates(
 
 
 def key_gates(
-    params: Mapping, gated: tuple[str, ...], key, constants: Mapping[str, float], max_lr: float,
-    *, theta=None, eta=None, alpha=None,
+    params: Mapping,
+    gated: tuple[str, ...],
+    key,
+    constants: Mapping[str, float],
+    max_lr: float,
+    *,
+    theta=None,
+    eta=None,
+    alpha=None,
 ) -> tuple:
     """``(theta, eta, alpha)`` for writing ``key``: overrides, else gates, else constants."""
     values = {"theta": theta, "eta": eta, "alpha": alpha}

@@ -48,6 +48,7 @@ import jax
 import jax.numpy as jnp
 
 from memjax.core.checks import check_array, check_choice, check_positive_int
+from memjax.core.controls import check_controls
 from memjax.core.protocol import Memory
 from memjax.core.spec import spec
 from memjax.memories.gates import check_gated, init_key_gates, key_gates
@@ -148,8 +149,14 @@ class LinearMemory(Memory):
         if not self.has_momentum and eta is not None:
             raise ValueError("eta: this LinearMemory has no momentum state; set momentum=True")
         return key_gates(
-            params.get("gates", {}), self.gated, key, self._constants, self.max_lr,
-            theta=theta, eta=eta, alpha=alpha,
+            params.get("gates", {}),
+            self.gated,
+            key,
+            self._constants,
+            self.max_lr,
+            theta=theta,
+            eta=eta,
+            alpha=alpha,
         )
 
     def loss_gradient(self, weights, key, value) -> jax.Array:
@@ -161,6 +168,7 @@ class LinearMemory(Memory):
     def write(self, params, state: LinearState, key, value, /, **controls) -> LinearState:
         check_array("key", key, shape=self.key_size, floating=True)
         check_array("value", value, shape=self.value_size, floating=True)
+        check_controls(controls, where="LinearMemory.write")
         theta, eta, alpha = self.gates(
             params,
             key,
@@ -182,4 +190,5 @@ class LinearMemory(Memory):
 
     def read(self, params, state: LinearState, query, /, **controls) -> jax.Array:
         check_array("query", query, shape=self.key_size, floating=True)
+        check_controls(controls, where="LinearMemory.read")
         return state.weights @ query

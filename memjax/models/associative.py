@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from memjax.core.checks import check_array, check_choice, check_positive_int
+from memjax.core.controls import check_controls
 from memjax.core.drivers import scan
 from memjax.core.heads import MultiHead
 from memjax.core.protocol import Memory
@@ -129,6 +130,7 @@ class AssociativeLayer:
     def apply(self, params: dict, state, xs, /, **controls):
         """Map ``xs`` of shape ``(T, d_model)`` to ``(T, d_model)``; return ``(ys, new_state)``."""
         check_array("xs", xs, shape=(None, self.d_model), floating=True)
+        check_controls(controls, where="AssociativeLayer.apply")
         length, h = xs.shape[0], self.num_heads
         qkv = jnp.concatenate([xs @ params["wq"], xs @ params["wk"], xs @ params["wv"]], axis=-1)
         conv_tail = state.conv

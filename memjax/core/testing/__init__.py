@@ -8,23 +8,11 @@ Example:
 
 from memjax.core.testing.memory_contract import (
     CONTRACT_CHECKS as CONTRACT_CHECKS,
-)
-from memjax.core.testing.memory_contract import (
     assert_trees_allclose as assert_trees_allclose,
-)
-from memjax.core.testing.memory_contract import (
     check_memory_contract as check_memory_contract,
-)
-from memjax.core.testing.memory_contract import (
     directional_fd as directional_fd,
-)
-from memjax.core.testing.memory_contract import (
     float64 as float64,
-)
-from memjax.core.testing.memory_contract import (
     loop_of_steps as loop_of_steps,
-)
-from memjax.core.testing.memory_contract import (
     random_sequence as random_sequence,
 )
 

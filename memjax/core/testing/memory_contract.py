@@ -164,11 +164,32 @@ def check_no_recompile(factory: MemoryFactory, length: int = 4) -> None:
     assert len(traces) == 1, f"second call retraced ({len(traces)} traces)"
 
 
-def check_unknown_controls_ignored(factory: MemoryFactory, length: int = 4) -> None:
+def check_known_unused_controls_ignored(factory: MemoryFactory, length: int = 4) -> None:
+    """A known control the memory does not use (a PRNG ``key=``) changes nothing."""
     memory, params, state, (ks, vs, qs) = _setup(factory, "float32", length, 5)
     plain = scan(memory, params, state, ks, vs, qs)
-    extra = scan(memory, params, state, ks, vs, qs, not_a_control=3.0, other=jnp.ones(length))
-    assert_trees_allclose(extra, plain, rtol=0, atol=0, what="unknown controls")
+    extra = scan(memory, params, state, ks, vs, qs, key=jax.random.key(3))
+    assert_trees_allclose(extra, plain, rtol=0, atol=0, what="known but unused controls")
+    y_plain, _ = step(memory, params, state, ks[0], vs[0], qs[0])
+    y_extra, _ = step(memory, params, state, ks[0], vs[0], qs[0], key=jax.random.key(4))
+    assert_trees_allclose(y_extra, y_plain, rtol=0, atol=0, what="step with an unused control")
+
+
+def check_unknown_control_raises(factory: MemoryFactory, length: int = 3) -> None:
+    """A control name no memjax component knows is an error naming it, in scan and step."""
+    memory, params, state, (ks, vs, qs) = _setup(factory, "float32", length, 5)
+    calls = {
+        "scan": lambda: scan(memory, params, state, ks, vs, qs, thteta=0.1),
+        "step": lambda: step(memory, params, state, ks[0], vs[0], qs[0], thteta=0.1),
+    }
+    for where, call in calls.items():
+        try:
+            call()
+        except ValueError as exc:
+            assert "'thteta'" in str(exc), f"{where}: error does not name the control: {exc}"
+            assert "'theta'" in str(exc), f"{where}: error does not suggest 'theta': {exc}"
+        else:
+            raise AssertionError(f"{where}: unknown control 'thteta' raised no ValueError")
 
 
 def check_gradients(factory: MemoryFactory, length: int = 6, eps: float = 1e-6) -> None:
@@ -243,7 +264,8 @@ CONTRACT_CHECKS = (
     check_jit_equals_eager,
     check_vmap_equals_stacked,
     check_no_recompile,
-    check_unknown_controls_ignored,
+    check_known_unused_controls_ignored,
+    check_unknown_control_raises,
     check_gradients,
     check_cond_stable,
     check_bad_input_errors,
