@@ -66,6 +66,28 @@ def check_choice(name: str, value, choices: Sequence) -> None:
         raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
 
 
+def check_prng_key(name: str, key) -> None:
+    """Raise ``TypeError`` naming ``name`` unless ``key`` is a typed PRNG key (``jax.random.key``).
+
+    Legacy ``uint32`` keys (``jax.random.PRNGKey``) are refused: their dtype says nothing about
+    being a key, so a stray integer array would pass for one.
+
+    Example:
+        >>> import jax
+        >>> from memjax.core.checks import check_prng_key
+        >>> check_prng_key("key", jax.random.key(0))
+        >>> check_prng_key("key", 0)
+        Traceback (most recent call last):
+        ...
+        TypeError: key: expected a typed PRNG key (jax.random.key(seed)), got int
+    """
+    if not (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
+        raise TypeError(
+            f"{name}: expected a typed PRNG key (jax.random.key(seed)), got "
+            f"{type(key).__name__} {getattr(key, 'dtype', '')}".rstrip()
+        )
+
+
 def is_scalar_like(x) -> bool:
     """True for Python numbers and 0-d arrays (a control shared by every token/head)."""
     return isinstance(x, int | float | bool) or (
