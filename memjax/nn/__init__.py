@@ -1,4 +1,25 @@
-"""Functional building blocks (each a spec + params like the rest of memjax)."""
+"""Functional building blocks, each a frozen spec + a params pytree like the rest of memjax.
+
+Layers are pure: ``spec.init_params(key) -> params`` and ``spec.apply(params, x)`` (``__call__``
+too); a layer with running statistics also has ``init_state`` and returns its new state
+(:class:`BatchNorm`), a recurrent cell has ``init_carry`` and ``step`` (:class:`LSTMCell`, the
+``Cell`` protocol) and a sequence layer ``init_state`` and ``apply -> (ys, state)``
+(:class:`Attention`). Layers are unbatched where that is natural (``jax.vmap`` outside) and take
+any leading axes where the maths is per position (:class:`Dense`); :class:`Conv2D` and
+:class:`BatchNorm` take NHWC batches. Every layer declares which axis of each parameter holds its
+output and input channels (``channel_axes()``, :mod:`memjax.nn.channels`), for pruning and group
+sparsity.
+
+Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from memjax import nn
+    >>> layer = nn.Dense(4, 2)
+    >>> params = layer.init_params(jax.random.key(0))
+    >>> layer(params, jnp.ones(4)).shape
+    (2,)
+    >>> layer.channel_axes()["kernel"]
+    ChannelAxes(out=1, in_=0)
+"""
 
 from memjax.nn.attention import (
     Attention as Attention,
@@ -8,17 +29,23 @@ from memjax.nn.attention import (
 )
 from memjax.nn.channels import ChannelAxes as ChannelAxes, check_channel_axes as check_channel_axes
 from memjax.nn.conv1d import causal_depthwise_conv as causal_depthwise_conv, init_conv as init_conv
+from memjax.nn.conv2d import Conv2D as Conv2D
+from memjax.nn.dense import INITS as INITS, Dense as Dense, init_kernel as init_kernel
 from memjax.nn.lstm import LSTMCarry as LSTMCarry, LSTMCell as LSTMCell
 
 __all__ = [
+    "INITS",
     "Attention",
     "AttentionState",
     "ChannelAxes",
+    "Conv2D",
+    "Dense",
     "LSTMCarry",
     "LSTMCell",
     "causal_depthwise_conv",
     "check_channel_axes",
     "init_conv",
+    "init_kernel",
     "masked_attention",
     "rope",
 ]

@@ -1,0 +1,183 @@
+r"""A 2-D convolution over NHWC batches with an HWIO kernel.
+
+For input :math:`x \in \mathbb{R}^{N \times H \times W \times C_{in}}`, kernel
+:math:`K \in \mathbb{R}^{k_h \times k_w \times (C_{in}/G) \times C_{out}}`, stride :math:`s`,
+dilation :math:`d`, zero padding and :math:`G` groups,
+
+.. math::
+
+    y[n, i, j, o] = b[o] + \sum_{u < k_h} \sum_{v < k_w} \sum_{c < C_{in}/G}
+        K[u, v, c, o]\; \tilde x[n,\; s_h i + d_h u,\; s_w j + d_w v,\; g(o)\,C_{in}/G + c],
+
+where :math:`\tilde x` is the padded input and :math:`g(o) = \lfloor o / (C_{out}/G) \rfloor` the
+group of output channel :math:`o` (a cross-correlation, as in every deep-learning library). It is
+``jax.lax.conv_general_dilated`` with ``dimension_numbers=("NHWC", "HWIO", "NHWC")``.
+
+**Padding**: ``"VALID"`` (none); ``"SAME"`` (output size :math:`\lceil H / s_h \rceil`, the odd
+extra row/column of padding at the high end: the TensorFlow / ``lax`` convention); an ``int``
+``p`` (``p`` zeros on every side); a pair ``(p_h, p_w)``; or explicit
+``((lo_h, hi_h), (lo_w, hi_w))``. ``stride`` and ``dilation`` are an ``int`` or a pair.
+
+**Initialisation**: the kernel by name as :func:`memjax.nn.dense.init_kernel` with
+``fan_in = k_h k_w C_{in} / G`` (``"torch"`` gives PyTorch's ``nn.Conv2d`` draw, bias included);
+the bias is otherwise zero.
+
+**Channel axes** (:mod:`memjax.nn.channels`): ``kernel`` ``out=3``, ``in_=2``; ``bias`` ``out=0``.
+With ``groups > 1`` axis 2 holds the ``C_in / G`` inputs *of each group*, not the layer's input
+channels, so ``kernel`` declares ``in_=None`` there (pruning an input channel of a grouped
+convolution is a group-level decision).
+
+Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from memjax.nn.conv2d import Conv2D
+    >>> conv = Conv2D(3, 8, kernel_size=3, stride=2, padding="SAME")
+    >>> params = conv.init_params(jax.random.key(0))
+    >>> params["kernel"].shape
+    (3, 3, 3, 8)
+    >>> conv(params, jnp.ones((2, 9, 9, 3))).shape
+    (2, 5, 5, 8)
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from memjax.core.checks import check_array, check_choice, check_positive_int
+from memjax.core.spec import spec
+from memjax.nn.channels import ChannelAxes
+from memjax.nn.dense import INITS, init_kernel
+
+__all__ = ["Conv2D"]
+
+
+def _pair(name: str, value) -> tuple[int, int]:
+    if isinstance(value, tuple) and len(value) == 2:
+        for v in value:
+            check_positive_int(name, v)
+        return value
+    check_positive_int(name, value)
+    return (value, value)
+
+
+def _is_nonneg_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _padding(value) -> str | tuple[tuple[int, int], tuple[int, int]]:
+    """Normalise ``padding`` to ``"SAME"``, ``"VALID"`` or ``((lo_h, hi_h), (lo_w, hi_w))``."""
+    if isinstance(value, str):
+        check_choice("padding", value, ("SAME", "VALID"))
+        return value
+    if _is_nonneg_int(value):
+        return ((value, value), (value, value))
+    if isinstance(value, tuple) and len(value) == 2:
+        if all(_is_nonneg_int(v) for v in value):
+            return ((value[0], value[0]), (value[1], value[1]))
+        if all(isinstance(v, tuple) and len(v) == 2 and all(map(_is_nonneg_int, v)) for v in value):
+            return value
+    raise ValueError(
+        "padding: expected 'SAME', 'VALID', a non-negative int, a pair of them or "
+        f"((lo_h, hi_h), (lo_w, hi_w)), got {value!r}"
+    )
+
+
+@spec
+class Conv2D:
+    """2-D convolution of NHWC batches by an HWIO kernel (module doc).
+
+    Args:
+        in_channels: input channels ``C_in``.
+        out_channels: output channels (filters) ``C_out``.
+        kernel_size: ``k`` or ``(k_h, k_w)``.
+        stride: ``s`` or ``(s_h, s_w)``.
+        padding: ``"SAME"``, ``"VALID"``, ``p``, ``(p_h, p_w)`` or ``((lo_h, hi_h), (lo_w, hi_w))``.
+        dilation: kernel dilation ``d`` or ``(d_h, d_w)``.
+        groups: feature groups ``G`` (dividing both channel counts; ``G = C_in`` is depthwise).
+        use_bias: add a learnt bias per output channel.
+        init: kernel initialisation, one of :data:`memjax.nn.dense.INITS`.
+        dtype: dtype of the params.
+    """
+
+    in_channels: int
+    out_channels: int
+    kernel_size: int | tuple[int, int] = 3
+    stride: int | tuple[int, int] = 1
+    padding: str | int | tuple = "SAME"
+    dilation: int | tuple[int, int] = 1
+    groups: int = 1
+    use_bias: bool = True
+    init: str = "lecun_normal"
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        check_positive_int("in_channels", self.in_channels)
+        check_positive_int("out_channels", self.out_channels)
+        _pair("kernel_size", self.kernel_size)
+        _pair("stride", self.stride)
+        _pair("dilation", self.dilation)
+        _padding(self.padding)
+        check_positive_int("groups", self.groups)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(
+                f"groups: {self.groups} must divide in_channels={self.in_channels} and "
+                f"out_channels={self.out_channels}"
+            )
+        if not isinstance(self.use_bias, bool):
+            raise TypeError(f"use_bias: expected a bool, got {self.use_bias!r}")
+        check_choice("init", self.init, INITS)
+        if not jnp.issubdtype(jnp.dtype(self.dtype), jnp.floating):
+            raise TypeError(f"dtype: expected a floating dtype, got {self.dtype!r}")
+
+    @property
+    def kernel_shape(self) -> tuple[int, int, int, int]:
+        """HWIO: ``(k_h, k_w, C_in / G, C_out)``."""
+        kh, kw = _pair("kernel_size", self.kernel_size)
+        return (kh, kw, self.in_channels // self.groups, self.out_channels)
+
+    @property
+    def padding_pairs(self) -> str | tuple[tuple[int, int], tuple[int, int]]:
+        """``padding`` as ``lax`` takes it: ``"SAME"``, ``"VALID"`` or ``((lo, hi), (lo, hi))``."""
+        return _padding(self.padding)
+
+    def init_params(self, key: jax.Array) -> dict:
+        """``{"kernel": (k_h, k_w, C_in/G, C_out), "bias": (C_out,)}``."""
+        k_w, k_b = jax.random.split(key)
+        params = {"kernel": init_kernel(k_w, self.kernel_shape, self.init, self.dtype)}
+        if self.use_bias:
+            if self.init == "torch":
+                bound = 1.0 / math.sqrt(math.prod(self.kernel_shape[:3]))
+                shape = (self.out_channels,)
+                params["bias"] = jax.random.uniform(k_b, shape, self.dtype, -bound, bound)
+            else:
+                params["bias"] = jnp.zeros((self.out_channels,), self.dtype)
+        return params
+
+    def channel_axes(self) -> dict[str, ChannelAxes]:
+        """``kernel``: filters on axis 3, inputs on axis 2 (``None`` when grouped); ``bias``: 0."""
+        axes = {"kernel": ChannelAxes(out=3, in_=2 if self.groups == 1 else None)}
+        if self.use_bias:
+            axes["bias"] = ChannelAxes(out=0)
+        return axes
+
+    def apply(self, params: dict, x) -> jax.Array:
+        """``x (N, H, W, C_in) -> (N, H', W', C_out)``."""
+        check_array("x", x, shape=(None, None, None, self.in_channels), floating=True)
+        check_array("kernel", params["kernel"], shape=self.kernel_shape)
+        dtype = jnp.result_type(x, params["kernel"])
+        y = jax.lax.conv_general_dilated(
+            x.astype(dtype),
+            params["kernel"].astype(dtype),
+            window_strides=_pair("stride", self.stride),
+            padding=self.padding_pairs,
+            rhs_dilation=_pair("dilation", self.dilation),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=self.groups,
+        )
+        if self.use_bias:
+            y = y + jnp.reshape(params["bias"], (1, 1, 1, self.out_channels))
+        return y
+
+    __call__ = apply
