@@ -1,5 +1,6 @@
-"""The experiment runner: configs and presets, the training loop, orbax checkpoints, metrics,
-plots, progress and the data-parallel device mesh.
+"""The experiment runner: configs and presets, the training loop over a :class:`TrainState`
+(pluggable step functions, hooks, phases, metrics from the state), orbax checkpoints, metrics,
+plots, progress and the device mesh (data parallel, FSDP).
 
 Example (an experiment script)::
 
@@ -9,6 +10,26 @@ Example (an experiment script)::
     write_results_table(run.out_dir / "results.md", rows, title="...",
                         notes={"preset": run.preset, "machine": describe_machine()})
     plot_metric(run.out_dir / "loss.png", result.history, "loss")
+
+Example (two phases: dense, then a fixed mask re-applied by a hook after every update):
+    >>> import tempfile, jax.numpy as jnp, numpy as np, optax
+    >>> from memjax.train import Phase, TrainConfig, train
+    >>> def loss_fn(params, batch, key):
+    ...     return jnp.mean((batch["x"] @ params["w"] - batch["y"]) ** 2)
+    >>> def get_batch(step):
+    ...     x = np.random.default_rng(step).normal(size=(8, 4)).astype(np.float32)
+    ...     return {"x": x, "y": x @ np.array([2.0, 0.1, -1.0, 0.0], np.float32)}
+    >>> def prune(state):  # keep the 2 largest weights; the mask goes to model_state
+    ...     w = state.params["w"]
+    ...     mask = jnp.abs(w) >= jnp.sort(jnp.abs(w))[-2]
+    ...     return state._replace(params={"w": w * mask}, model_state=mask)
+    >>> keep_mask = lambda s: s._replace(params={"w": s.params["w"] * s.model_state})
+    >>> phases = [Phase("dense", 40), Phase("sparse", 20, transition=prune, hooks=(keep_mask,))]
+    >>> result = train(TrainConfig(log_every=20), init_params=lambda key: {"w": jnp.zeros(4)},
+    ...                loss_fn=loss_fn, optimizer=optax.adam(0.1), get_batch=get_batch,
+    ...                phases=phases, out_dir=tempfile.mkdtemp(), progress=False)
+    >>> (result.params["w"] != 0).tolist(), [r["phase"] for r in result.history]
+    ([True, False, True, False], ['dense', 'dense', 'sparse'])
 """
 
 from memjax.train.checkpoint import Checkpointer, abstract_like, load_pytree, save_pytree
@@ -23,13 +44,18 @@ from memjax.train.config import (
     parse_args,
     parse_value,
 )
-from memjax.train.loop import TrainResult, make_train_step, train
+from memjax.train.loop import TrainResult, train
 from memjax.train.mesh import (
     DATA_AXIS,
+    MODEL_AXIS,
     data_mesh,
+    fsdp_mesh,
+    fsdp_spec,
     initialize_distributed,
     replicate,
     shard_batch,
+    shard_state,
+    state_shardings,
 )
 from memjax.train.metrics import (
     MetricsLogger,
@@ -41,26 +67,37 @@ from memjax.train.metrics import (
     truncate_jsonl,
     write_results_table,
 )
+from memjax.train.phases import Phase
 from memjax.train.progress import Progress, use_progress_bar
+from memjax.train.state import TrainState, step_key
+from memjax.train.steps import Hook, StepFn, make_supervised_step, make_train_step
 
 __all__ = [
     "DATA_AXIS",
+    "MODEL_AXIS",
     "Checkpointer",
     "ConfigError",
+    "Hook",
     "MetricsLogger",
+    "Phase",
     "Progress",
     "RunArgs",
+    "StepFn",
     "TrainConfig",
     "TrainResult",
+    "TrainState",
     "abstract_like",
     "apply_overrides",
     "build_config",
     "config_to_dict",
     "data_mesh",
     "describe_machine",
+    "fsdp_mesh",
+    "fsdp_spec",
     "initialize_distributed",
     "load_config",
     "load_pytree",
+    "make_supervised_step",
     "make_train_step",
     "parse_args",
     "parse_value",
@@ -70,6 +107,9 @@ __all__ = [
     "replicate",
     "save_pytree",
     "shard_batch",
+    "shard_state",
+    "state_shardings",
+    "step_key",
     "to_float",
     "train",
     "truncate_jsonl",

@@ -12,8 +12,9 @@ get the fields the training loop reads) and a dict of presets, one per machine c
 :func:`parse_args` turns a command line into a :class:`RunArgs`: the preset's values applied to the
 dataclass defaults, then ``--seed``/``--steps``, then every ``--set key=value`` (typed by the
 dataclass field's annotation), plus the run options (``--resume``, ``--out``, ``--data-parallel``,
-``--distributed``, ``--no-progress``, ``--overwrite``). Unknown keys and values that do not parse
-raise :class:`ConfigError` naming the key (on the command line: a usage error, exit status 2).
+``--fsdp N``, ``--distributed``, ``--no-progress``, ``--overwrite``). Unknown keys and values that
+do not parse raise :class:`ConfigError` naming the key (on the command line: a usage error, exit
+status 2).
 
 Example:
     >>> import dataclasses
@@ -94,6 +95,7 @@ class RunArgs:
     data_parallel: bool = False
     distributed: bool = False
     progress: bool = True
+    fsdp: int = 0
 
     def train_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`memjax.train.train` (``out_dir``, ``resume``, ...)."""
@@ -102,6 +104,7 @@ class RunArgs:
             "resume": self.resume,
             "overwrite": self.overwrite,
             "data_parallel": self.data_parallel,
+            "fsdp": self.fsdp,
             "progress": self.progress,
             "run_info": {"experiment": self.experiment, "preset": self.preset},
         }
@@ -299,7 +302,8 @@ def parse_args(
 
     Flags: ``--preset {cpu,gpu,tpu}`` (default ``cpu``), ``--resume``, ``--out DIR`` (default
     ``runs/<experiment>/<preset>``), ``--seed N``, ``--steps N``, ``--set key=value`` (repeatable),
-    ``--data-parallel`` (shard the batch over all local devices), ``--distributed`` (calls
+    ``--data-parallel`` (shard the batch over all local devices), ``--fsdp N`` (also shard
+    parameters and optimizer state over N devices: the gpu/tpu presets), ``--distributed`` (calls
     ``jax.distributed.initialize()`` here, before anything touches a device: for multi-host TPU
     slices), ``--no-progress`` and ``--overwrite`` (start over in a run folder that has
     checkpoints).
@@ -336,6 +340,9 @@ def parse_args(
                         metavar="KEY=VALUE", help="override a config field (repeatable)")
     parser.add_argument("--data-parallel", action="store_true",
                         help="shard each batch over all local devices")
+    parser.add_argument("--fsdp", type=int, default=0, metavar="N",
+                        help="shard parameters and optimizer state over N devices (FSDP 'model' "
+                             "axis; the batch goes over the remaining 'data' axis)")
     parser.add_argument("--distributed", action="store_true",
                         help="call jax.distributed.initialize() (multi-host TPU slices)")
     parser.add_argument("--no-progress", action="store_true",
@@ -363,6 +370,8 @@ def parse_args(
         from memjax.train.mesh import initialize_distributed
 
         initialize_distributed()
+    if ns.fsdp < 0:
+        parser.error(f"--fsdp must be >= 0, got {ns.fsdp}")
     out_dir = ns.out if ns.out is not None else Path("runs") / experiment / ns.preset
     return RunArgs(
         config=config,
@@ -374,4 +383,5 @@ def parse_args(
         data_parallel=ns.data_parallel,
         distributed=ns.distributed,
         progress=not ns.no_progress,
+        fsdp=ns.fsdp,
     )

@@ -1,28 +1,50 @@
-"""The generic training loop: jitted ``value_and_grad`` + optax, checkpoints, metrics, resume.
+"""The generic training loop: a jitted step over a :class:`~memjax.train.TrainState`, hooks,
+phases, orbax checkpoints, metrics and exact resume.
 
-:func:`train` runs ``config.steps`` optimizer updates of any parameter pytree (plain dicts, Flax
-NNX ``nnx.split`` state, Equinox ``eqx.partition`` arrays) and writes the run folder::
+:func:`train` runs ``config.steps`` updates of any parameter pytree (plain dicts, Flax NNX
+``nnx.split`` state, Equinox ``eqx.partition`` arrays) and writes the run folder::
 
-    out_dir/config.json      the config (and run info: preset, devices, jax version)
+    out_dir/config.json      the config (and run info: preset, devices, jax version, phases)
     out_dir/metrics.jsonl    {"step", "split": "train"|"eval", "loss", ...} per logged step
-    out_dir/checkpoints/<step>/   orbax checkpoints: params, opt_state, step, PRNG key data
+    out_dir/checkpoints/<step>/          orbax checkpoints: params, opt_state, step, PRNG key
+                                         data (and model_state when there is one)
+    out_dir/checkpoints/<phase>/<step>/  the same, per phase, in a run with ``phases``
+
+What it can be given beyond ``loss_fn`` and ``optimizer`` (each optional):
+
+* ``init_model_state=key -> model_state``: state that the loss writes but nobody differentiates
+  (BatchNorm running statistics). It switches the loss to ``loss_fn(params, model_state, batch,
+  key) -> (loss, (aux, new_model_state))`` and ``eval_fn`` to ``eval_fn(params, model_state)``;
+  the key is the one ``init_params`` gets (so ``eqx.nn.make_with_state(Model)(key)[1]`` fits);
+* ``step_fn=(train_state, batch) -> (train_state, metrics)``: replaces the supervised step
+  (:mod:`memjax.train.steps`: contract, guard and checks);
+* ``hooks=(train_state -> train_state, ...)``: run inside the jitted step after each update;
+* ``metrics_fn=train_state -> {name: scalar}``: jitted, run at the log steps on the state after
+  the step, its values logged beside the loss (non-zero groups, a synthetic-gradient loss kept
+  in ``opt_state``...);
+* ``phases=[Phase(...), ...]``: train, transform, fine-tune (:mod:`memjax.train.phases`);
+* ``fsdp=N`` or a ``mesh``: data parallelism and FSDP parameter sharding (:mod:`memjax.train.mesh`).
 
 Conventions that make a resumed run bitwise identical to an uninterrupted one:
 
-* step ``s`` (0-based) uses ``batch = get_batch(s)`` and the key ``fold_in(train_key, s)``, so
-  neither depends on where the run was resumed; ``get_batch`` must be a pure function of
-  ``(seed, s)``;
+* step ``s`` (0-based, global across phases) uses ``batch = get_batch(s)`` and the key
+  ``fold_in(train_key, s)``, so neither depends on where the run was resumed; ``get_batch`` must
+  be a pure function of ``(seed, s)``;
 * a record's ``"step"`` is the number of updates done (``s + 1``); a checkpoint at step ``n``
   holds the state after ``n`` updates; checkpoints every ``config.checkpoint_every`` steps and at
-  the last step;
+  the last step of every phase;
 * on resume from checkpoint ``n`` the metrics file keeps only the records the uninterrupted run
   would have written up to step ``n`` (later lines, and the off-schedule lines of a run that ended
   at ``n``, are dropped) before new lines are appended.
 
-Non-finite values never travel: the jitted step applies an update only when the loss and the
-gradient norm are finite, otherwise it freezes the state and remembers the step on device (no
-per-step host sync). The loop checks that flag before every log, eval and checkpoint, and raises
-``FloatingPointError`` naming the step; nothing computed after it is saved or logged.
+Before the first step of each phase the loop prints ``compiling ...``, compiles the step ahead
+of time (``jit(...).lower(...).compile()``, whose executable the calls then reuse) and prints the
+seconds it took; that time is left out of the progress ``it/s``.
+
+Non-finite values never travel: the jitted step applies an update only when its metrics (the loss)
+and checks (the gradient norm) are finite, otherwise it freezes the state and remembers the step on
+device (no per-step host sync). The loop checks that flag before every log, eval and checkpoint,
+and raises ``FloatingPointError`` naming the step; nothing computed after it is saved or logged.
 
 Example:
     >>> import tempfile, jax, jax.numpy as jnp, numpy as np, optax
@@ -38,9 +60,26 @@ Example:
     ...     return {"x": x, "y": x @ np.array([1.0, -2.0, 0.5], np.float32)}
     >>> result = train(TrainConfig(steps=30, log_every=10, checkpoint_every=15),
     ...                init_params=init_params, loss_fn=loss_fn, get_batch=get_batch,
-    ...                optimizer=optax.adam(0.1), out_dir=tempfile.mkdtemp(), progress=False)
-    >>> [r["step"] for r in result.history]
-    [10, 20, 30]
+    ...                optimizer=optax.adam(0.1), out_dir=tempfile.mkdtemp(), progress=False,
+    ...                metrics_fn=lambda s: {"w_norm": jnp.linalg.norm(s.params["w"])})
+    >>> [r["step"] for r in result.history], sorted(result.history[-1])
+    ([10, 20, 30], ['loss', 'rmse', 'split', 'step', 'w_norm'])
+
+A hand-written step (plain SGD, no optax) and a hook that counts updates in ``model_state``:
+
+    >>> from memjax.train import step_key
+    >>> def sgd_step(state, batch):
+    ...     (loss, aux), g = jax.value_and_grad(loss_fn, has_aux=True)(
+    ...         state.params, batch, step_key(state))
+    ...     params = jax.tree.map(lambda p, g: p - 0.1 * g, state.params, g)
+    ...     return state._replace(params=params), {"loss": loss}
+    >>> count = lambda s: s._replace(model_state=s.model_state + 1)
+    >>> result = train(TrainConfig(steps=20, log_every=20), init_params=init_params,
+    ...                init_model_state=lambda key: jnp.int32(0), step_fn=sgd_step,
+    ...                hooks=(count,), get_batch=get_batch, out_dir=tempfile.mkdtemp(),
+    ...                progress=False)
+    >>> int(result.model_state), result.history[-1]["loss"] < 0.1
+    (20, True)
 """
 
 from __future__ import annotations
@@ -48,8 +87,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -59,9 +99,20 @@ import optax
 
 from memjax.train.checkpoint import Checkpointer, remove_checkpoints
 from memjax.train.config import config_to_dict
-from memjax.train.mesh import data_mesh, replicate, shard_batch
+from memjax.train.mesh import data_mesh, fsdp_mesh, place_state, shard_batch
 from memjax.train.metrics import MetricsLogger, read_jsonl, truncate_jsonl
+from memjax.train.phases import (
+    Phase,
+    Stage,
+    find_resume,
+    prepare,
+    rebuild,
+    resolve_stages,
+    saved_steps as _saved_steps,
+)
 from memjax.train.progress import Progress
+from memjax.train.state import TrainState, to_checkpoint
+from memjax.train.steps import Hook, StepFn, jit_step, make_train_step
 
 __all__ = ["TrainResult", "make_train_step", "train"]
 
@@ -69,13 +120,15 @@ _LOOP_FIELDS = ("seed", "steps", "log_every", "eval_every", "checkpoint_every", 
 
 
 class TrainResult(NamedTuple):
-    """What :func:`train` returns."""
+    """What :func:`train` returns (``state`` is the whole final :class:`TrainState`)."""
 
     params: Any
     opt_state: Any
     history: list[dict[str, Any]]
     out_dir: Path
     step: int
+    model_state: Any = None
+    state: TrainState | None = None
 
 
 def _loop_settings(config: Any) -> dict[str, int]:
@@ -97,71 +150,13 @@ def _loop_settings(config: Any) -> dict[str, int]:
     return settings
 
 
-def make_train_step(
-    loss_fn: Callable[..., Any],
-    optimizer: optax.GradientTransformation,
-    *,
-    donate: bool = False,
-) -> Callable[..., Any]:
-    """The jitted step ``(params, opt_state, key, step, batch, bad) -> (params, opt_state, loss,
-    aux, bad)``.
-
-    ``loss_fn(params, batch, key)`` returns ``loss`` or ``(loss, aux_dict)``; the key used is
-    ``fold_in(key, step)``. ``bad`` is an int32 scalar: -1 while every step was finite, else the
-    1-based step whose loss or gradient norm was not finite; from then on the state is frozen.
-    """
-
-    def loss_with_aux(params, batch, key):
-        out = loss_fn(params, batch, key)
-        if isinstance(out, tuple):
-            if len(out) != 2:
-                raise TypeError("loss_fn must return loss or (loss, aux_metrics_dict)")
-            loss, aux = out
-        else:
-            loss, aux = out, {}
-        loss = jnp.asarray(loss)
-        if loss.shape != ():
-            raise TypeError(f"loss_fn must return a scalar loss, got shape {loss.shape}")
-        return loss, ({} if aux is None else dict(aux))
-
-    def step_fn(params, opt_state, key, step, batch, bad):
-        step_key = jax.random.fold_in(key, step)
-        (loss, aux), grads = jax.value_and_grad(loss_with_aux, has_aux=True)(
-            params, batch, step_key
-        )
-        updates, new_opt_state = optimizer.update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
-        finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
-        ok = finite & (bad < 0)
-
-        def keep_good(new, old):
-            return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
-
-        new_bad = jnp.where((bad < 0) & ~finite, step + 1, bad).astype(jnp.int32)
-        return (keep_good(new_params, params), keep_good(new_opt_state, opt_state),
-                loss, aux, new_bad)
-
-    return jax.jit(step_fn, donate_argnums=(0, 1) if donate else ())
-
-
-_cached_train_step = functools.lru_cache(maxsize=16)(make_train_step)
-
-
-def _train_step_for(loss_fn, optimizer, donate):
-    """The jitted step, reused across ``train`` calls with the same loss_fn and optimizer
-    objects (so a resumed run or a sweep in one process compiles once)."""
-    try:
-        return _cached_train_step(loss_fn, optimizer, donate=donate)
-    except TypeError:  # unhashable loss_fn/optimizer
-        return make_train_step(loss_fn, optimizer, donate=donate)
-
-
-def _on_schedule(settings: Mapping[str, int], start: int) -> Callable[[dict[str, Any]], bool]:
+def _on_schedule(settings: Mapping[str, int], start: int,
+                 boundaries: frozenset[int]) -> Callable[[dict[str, Any]], bool]:
     """Whether an existing metrics record would be written by an uninterrupted run."""
 
     def keep(rec: dict[str, Any]) -> bool:
         step, split = rec["step"], rec.get("split")
-        if step < start or step == settings["steps"]:
+        if step < start or step in boundaries:
             return True
         if split == "train":
             return step % settings["log_every"] == 0
@@ -196,15 +191,20 @@ def _write_config(out_dir: Path, config: Any, run_info: Mapping[str, Any], resum
     path.write_text(json.dumps({"config": cfg, "run": info}, indent=2, default=str) + "\n")
 
 
+@functools.lru_cache(maxsize=16)
+def _jit_metrics(metrics_fn):
+    return jax.jit(metrics_fn)
+
+
 def train(
     config: Any,
     *,
     init_params: Callable[[jax.Array], Any],
-    loss_fn: Callable[[Any, Any, jax.Array], Any],
     get_batch: Callable[[int], Any],
-    optimizer: optax.GradientTransformation,
     out_dir: str | Path,
-    eval_fn: Callable[[Any], Mapping[str, Any]] | None = None,
+    loss_fn: Callable[..., Any] | None = None,
+    optimizer: optax.GradientTransformation | None = None,
+    eval_fn: Callable[..., Mapping[str, Any]] | None = None,
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
@@ -213,51 +213,81 @@ def train(
     run_info: Mapping[str, Any] | None = None,
     async_checkpoints: bool = True,
     donate: bool | None = None,
+    init_model_state: Callable[[jax.Array], Any] | None = None,
+    step_fn: StepFn | None = None,
+    hooks: Sequence[Hook] = (),
+    metrics_fn: Callable[[TrainState], Mapping[str, Any]] | None = None,
+    phases: Sequence[Phase] | None = None,
+    fsdp: int = 0,
 ) -> TrainResult:
-    """Trains ``init_params(key)`` with ``optimizer`` on ``loss_fn`` for ``config.steps`` steps.
+    """Trains ``init_params(key)`` for ``config.steps`` steps (or through ``phases``).
 
     Args:
         config: a dataclass with the fields of :class:`memjax.train.TrainConfig` (``seed``,
-            ``steps``, ``log_every``, ``eval_every``, ``checkpoint_every``, ``max_to_keep``).
+            ``steps``, ``log_every``, ``eval_every``, ``checkpoint_every``, ``max_to_keep``);
+            with ``phases``, ``config.steps`` is not used (the phases' steps add up to the run).
         init_params: ``key -> params`` (any pytree of arrays). The root key
             ``jax.random.key(config.seed)`` is split into the init key and the train key.
-        loss_fn: ``(params, batch, key) -> (loss, aux_metrics_dict)`` (or just ``loss``); aux
-            values must be scalars; they are logged beside ``loss``.
         get_batch: ``step -> batch`` for the 0-based step, a pure function of (seed, step). With
             data parallelism across processes it returns the process-local part of the batch.
-        optimizer: an optax ``GradientTransformation``.
         out_dir: the run folder.
-        eval_fn: ``params -> {name: scalar}``, run every ``config.eval_every`` steps and at the
-            last step; logged with ``"split": "eval"``.
+        loss_fn: ``(params, batch, key) -> (loss, aux_metrics_dict)`` (or just ``loss``); aux
+            values must be scalars; they are logged beside ``loss``. With ``init_model_state``:
+            ``(params, model_state, batch, key) -> (loss, (aux, new_model_state))``. Not needed
+            with ``step_fn``.
+        optimizer: an optax ``GradientTransformation`` (``opt_state = optimizer.init(params)``);
+            may be omitted with a ``step_fn`` that needs no ``opt_state``.
+        eval_fn: ``params -> {name: scalar}`` (``(params, model_state) -> ...`` with
+            ``init_model_state``), run every ``config.eval_every`` steps and at the end of every
+            phase; logged with ``"split": "eval"``.
         resume: continue from the latest checkpoint in ``out_dir`` (a fresh start when there is
             none); a run that is already complete returns the restored state at once.
         overwrite: delete ``out_dir``'s checkpoints and metrics first. Without ``resume`` or
             ``overwrite``, a run folder that holds checkpoints is an error.
         progress: show a progress bar (plain lines when ``False``, not a TTY, or ``CI`` is set).
         data_parallel: shard each batch over all devices (``mesh`` gives a specific mesh).
+        mesh: a ``"data"`` mesh, or a ``("data", "model")`` mesh for FSDP.
         run_info: extra entries for ``config.json``'s ``"run"`` object (experiment, preset).
         async_checkpoints: write checkpoints in a background thread.
-        donate: donate the params/optimizer buffers to the step (default: on GPU/TPU only).
+        donate: donate the train state's buffers to the step (default: on GPU/TPU only).
+        init_model_state: ``key -> model_state`` (called with the init key); see the module
+            docstring.
+        step_fn: ``(train_state, batch) -> (train_state, metrics)`` instead of the supervised
+            step (:func:`memjax.train.make_supervised_step`).
+        hooks: ``train_state -> train_state`` functions applied after each update, in the jit.
+        metrics_fn: ``train_state -> {name: scalar}``, logged at the log steps.
+        phases: a sequence of :class:`memjax.train.Phase` (see :mod:`memjax.train.phases`).
+        fsdp: shard the train state over this many devices (a ``"model"`` axis; the batch over
+            the remaining ``"data"`` axis); 0: off.
 
     Returns:
-        ``TrainResult(params, opt_state, history, out_dir, step)``; ``history`` is the list of
-        all metric records of the run (those before a resume included).
+        ``TrainResult(params, opt_state, history, out_dir, step, model_state, state)``;
+        ``history`` is the list of all metric records of the run (those before a resume
+        included).
 
     Raises:
         FloatingPointError: the loss or gradient became non-finite (names the step).
         FileExistsError: ``out_dir`` has checkpoints and neither ``resume`` nor ``overwrite``.
     """
     settings = _loop_settings(config)
-    steps = settings["steps"]
     out_dir = Path(out_dir)
     run_info = dict(run_info or {})
     is_main = jax.process_index() == 0
-    if mesh is None and data_parallel:
+    if fsdp:
+        if mesh is not None:
+            raise ValueError("train: pass either fsdp=N or a mesh, not both")
+        mesh = fsdp_mesh(fsdp)
+    elif mesh is None and data_parallel:
         mesh = data_mesh()
     if donate is None:
         donate = jax.default_backend() != "cpu"
+    has_model_state = init_model_state is not None
 
     ckpt_dir, metrics_path = out_dir / "checkpoints", out_dir / "metrics.jsonl"
+    stages = resolve_stages(phases, steps=settings["steps"], loss_fn=loss_fn,
+                            optimizer=optimizer, step_fn=step_fn, hooks=hooks,
+                            has_model_state=has_model_state, ckpt_dir=ckpt_dir)
+    total = stages[-1].end
     if overwrite and is_main:
         remove_checkpoints(ckpt_dir)
         metrics_path.unlink(missing_ok=True)
@@ -267,107 +297,159 @@ def train(
     root = jax.random.key(settings["seed"])
     init_key, train_key = jax.random.split(root)
     params = init_params(init_key)
-    state = {
-        "params": params,
-        "opt_state": optimizer.init(params),
-        "step": jnp.asarray(0, jnp.int32),
-        "key": train_key,
-    }
-    if mesh is not None:
-        state = replicate(state, mesh)
+    model_state = init_model_state(init_key) if has_model_state else None
+    initial = TrainState.create(params, stages[0].optimizer, key=train_key,
+                                model_state=model_state)
 
-    ckpt = Checkpointer(ckpt_dir, max_to_keep=settings["max_to_keep"],
-                        async_save=async_checkpoints)
-    try:
-        latest = ckpt.latest_step
-        if latest is not None and not resume:
-            raise FileExistsError(
-                f"train: run folder {out_dir} already has checkpoints (latest step {latest}); "
-                "pass resume=True (--resume) to continue, overwrite=True (--overwrite) to start "
-                "over, or another out_dir (--out)"
-            )
-        start = 0
-        if resume and latest is not None:
-            state = ckpt.restore(like=state, step=latest)
-            start = int(state["step"])
-        if is_main:
-            _write_config(out_dir, config, {"data_parallel": mesh is not None, **run_info},
-                          resume)
-            if resume:
-                history = truncate_jsonl(metrics_path, start, keep=_on_schedule(settings, start))
-            else:
-                history = []
-                metrics_path.unlink(missing_ok=True)
+    saved = [_saved_steps(stage.directory) for stage in stages]
+    if any(saved) and not resume:
+        i = max(i for i, steps in enumerate(saved) if steps)
+        where = "" if stages[i].name is None else f" of phase {stages[i].name!r}"
+        raise FileExistsError(
+            f"train: run folder {out_dir} already has checkpoints (latest step "
+            f"{max(saved[i])}{where}); pass resume=True (--resume) to continue, overwrite=True "
+            "(--overwrite) to start over, or another out_dir (--out)"
+        )
+    index, ckpt_step = find_resume(stages, saved) if resume else (0, None)
+    state = rebuild(stages, index, ckpt_step, initial, mesh)
+    start = int(state.step)
+    if is_main:
+        if phases is not None:
+            run_info["phases"] = [{"name": s.name, "steps": s.end - s.start} for s in stages]
+        if fsdp:
+            run_info["fsdp"] = fsdp
+        _write_config(out_dir, config, {"data_parallel": mesh is not None, **run_info}, resume)
+        if resume:
+            boundaries = frozenset(s.end for s in stages)
+            history = truncate_jsonl(metrics_path, start,
+                                     keep=_on_schedule(settings, start, boundaries))
         else:
             history = []
+            metrics_path.unlink(missing_ok=True)
+    else:
+        history = []
 
-        if start >= steps:
-            if start > steps:
-                warnings.warn(f"train: checkpoint step {start} is past config.steps={steps}; "
-                              "returning the restored state", stacklevel=2)
-            return TrainResult(state["params"], state["opt_state"], read_jsonl(metrics_path)
-                               if is_main else history, out_dir, start)
+    def result(state, records):
+        return TrainResult(state.params, state.opt_state, records, out_dir, int(state.step),
+                           state.model_state, state)
 
-        params, opt_state, new_records = _run(
-            state, start, settings, ckpt, metrics_path, is_main, mesh,
-            _train_step_for(loss_fn, optimizer, donate), get_batch, eval_fn, progress,
-            str(run_info.get("experiment", out_dir.name)),
-        )
-        return TrainResult(params, opt_state, history + new_records, out_dir, steps)
-    finally:
-        ckpt.close()
+    complete = index == len(stages) - 1 and ckpt_step is not None and ckpt_step >= total
+    if complete or (phases is None and start >= total):
+        return result(state, read_jsonl(metrics_path) if is_main else history)
+
+    run = _Run(settings=settings, get_batch=get_batch, eval_fn=eval_fn, metrics_fn=metrics_fn,
+               has_model_state=has_model_state, mesh=mesh, donate=donate, progress=progress,
+               is_main=is_main, metrics_path=metrics_path, async_checkpoints=async_checkpoints,
+               desc=str(run_info.get("experiment", out_dir.name)))
+    records = []
+    for j in range(index, len(stages)):
+        if j > index:
+            state = prepare(stages[j], state, stages[j - 1].optimizer, mesh)
+        state, new_records = run.stage(stages[j], state)
+        records += new_records
+    return result(state, history + records)
 
 
-def _run(state, start, settings, ckpt, metrics_path, is_main, mesh, step_fn, get_batch, eval_fn,
-         progress, desc):
-    """The step loop; returns (params, opt_state, records written)."""
-    steps, log_every = settings["steps"], settings["log_every"]
-    eval_every, checkpoint_every = settings["eval_every"], settings["checkpoint_every"]
-    params, opt_state, key = state["params"], state["opt_state"], state["key"]
-    bad = jnp.asarray(-1, jnp.int32)
-    if mesh is not None:
-        bad = replicate(bad, mesh)
-    logger = MetricsLogger(metrics_path, mode="a", enabled=is_main)
-    bar = Progress(steps, initial=start, enabled=progress, every=log_every, desc=desc,
-                   quiet=not is_main)
-    try:
-        for s in range(start, steps):
-            batch = get_batch(s)
-            if mesh is not None:
-                batch = shard_batch(batch, mesh)
-            params, opt_state, loss, aux, bad = step_fn(
-                params, opt_state, key, jnp.asarray(s, jnp.int32), batch, bad
-            )
-            done = s + 1
-            is_log = done % log_every == 0 or done == steps
-            is_eval = eval_fn is not None and (
-                (eval_every > 0 and done % eval_every == 0) or done == steps
-            )
-            is_ckpt = done % checkpoint_every == 0 or done == steps
-            if is_log or is_eval or is_ckpt:
-                bad_step = int(bad)
-                if bad_step >= 0:
-                    last = ckpt.latest_step
-                    raise FloatingPointError(
-                        f"train: non-finite loss or gradient at step {bad_step} (step index "
-                        f"{bad_step - 1}); no update from that step on was applied, logged or "
-                        f"checkpointed. Last checkpoint: "
-                        f"{'none' if last is None else f'step {last}'} in {ckpt.directory}"
-                    )
-            shown = None
-            if is_log:
-                rec = logger.log(done, "train", {"loss": loss, **aux})
-                shown = {k: v for k, v in rec.items() if k not in ("step", "split")}
-            bar.update(done, shown)
-            if is_eval:
-                logger.log(done, "eval", dict(eval_fn(params)))
-            if is_ckpt:
-                step_arr = jnp.asarray(done, jnp.int32)
-                if mesh is not None:
-                    step_arr = replicate(step_arr, mesh)
-                ckpt.save(done, {"params": params, "opt_state": opt_state, "step": step_arr,
-                                 "key": key})
-    finally:
-        bar.close()
-        logger.close()
-    return params, opt_state, logger.history
+@dataclasses.dataclass
+class _Run:
+    """What the step loop needs besides the stage and the state."""
+
+    settings: Mapping[str, int]
+    get_batch: Callable[[int], Any]
+    eval_fn: Callable[..., Mapping[str, Any]] | None
+    metrics_fn: Callable[[TrainState], Mapping[str, Any]] | None
+    has_model_state: bool
+    mesh: jax.sharding.Mesh | None
+    donate: bool
+    progress: bool
+    is_main: bool
+    metrics_path: Path
+    async_checkpoints: bool
+    desc: str
+
+    def batch(self, s: int) -> Any:
+        batch = self.get_batch(s)
+        return batch if self.mesh is None else shard_batch(batch, self.mesh)
+
+    def evaluate(self, state: TrainState) -> dict[str, Any]:
+        if self.has_model_state:
+            return dict(self.eval_fn(state.params, state.model_state))
+        return dict(self.eval_fn(state.params))
+
+    def extra_metrics(self, state: TrainState, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        if self.metrics_fn is None:
+            return dict(metrics)
+        extra = dict(_jit_metrics(self.metrics_fn)(state))
+        clash = sorted(set(extra) & set(metrics))
+        if clash:
+            raise ValueError(f"train: metrics_fn returns {clash}, which the step function "
+                             "already reports; rename them")
+        return {**metrics, **extra}
+
+    def stage(self, stage: Stage, state: TrainState) -> tuple[TrainState, list[dict[str, Any]]]:
+        """Runs ``stage`` from ``state.step`` to its end; returns (state, records written)."""
+        st = self.settings
+        log_every, eval_every, checkpoint_every = (st["log_every"], st["eval_every"],
+                                                   st["checkpoint_every"])
+        start, end = int(state.step), stage.end
+        step = jit_step(stage.step_fn, stage.hooks, donate=self.donate, mesh=self.mesh)
+        bad = place_state(jnp.asarray(-1, jnp.int32), self.mesh)
+        desc = self.desc if stage.name is None else f"{self.desc}/{stage.name}"
+        ckpt = Checkpointer(stage.directory, max_to_keep=st["max_to_keep"],
+                            async_save=self.async_checkpoints)
+        logger = MetricsLogger(self.metrics_path, mode="a", enabled=self.is_main)
+        bar = Progress(end, initial=start, enabled=self.progress, every=log_every, desc=desc,
+                       quiet=not self.is_main or start == end)
+        try:
+            batch = None
+            if start < end:
+                with bar.paused():
+                    bar.write(f"[{desc}] compiling the {stage.label} step ...")
+                    t0 = time.perf_counter()
+                    batch = self.batch(start)
+                    step.lower(state, batch, bad).compile()
+                    if self.metrics_fn is not None:
+                        _jit_metrics(self.metrics_fn).lower(state).compile()
+                    bar.write(f"[{desc}] compiled in {time.perf_counter() - t0:.2f} s")
+            for s in range(start, end):
+                if s > start:
+                    batch = self.batch(s)
+                state, metrics, bad = step(state, batch, bad)
+                done = s + 1
+                is_log = done % log_every == 0 or done == end
+                is_eval = self.eval_fn is not None and (
+                    (eval_every > 0 and done % eval_every == 0) or done == end
+                )
+                is_ckpt = done % checkpoint_every == 0 or done == end
+                if is_log or is_eval or is_ckpt:
+                    _raise_if_bad(int(bad), stage, ckpt)
+                shown = None
+                if is_log:
+                    rec = logger.log(done, "train", self.extra_metrics(state, metrics),
+                                     phase=stage.name)
+                    shown = {k: v for k, v in rec.items() if k not in ("step", "split", "phase")}
+                bar.update(done, shown)
+                if is_eval:
+                    logger.log(done, "eval", self.evaluate(state), phase=stage.name)
+                if is_ckpt:
+                    ckpt.save(done, to_checkpoint(state))
+            if start == end and ckpt.latest_step != end:  # a phase of 0 steps
+                ckpt.save(end, to_checkpoint(state))
+        finally:
+            bar.close()
+            logger.close()
+            ckpt.close()
+        return state, logger.history
+
+
+def _raise_if_bad(bad_step: int, stage: Stage, ckpt: Checkpointer) -> None:
+    if bad_step < 0:
+        return
+    last = ckpt.latest_step
+    where = "" if stage.name is None else f" (phase {stage.name!r})"
+    raise FloatingPointError(
+        f"train: non-finite loss or gradient at step {bad_step} (step index {bad_step - 1})"
+        f"{where} (or a non-finite metric or a failed check of the step function); no update "
+        "from that step on was applied, logged or checkpointed. Last "
+        f"checkpoint: {'none' if last is None else f'step {last}'} in {ckpt.directory}"
+    )

@@ -26,7 +26,7 @@ Example:
     >>> batch["x"].sharding.spec, params["w"].sharding.spec
     (P('data',), P())
     >>> fsdp_spec((4, 16), 2), fsdp_spec((3,), 2), fsdp_spec((8, 8), 4)
-    (P(None, 'model'), P(), P('model', None))
+    (P(None, 'model'), P(), P('model',))
 """
 
 from __future__ import annotations
@@ -36,8 +36,7 @@ from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 __all__ = [
     "DATA_AXIS",
@@ -95,14 +94,14 @@ def fsdp_mesh(model: int, devices: Sequence[jax.Device] | None = None) -> Mesh:
 
 def fsdp_spec(shape: Sequence[int], model_size: int) -> P:
     """The ``PartitionSpec`` of an array of ``shape`` under FSDP: its largest axis divisible by
-    ``model_size`` (the first of equal ones) over ``"model"``, nothing else; ``P()`` when no
-    axis divides (or ``model_size`` is 1)."""
+    ``model_size`` (the first of equal ones) over ``"model"``, nothing else (trailing ``None``
+    left out, as XLA reports it); ``P()`` when no axis divides (or ``model_size`` is 1)."""
     shape = tuple(int(d) for d in shape)
     fits = [i for i, d in enumerate(shape) if d >= model_size and d % model_size == 0]
     if model_size <= 1 or not fits:
         return P()
     axis = max(fits, key=lambda i: (shape[i], -i))
-    return P(*(MODEL_AXIS if i == axis else None for i in range(len(shape))))
+    return P(*(MODEL_AXIS if i == axis else None for i in range(axis + 1)))
 
 
 def _is_key(x: Any) -> bool:
@@ -127,6 +126,15 @@ def shard_state(tree: Any, mesh: Mesh) -> Any:
     """Places every leaf of ``tree`` on ``mesh`` with :func:`state_shardings` (replicated on a
     data-only mesh, FSDP-sharded on a mesh with a ``"model"`` axis)."""
     return jax.tree.map(lambda x, s: _place(x, s), tree, state_shardings(tree, mesh))
+
+
+def place_state(tree: Any, mesh: Mesh | None) -> Any:
+    """:func:`shard_state` on ``mesh``; without a mesh, commits ``tree`` to the default device
+    (so every step of a run sees the same input shardings and compiles once)."""
+    if mesh is not None:
+        return shard_state(tree, mesh)
+    device = next(iter(jax.numpy.zeros(()).devices()))
+    return jax.device_put(tree, jax.sharding.SingleDeviceSharding(device))
 
 
 def _place(x: Any, sharding: NamedSharding) -> Any:
