@@ -27,25 +27,40 @@ from memjax.nn.attention import (
     masked_attention as masked_attention,
     rope as rope,
 )
+from memjax.nn.batchnorm import BatchNorm as BatchNorm, BatchNormState as BatchNormState
 from memjax.nn.channels import ChannelAxes as ChannelAxes, check_channel_axes as check_channel_axes
 from memjax.nn.conv1d import causal_depthwise_conv as causal_depthwise_conv, init_conv as init_conv
 from memjax.nn.conv2d import Conv2D as Conv2D
 from memjax.nn.dense import INITS as INITS, Dense as Dense, init_kernel as init_kernel
 from memjax.nn.lstm import LSTMCarry as LSTMCarry, LSTMCell as LSTMCell
+from memjax.nn.norms import (
+    LayerNorm as LayerNorm,
+    RMSNorm as RMSNorm,
+    l2_normalize as l2_normalize,
+    layer_norm as layer_norm,
+    rms_norm as rms_norm,
+)
 
 __all__ = [
     "INITS",
     "Attention",
     "AttentionState",
+    "BatchNorm",
+    "BatchNormState",
     "ChannelAxes",
     "Conv2D",
     "Dense",
     "LSTMCarry",
     "LSTMCell",
+    "LayerNorm",
+    "RMSNorm",
     "causal_depthwise_conv",
     "check_channel_axes",
     "init_conv",
     "init_kernel",
+    "l2_normalize",
+    "layer_norm",
     "masked_attention",
+    "rms_norm",
     "rope",
 ]

@@ -56,9 +56,7 @@ def _shifted_sum_bwd(residuals, grad):
     # was 5x slower than the projection feeding it (measured at T = 2048, C = 768).
     padded, weights = residuals
     width, length = weights.shape[0], grad.shape[0]
-    grad_w = jnp.stack(
-        [jnp.einsum("tc,tc->c", padded[i : i + length], grad) for i in range(width)]
-    )
+    grad_w = jnp.stack([jnp.einsum("tc,tc->c", padded[i : i + length], grad) for i in range(width)])
     grad_padded = sum(
         jnp.pad(grad * weights[i][None, :], ((i, width - 1 - i), (0, 0))) for i in range(width)
     )
