@@ -45,8 +45,12 @@ def _two_level(Q, K, density, seed):
     h_rf = mac_cells(grid_neighbours((2, 2), 1), Q, K)
     l2_rf = (tuple(range(4 * Q * K)),)
     d_rf = tuple(tuple(range(Q * K)) for _ in range(4))
-    lv1 = SparseyLevel(SparseyMac(n_inputs=16, Q=Q, K=K, n_h=len(h_rf[0]), n_d=Q * K,
-                                  saturation=None), rf1, h_rf=h_rf, d_rf=d_rf)
+    lv1 = SparseyLevel(
+        SparseyMac(n_inputs=16, Q=Q, K=K, n_h=len(h_rf[0]), n_d=Q * K, saturation=None),
+        rf1,
+        h_rf=h_rf,
+        d_rf=d_rf,
+    )
     lv2 = SparseyLevel(SparseyMac(n_inputs=4 * Q * K, Q=Q, K=K, saturation=None), l2_rf)
     hier = SparseyHierarchy((lv1, lv2))
     rng = np.random.default_rng(seed)
@@ -57,8 +61,9 @@ def _two_level(Q, K, density, seed):
     else:
         frames = (rng.random((3, 64)) < density).astype(np.uint8)
     carry, learned = hier.run(hier.init_carry(), frames, key=jax.random.key(seed))
-    _, found = hier.run(hier.reset_time(carry), frames, key=jax.random.key(seed + 1),
-                        mode="recognize")
+    _, found = hier.run(
+        hier.reset_time(carry), frames, key=jax.random.key(seed + 1), mode="recognize"
+    )
     return learned, found
 
 

@@ -56,8 +56,12 @@ def draws(key, T):
     out = []
     for k in jax.random.split(key, T):
         k_sample, k_tie = jax.random.split(k)
-        out.append((np.asarray(jax.random.uniform(k_tie, (Q, K)), np.float64),
-                    np.asarray(jax.random.uniform(k_sample, (Q,)), np.float64)))
+        out.append(
+            (
+                np.asarray(jax.random.uniform(k_tie, (Q, K)), np.float64),
+                np.asarray(jax.random.uniform(k_sample, (Q,)), np.float64),
+            )
+        )
     return out
 
 
@@ -66,9 +70,19 @@ def numpy_learn(mac, xs, key):
     codes, gs, rhos = [], [], []
     frozen = False
     for x, (tie, u) in zip(xs, draws(key, len(xs))):
-        code, g, _, _, rho = numpy_csa(w, x, tie, u, mode="learn", g_minus=mac.g_minus,
-                                       gamma=mac.gamma, chi=mac.chi, slope=mac.slope,
-                                       inflection=mac.inflection, frozen=frozen)
+        code, g, _, _, rho = numpy_csa(
+            w,
+            x,
+            tie,
+            u,
+            mode="learn",
+            g_minus=mac.g_minus,
+            gamma=mac.gamma,
+            chi=mac.chi,
+            slope=mac.slope,
+            inflection=mac.inflection,
+            frozen=frozen,
+        )
         if code[0] >= 0 and not frozen:
             for j in np.flatnonzero(x):
                 w[j, np.arange(Q), code] = True
@@ -110,9 +124,18 @@ def test_recognition_matches_numpy_oracle(mac, stored):
     out = mac.recognize(state, probes)  # key-free: deterministic
     w = np.asarray(state.w_u)
     for i, ((tie, u), x) in enumerate(zip(draws(jax.random.key(0), len(probes)), probes)):
-        code, g, eta, v, rho = numpy_csa(w, x, tie, u, mode="recognize", g_minus=mac.g_minus,
-                                         gamma=mac.gamma, chi=mac.chi, slope=mac.slope,
-                                         inflection=mac.inflection)
+        code, g, eta, v, rho = numpy_csa(
+            w,
+            x,
+            tie,
+            u,
+            mode="recognize",
+            g_minus=mac.g_minus,
+            gamma=mac.gamma,
+            chi=mac.chi,
+            slope=mac.slope,
+            inflection=mac.inflection,
+        )
         np.testing.assert_array_equal(np.asarray(out.code[i]), code)
         np.testing.assert_allclose(float(out.familiarity[i]), g, rtol=1e-6)
         np.testing.assert_allclose(float(out.expansivity[i]), eta, rtol=1e-5)
@@ -191,7 +214,7 @@ def test_disjoint_inputs_fixture():
     mac = SparseyMac(n_inputs=16, Q=5, K=8, g_minus=0.1, saturation=None)
     xs = np.zeros((4, 16), np.uint8)
     for i in range(4):
-        xs[i, 3 * i: 3 * i + 3] = 1
+        xs[i, 3 * i : 3 * i + 3] = 1
     state, out = mac.learn(mac.init_state(), xs, key=jax.random.key(0))
     assert len({tuple(np.asarray(c)) for c in out.code}) == 4
     found = mac.recognize(state, xs)
@@ -264,7 +287,7 @@ def test_permanence_forgets_old_weights():
     mac = SparseyMac(n_inputs=N, Q=Q, K=K, permanence=3, saturation=None)
     xs = np.zeros((4, N), np.uint8)
     for i in range(4):
-        xs[i, 6 * i: 6 * i + 6] = 1
+        xs[i, 6 * i : 6 * i + 6] = 1
     state, _ = mac.learn(mac.init_state(), xs, key=jax.random.key(0))
     w = np.asarray(mac.weights(state))
     assert not w[:6].any() and w[6:24].any()  # item 0 is 4 frames old, beyond permanence=3
@@ -273,8 +296,7 @@ def test_permanence_forgets_old_weights():
 
 
 def test_h_only_evidence_and_backoff():
-    mac = SparseyMac(n_inputs=N, Q=Q, K=K, n_h=Q * K, gate_min=0, backoff=0.9,
-                     saturation=None)
+    mac = SparseyMac(n_inputs=N, Q=Q, K=K, n_h=Q * K, gate_min=0, backoff=0.9, saturation=None)
     rng = np.random.default_rng(3)
     xs = random_patterns(rng, 2)
     h = np.zeros((2, Q * K), np.uint8)

@@ -34,27 +34,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from memjax.core.checks import check_array, check_choice
+from memjax.core.checks import check_array, check_choice, check_prng_key
+from memjax.core.controls import check_controls
 from memjax.core.spec import spec
 from memjax.memories.sparsey.mac import (
+    CSA_ARGS,
     TIES,
     CSAResult,
     SparseyMac,
-    _check_key,
     check_binary,
     item_keys,
 )
 
 
-def tile_receptive_fields(shape: tuple[int, int], patch: int | tuple[int, int],
-                          stride: int | tuple[int, int]) -> tuple[tuple[int, ...], ...]:
+def tile_receptive_fields(
+    shape: tuple[int, int], patch: int | tuple[int, int], stride: int | tuple[int, int]
+) -> tuple[tuple[int, ...], ...]:
     """Square/rectangular patches over a row-major ``(H, W)`` image: one RF per mac, row-major."""
     ph, pw = (patch, patch) if isinstance(patch, int) else patch
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
     h, w = shape
     idx = np.arange(h * w).reshape(h, w)
     return tuple(
-        tuple(int(i) for i in idx[r: r + ph, c: c + pw].ravel())
+        tuple(int(i) for i in idx[r : r + ph, c : c + pw].ravel())
         for r in range(0, h - ph + 1, sh)
         for c in range(0, w - pw + 1, sw)
     )
@@ -64,9 +66,13 @@ def grid_neighbours(grid: tuple[int, int], radius: int = 1) -> tuple[tuple[int, 
     """For each mac of a row-major ``grid``, itself and the macs within Chebyshev ``radius``."""
     gh, gw = grid
     return tuple(
-        tuple(rr * gw + cc for rr in range(max(0, r - radius), min(gh, r + radius + 1))
-              for cc in range(max(0, c - radius), min(gw, c + radius + 1)))
-        for r in range(gh) for c in range(gw)
+        tuple(
+            rr * gw + cc
+            for rr in range(max(0, r - radius), min(gh, r + radius + 1))
+            for cc in range(max(0, c - radius), min(gw, c + radius + 1))
+        )
+        for r in range(gh)
+        for c in range(gw)
     )
 
 
@@ -112,8 +118,11 @@ class SparseyLevel:
             object.__setattr__(self, "h_rf", _pad(self.h_rf))
         if self.d_rf:
             object.__setattr__(self, "d_rf", _pad(self.d_rf))
-        for name, rf, n in (("rf", self.rf, self.mac.n_inputs), ("h_rf", self.h_rf, self.mac.n_h),
-                            ("d_rf", self.d_rf, self.mac.n_d)):
+        for name, rf, n in (
+            ("rf", self.rf, self.mac.n_inputs),
+            ("h_rf", self.h_rf, self.mac.n_h),
+            ("d_rf", self.d_rf, self.mac.n_d),
+        ):
             if rf and len(rf[0]) != n:
                 raise ValueError(f"{name}: RFs are {len(rf[0])} wide but the mac expects {n}")
             if rf and len(rf) != len(self.rf):
@@ -150,39 +159,47 @@ class SparseyLevel:
     def _inputs(self, x, h, d):
         return (self._gather(x, self.rf), self._gather(h, self.h_rf), self._gather(d, self.d_rf))
 
-    def csa(self, state, x, *, key, mode="learn", h=None, d=None) -> CSAResult:
+    def csa(self, state, x, *, key, mode="learn", h=None, d=None, **controls) -> CSAResult:
         """The CSA of every mac for one frame (unbatched): results with a leading ``M`` axis."""
+        check_controls(controls, where="SparseyLevel.csa", also=CSA_ARGS)
         xs, hs, ds = self._inputs(x, h, d)
         keys = jax.random.split(key, self.n_macs)
         fn = lambda s, a, b, c, k: self.mac.csa(s, a, key=k, mode=mode, h=b, d=c)
         return jax.vmap(fn)(state, xs, hs, ds, keys)
 
-    def learn_one(self, state, x, *, key, h=None, d=None):
+    def learn_one(self, state, x, *, key, h=None, d=None, **controls):
         """One learning frame of every mac (steps 1–12 per mac)."""
+        check_controls(controls, where="SparseyLevel.learn_one", also=("key", "h", "d"))
         xs, hs, ds = self._inputs(x, h, d)
         keys = jax.random.split(key, self.n_macs)
         fn = lambda s, a, b, c, k: self.mac.learn_one(s, a, key=k, h=b, d=c)
         return jax.vmap(fn)(state, xs, hs, ds, keys)
 
-    def learn(self, state, xs, *, key):
-        """Single-trial learning of static frames ``xs`` ``(T, n_in)`` (no H/D): a ``lax.scan``."""
+    def learn(self, state, xs, *, key, **controls):
+        """Single-trial learning of static frames ``xs`` ``(T, n_in)`` (no H/D): a ``lax.scan``.
+
+        Known controls are ignored; an unknown keyword raises ``ValueError`` naming it.
+        """
+        check_controls(controls, where="SparseyLevel.learn", also=("key",))
         check_binary("xs", xs, (None, None))
         check_array("xs", xs, ndim=2)
         if xs.shape[1] < self.n_inputs:
-            raise ValueError(f"xs: expected at least {self.n_inputs} input units, "
-                             f"got {xs.shape[1]}")
-        _check_key(key)
+            raise ValueError(
+                f"xs: expected at least {self.n_inputs} input units, got {xs.shape[1]}"
+            )
+        check_prng_key("key", key)
         return _level_learn(self, state, jnp.asarray(xs), key)
 
-    def recognize(self, state, xs, *, key=None, ties: str = "per_item"):
+    def recognize(self, state, xs, *, key=None, ties: str = "per_item", **controls):
         """Recognition of a batch ``(B, n_in)`` of static frames (no H/D): a ``vmap``.
 
         ``ties``: ``"per_item"`` or ``"shared"``, as in :meth:`SparseyMac.recognize`.
         """
+        check_controls(controls, where="SparseyLevel.recognize", also=("key", "ties"))
         check_binary("xs", xs, (None, None))
         check_choice("ties", ties, TIES)
         key = jax.random.key(0) if key is None else key
-        _check_key(key)
+        check_prng_key("key", key)
         return _level_recognize(self, state, jnp.asarray(xs), key, ties == "shared")
 
 
@@ -221,19 +238,24 @@ class SparseyHierarchy:
             if not isinstance(lv, SparseyLevel):
                 raise TypeError(f"levels[{i}]: expected a SparseyLevel, got {type(lv).__name__}")
             if i > 0 and lv.n_inputs > self.levels[i - 1].n_outputs:
-                raise ValueError(f"levels[{i}].rf: indexes {lv.n_inputs} units but level {i - 1} "
-                                 f"outputs {self.levels[i - 1].n_outputs}")
+                raise ValueError(
+                    f"levels[{i}].rf: indexes {lv.n_inputs} units but level {i - 1} "
+                    f"outputs {self.levels[i - 1].n_outputs}"
+                )
 
     def init_carry(self) -> HierarchyCarry:
-        return HierarchyCarry(tuple(lv.init_state() for lv in self.levels),
-                              tuple(jnp.zeros((lv.n_outputs,), jnp.uint8) for lv in self.levels))
+        return HierarchyCarry(
+            tuple(lv.init_state() for lv in self.levels),
+            tuple(jnp.zeros((lv.n_outputs,), jnp.uint8) for lv in self.levels),
+        )
 
     def reset_time(self, carry: HierarchyCarry) -> HierarchyCarry:
         """Start a new sequence: keep the weights, forget the previous codes."""
         return carry._replace(outputs=tuple(jnp.zeros_like(o) for o in carry.outputs))
 
-    def frame(self, carry: HierarchyCarry, x, *, key, mode: str = "learn"):
+    def frame(self, carry: HierarchyCarry, x, *, key, mode: str = "learn", **controls):
         """One frame through all levels; returns the new carry and each level's codes."""
+        check_controls(controls, where="SparseyHierarchy.frame", also=("key", "mode"))
         keys = jax.random.split(key, len(self.levels))
         states, outputs, codes = [], [], []
         below = x
@@ -251,13 +273,17 @@ class SparseyHierarchy:
             codes.append(out)
         return HierarchyCarry(tuple(states), tuple(outputs)), tuple(codes)
 
-    def run(self, carry: HierarchyCarry, frames, *, key, mode: str = "learn"):
-        """A sequence of frames ``(T, n_in)`` in order (``lax.scan``); ``mode`` learn/recognize."""
+    def run(self, carry: HierarchyCarry, frames, *, key, mode: str = "learn", **controls):
+        """A sequence of frames ``(T, n_in)`` in order (``lax.scan``); ``mode`` learn/recognize.
+
+        Known controls are ignored; an unknown keyword raises ``ValueError`` naming it.
+        """
+        check_controls(controls, where="SparseyHierarchy.run", also=("key", "mode"))
         check_binary("frames", frames, (None, None))
-        _check_key(key)
+        check_prng_key("key", key)
         return _hier_run(self, carry, jnp.asarray(frames), key, mode)
 
-    def recognize(self, carry: HierarchyCarry, xs, *, key=None, ties: str = "per_item"):
+    def recognize(self, carry: HierarchyCarry, xs, *, key=None, ties: str = "per_item", **controls):
         """Recognition of a batch of *static* frames ``(B, n_in)``, each on its own (a ``vmap``).
 
         Every frame sees a blank past (as after :meth:`reset_time`), so H and D, if any, carry no
@@ -265,12 +291,12 @@ class SparseyHierarchy:
         :class:`~memjax.memories.sparsey.CSAResult` with a leading ``B`` axis. ``ties`` as in
         :meth:`SparseyMac.recognize`; use :meth:`run` with ``mode="recognize"`` for sequences.
         """
+        check_controls(controls, where="SparseyHierarchy.recognize", also=("key", "ties"))
         check_binary("xs", xs, (None, None))
         check_choice("ties", ties, TIES)
         key = jax.random.key(0) if key is None else key
-        _check_key(key)
-        return _hier_recognize(self, self.reset_time(carry), jnp.asarray(xs), key,
-                               ties == "shared")
+        check_prng_key("key", key)
+        return _hier_recognize(self, self.reset_time(carry), jnp.asarray(xs), key, ties == "shared")
 
 
 @partial(jax.jit, static_argnums=(4,))

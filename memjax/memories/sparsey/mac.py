@@ -65,12 +65,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from memjax.core.checks import check_array, check_choice, check_positive_int
+from memjax.core.checks import check_array, check_choice, check_positive_int, check_prng_key
+from memjax.core.controls import check_controls
 from memjax.core.spec import spec
 
 MODES = ("learn", "recognize")
 TIES = ("per_item", "shared")
 SIGMOIDS = ("logistic", "rinkus_alt")
+# Keyword arguments of the verbs, listed (beside the known controls) when a name is unknown.
+CSA_ARGS = ("key", "mode", "h", "d")
+LEARN_ARGS = ("key", "hs", "ds")
+RECOGNIZE_ARGS = ("key", "hs", "ds", "ties")
 # Evidence subsets for the backoff (step 14): all three, then pairs, then singles (U, H, D order).
 _SUBSETS = (
     (True, True, True),
@@ -196,18 +201,22 @@ class SparseyMac:
         if not 0.0 <= self.g_minus < 1.0:
             raise ValueError(f"g_minus: expected a value in [0, 1), got {self.g_minus}")
         if self.gamma <= 0 or self.chi < 0:
-            raise ValueError(f"gamma, chi: expected gamma > 0 and chi >= 0, got {self.gamma}, "
-                             f"{self.chi}")
+            raise ValueError(
+                f"gamma, chi: expected gamma > 0 and chi >= 0, got {self.gamma}, {self.chi}"
+            )
         if not callable(self.sigmoid):
             check_choice("sigmoid", self.sigmoid, SIGMOIDS)
         if self.gate_max is not None and self.gate_max < self.gate_min:
             raise ValueError(f"gate_max: expected >= gate_min={self.gate_min}, got {self.gate_max}")
         if not 0.0 <= self.min_cutoff < self.max_cutoff <= 1.0:
-            raise ValueError("min_cutoff, max_cutoff: expected 0 <= min_cutoff < max_cutoff <= 1, "
-                             f"got {self.min_cutoff}, {self.max_cutoff}")
+            raise ValueError(
+                "min_cutoff, max_cutoff: expected 0 <= min_cutoff < max_cutoff <= 1, "
+                f"got {self.min_cutoff}, {self.max_cutoff}"
+            )
         if self.saturation is not None and not 0.0 < self.saturation <= 1.0:
-            raise ValueError(f"saturation: expected a value in (0, 1] or None, got "
-                             f"{self.saturation}")
+            raise ValueError(
+                f"saturation: expected a value in (0, 1] or None, got {self.saturation}"
+            )
         if self.permanence is not None:
             check_positive_int("permanence", self.permanence)
 
@@ -224,6 +233,7 @@ class SparseyMac:
 
     def init_state(self) -> SparseyState:
         """An empty mac: no weight set, clock at 0, not frozen."""
+
         def table(n):
             if n == 0:
                 return None
@@ -231,8 +241,13 @@ class SparseyMac:
                 return jnp.zeros((n, self.Q, self.K), jnp.bool_)
             return jnp.full((n, self.Q, self.K), -1, jnp.int32)
 
-        return SparseyState(table(self.n_inputs), table(self.n_h), table(self.n_d),
-                            jnp.zeros((), jnp.int32), jnp.zeros((), jnp.bool_))
+        return SparseyState(
+            table(self.n_inputs),
+            table(self.n_h),
+            table(self.n_d),
+            jnp.zeros((), jnp.int32),
+            jnp.zeros((), jnp.bool_),
+        )
 
     def weights(self, state: SparseyState, which: str = "u") -> jax.Array:
         """Effective binary weights ``(N, Q, K)`` of ``which`` ∈ {u, h, d} (step 11 applied)."""
@@ -247,8 +262,9 @@ class SparseyMac:
         for name, arr, n in (("h", h, self.n_h), ("d", d, self.n_d)):
             if arr is not None:
                 if n == 0:
-                    raise ValueError(f"{name}: this mac has no {name.upper()} input ({'n_' + name}"
-                                     "=0); pass None")
+                    raise ValueError(
+                        f"{name}: this mac has no {name.upper()} input ({'n_' + name}=0); pass None"
+                    )
                 check_array(name, arr, shape=(n,))
 
     def _normalised(self, state, which, a):
@@ -272,15 +288,17 @@ class SparseyMac:
                 anything = anything | present
         return v, anything
 
-    def csa(self, state: SparseyState, x, *, key=None, mode: str = "learn", h=None, d=None,
-            **controls) -> CSAResult:
+    def csa(
+        self, state: SparseyState, x, *, key=None, mode: str = "learn", h=None, d=None, **controls
+    ) -> CSAResult:
         """Steps 1–9 for one input ``x`` ``(n_inputs,)`` (binary); ``h``/``d`` at ``t-1``.
 
         ``mode="learn"`` samples from ρ; ``"recognize"`` takes max-V with a random tie-break.
         ``key=None`` uses a fixed key (so recognition is a deterministic function of its inputs).
-        Unknown ``controls`` are ignored.
+        Known ``controls`` (:func:`memjax.core.controls.known_controls`) are ignored; an unknown
+        name raises ``ValueError`` naming it.
         """
-        del controls
+        check_controls(controls, where="SparseyMac.csa", also=CSA_ARGS)
         check_choice("mode", mode, MODES)
         self._check(x, h, d)
         key = jax.random.key(0) if key is None else key
@@ -334,38 +352,56 @@ class SparseyMac:
                 return w | hit
             return jnp.where(hit, state.step, w)
 
-        new = state._replace(w_u=put(state.w_u, x), w_h=put(state.w_h, h), w_d=put(state.w_d, d),
-                             step=state.step + write.astype(jnp.int32))
+        new = state._replace(
+            w_u=put(state.w_u, x),
+            w_h=put(state.w_h, h),
+            w_d=put(state.w_d, d),
+            step=state.step + write.astype(jnp.int32),
+        )
         frozen = state.frozen
         if self.saturation is not None:
             frac = jnp.mean(self.weights(new, "u").astype(jnp.float32))
             frozen = frozen | (frac > self.saturation)
         return new._replace(frozen=frozen)
 
-    def learn_one(self, state: SparseyState, x, *, key, h=None, d=None,
-                  **controls) -> tuple[SparseyState, CSAResult]:
+    def learn_one(
+        self, state: SparseyState, x, *, key, h=None, d=None, **controls
+    ) -> tuple[SparseyState, CSAResult]:
         """One learning frame (steps 1–12): choose a code by sampling and store it."""
+        check_controls(controls, where="SparseyMac.learn_one", also=CSA_ARGS)
         out = self.csa(state, x, key=key, mode="learn", h=h, d=d, **controls)
         return self.store(state, out.code, out.active, x, h, d), out
 
     # ------------------------------------------------------------------ batched verbs
-    def learn(self, state: SparseyState, xs, *, key, hs=None, ds=None,
-              **controls) -> tuple[SparseyState, CSAResult]:
+    def learn(
+        self, state: SparseyState, xs, *, key, hs=None, ds=None, **controls
+    ) -> tuple[SparseyState, CSAResult]:
         """Single-trial learning of ``xs`` ``(T, n_inputs)`` in order: a jitted ``lax.scan``.
 
         Returns the new state and the stacked per-item :class:`CSAResult`. Deterministic for a key.
+        ``hs``/``ds`` ``(T, n_h)``/``(T, n_d)``: the H/D inputs of every item. An unknown keyword
+        (e.g. ``h=`` for ``hs=``) raises ``ValueError`` naming it and listing the accepted names.
         """
-        del controls
+        check_controls(controls, where="SparseyMac.learn", also=LEARN_ARGS)
         check_array("xs", xs, ndim=2)
         check_binary("xs", xs, (None, self.n_inputs))
         for name, arr, n in (("hs", hs, self.n_h), ("ds", ds, self.n_d)):
             if arr is not None:
                 check_binary(name, arr, (xs.shape[0], n))
-        _check_key(key)
+        check_prng_key("key", key)
         return _learn_jit(self, state, jnp.asarray(xs), hs, ds, key)
 
-    def recognize(self, state: SparseyState, xs, *, key=None, hs=None, ds=None,
-                  ties: str = "per_item", **controls) -> CSAResult:
+    def recognize(
+        self,
+        state: SparseyState,
+        xs,
+        *,
+        key=None,
+        hs=None,
+        ds=None,
+        ties: str = "per_item",
+        **controls,
+    ) -> CSAResult:
         """Recognition (max-V, random tie-break) of one input ``(n_inputs,)`` or a batch
         ``(B, n_inputs)`` (a jitted ``vmap``); the state is not changed.
 
@@ -374,14 +410,20 @@ class SparseyMac:
         tie-break order for the whole batch: recognition is then a pure function of the input
         (the same input always gets the same code, wherever it sits in the batch), which is what
         a read-out trained on the codes wants (``experiments/sparsey/README.md``).
+        Unknown keywords raise as in :meth:`learn`.
         """
-        del controls
+        check_controls(controls, where="SparseyMac.recognize", also=RECOGNIZE_ARGS)
         check_choice("ties", ties, TIES)
         xs = jnp.asarray(xs) if isinstance(xs, np.ndarray | list) else xs
         if getattr(xs, "ndim", None) == 1:
-            out = self.recognize(state, xs[None], key=key,
-                                 hs=None if hs is None else hs[None],
-                                 ds=None if ds is None else ds[None], ties=ties)
+            out = self.recognize(
+                state,
+                xs[None],
+                key=key,
+                hs=None if hs is None else hs[None],
+                ds=None if ds is None else ds[None],
+                ties=ties,
+            )
             return jax.tree.map(lambda a: a[0], out)
         check_array("xs", xs, ndim=2)
         check_binary("xs", xs, (None, self.n_inputs))
@@ -389,14 +431,8 @@ class SparseyMac:
             if arr is not None:
                 check_binary(name, arr, (xs.shape[0], n))
         key = jax.random.key(0) if key is None else key
-        _check_key(key)
+        check_prng_key("key", key)
         return _recognize_jit(self, state, xs, hs, ds, key, ties == "shared")
-
-
-def _check_key(key):
-    if not (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
-        raise TypeError(f"key: expected a typed PRNG key (jax.random.key(seed)), got "
-                        f"{type(key).__name__} {getattr(key, 'dtype', '')}")
 
 
 def check_binary(name: str, x, shape) -> None:
@@ -407,8 +443,11 @@ def check_binary(name: str, x, shape) -> None:
     if hasattr(x, "shape") and math.prod(x.shape) == 0:
         raise ValueError(f"{name}: expected a non-empty binary array, got shape {tuple(x.shape)}")
     check_array(name, x, shape=shape)
-    if not (jnp.issubdtype(x.dtype, jnp.bool_) or jnp.issubdtype(x.dtype, jnp.integer)
-            or jnp.issubdtype(x.dtype, jnp.floating)):
+    if not (
+        jnp.issubdtype(x.dtype, jnp.bool_)
+        or jnp.issubdtype(x.dtype, jnp.integer)
+        or jnp.issubdtype(x.dtype, jnp.floating)
+    ):
         raise TypeError(f"{name}: expected a bool, integer or float array of 0/1, got {x.dtype}")
     if isinstance(x, jax.core.Tracer):
         return

@@ -114,13 +114,23 @@ def _logits(params, idx, mask):
 
 
 @partial(jax.jit, static_argnames=("K", "num_classes", "steps"))
-def linear_readout_fit(codes, labels, *, K: int, num_classes: int, steps: int = 200,
-                       learning_rate: float = 0.05, weight_decay: float = 1e-4) -> LinearReadout:
+def linear_readout_fit(
+    codes,
+    labels,
+    *,
+    K: int,
+    num_classes: int,
+    steps: int = 200,
+    learning_rate: float = 0.05,
+    weight_decay: float = 1e-4,
+) -> LinearReadout:
     """Full-batch softmax regression on the one-hot cells of ``codes`` (optax AdamW)."""
     idx, mask = _cells(codes, K)
     mask = mask.astype(jnp.float32)
-    params = LinearReadout(jnp.zeros((idx.shape[1] * K, num_classes), jnp.float32),
-                           jnp.zeros((num_classes,), jnp.float32))
+    params = LinearReadout(
+        jnp.zeros((idx.shape[1] * K, num_classes), jnp.float32),
+        jnp.zeros((num_classes,), jnp.float32),
+    )
     opt = optax.adamw(learning_rate, weight_decay=weight_decay)
 
     def loss(p):
