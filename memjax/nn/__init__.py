@@ -21,6 +21,7 @@ Example:
     ChannelAxes(out=1, in_=0)
 """
 
+from memjax.nn.activations import ACTIVATIONS as ACTIVATIONS, activation as activation
 from memjax.nn.attention import (
     Attention as Attention,
     AttentionState as AttentionState,
@@ -29,10 +30,16 @@ from memjax.nn.attention import (
 )
 from memjax.nn.batchnorm import BatchNorm as BatchNorm, BatchNormState as BatchNormState
 from memjax.nn.channels import ChannelAxes as ChannelAxes, check_channel_axes as check_channel_axes
-from memjax.nn.conv1d import causal_depthwise_conv as causal_depthwise_conv, init_conv as init_conv
+from memjax.nn.conv1d import (
+    CausalConv1D as CausalConv1D,
+    CausalConvState as CausalConvState,
+    causal_depthwise_conv as causal_depthwise_conv,
+    init_conv as init_conv,
+)
 from memjax.nn.conv2d import Conv2D as Conv2D
 from memjax.nn.dense import INITS as INITS, Dense as Dense, init_kernel as init_kernel
 from memjax.nn.lstm import LSTMCarry as LSTMCarry, LSTMCell as LSTMCell
+from memjax.nn.mlp import MLP as MLP
 from memjax.nn.norms import (
     LayerNorm as LayerNorm,
     RMSNorm as RMSNorm,
@@ -42,11 +49,15 @@ from memjax.nn.norms import (
 )
 
 __all__ = [
+    "ACTIVATIONS",
     "INITS",
+    "MLP",
     "Attention",
     "AttentionState",
     "BatchNorm",
     "BatchNormState",
+    "CausalConv1D",
+    "CausalConvState",
     "ChannelAxes",
     "Conv2D",
     "Dense",
@@ -54,6 +65,7 @@ __all__ = [
     "LSTMCell",
     "LayerNorm",
     "RMSNorm",
+    "activation",
     "causal_depthwise_conv",
     "check_channel_axes",
     "init_conv",

@@ -24,6 +24,12 @@ carried, gives the same outputs as one call over the whole sequence (shape-stabl
 independent causal pass (what a language model trained on fixed-length sequences needs); to
 stream full attention over a bounded context, use ``window=max_len``.
 
+**Channel axes** (:mod:`memjax.nn.channels`): the layer maps ``d_model`` channels to ``d_model``
+channels: ``qkv`` ``(d_model, 3 H d_head)`` has its inputs on axis 0, ``out`` ``(H d_head,
+d_model)`` its outputs on axis 1, and the persistent tokens ``(N_p, d_model)`` live in the input
+space (axis 1). The per-head axes are internal to the layer (pruning them is head pruning, not
+channel pruning), so they are not declared.
+
 **Cost.** One call over ``T`` tokens forms the dense ``T × (N_p + w + T)`` score matrix per head
 (masked), i.e. ``O(T (T + w))`` time and memory; this is the reference form, not a blockwise kernel.
 
@@ -47,6 +53,7 @@ import jax.numpy as jnp
 
 from memjax.core.checks import check_array, check_heads, check_positive_int
 from memjax.core.spec import spec
+from memjax.nn.channels import ChannelAxes
 
 NEG_INF = -1e30
 
@@ -137,6 +144,13 @@ class Attention:
         if self.num_persistent:
             params["persistent"] = jax.random.normal(k_p, (self.num_persistent, d), self.dtype)
         return params
+
+    def channel_axes(self) -> dict[str, ChannelAxes]:
+        """``qkv``: inputs on axis 0; ``out``: outputs on axis 1; ``persistent``: inputs, axis 1."""
+        axes = {"qkv": ChannelAxes(in_=0), "out": ChannelAxes(out=1)}
+        if self.num_persistent:
+            axes["persistent"] = ChannelAxes(in_=1)
+        return axes
 
     def init_state(self, params: dict) -> AttentionState:
         w, h, d = self.cache_size, self.num_heads, self.head_size

@@ -4,7 +4,10 @@ For channels :math:`c` and width :math:`W`,
 :math:`y_t[c] = \sum_{i=0}^{W-1} w_i[c]\, x_{t-W+1+i}[c]`, with the :math:`W-1` inputs before
 the sequence taken from ``tail`` (zeros at the start). Used after the q, k, v projections as in
 Titans §4.4 (following Mamba2 and Gated DeltaNet). Returning the new tail makes a sequence
-processed in pieces equal the whole sequence.
+processed in pieces equal the whole sequence. :class:`CausalConv1D` is the same operation as a
+sequence layer (``init_params``, ``init_state``, ``apply -> (ys, state)``); its channel axes
+(:mod:`memjax.nn.channels`) are ``weights`` ``out=1, in_=1`` (depthwise: channel ``c`` in is
+channel ``c`` out).
 
 Example:
     >>> import jax.numpy as jnp
@@ -13,14 +16,27 @@ Example:
     >>> y, tail = causal_depthwise_conv(jnp.arange(3.0)[:, None], w, jnp.zeros((1, 1)))
     >>> y[:, 0].tolist(), tail[:, 0].tolist()
     ([0.0, 1.0, 2.0], [2.0])
+    >>> import jax
+    >>> from memjax.nn.conv1d import CausalConv1D
+    >>> conv = CausalConv1D(channels=3, width=4)
+    >>> params = conv.init_params(jax.random.key(0))
+    >>> ys, state = conv.apply(params, conv.init_state(params), jnp.ones((5, 3)))
+    >>> ys.shape, state.tail.shape
+    ((5, 3), (3, 3))
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
-from memjax.core.checks import check_array
+from memjax.core.checks import check_array, check_positive_int
+from memjax.core.spec import spec
+from memjax.nn.channels import ChannelAxes
+
+__all__ = ["CausalConv1D", "CausalConvState", "causal_depthwise_conv", "init_conv"]
 
 
 def init_conv(key: jax.Array, width: int, channels: int, dtype="float32") -> jax.Array:
@@ -64,3 +80,46 @@ def _shifted_sum_bwd(residuals, grad):
 
 
 _shifted_sum.defvjp(_shifted_sum_fwd, _shifted_sum_bwd)
+
+
+class CausalConvState(NamedTuple):
+    """The last ``width - 1`` inputs ``(width - 1, channels)`` (zeros before the sequence)."""
+
+    tail: jax.Array
+
+
+@spec
+class CausalConv1D:
+    """:func:`causal_depthwise_conv` as a sequence layer over ``xs (T, channels)`` (module doc).
+
+    Args:
+        channels: channels ``C`` (each convolved on its own).
+        width: kernel width ``W`` (the current token and the ``W - 1`` before it).
+        dtype: dtype of the params and the state.
+    """
+
+    channels: int
+    width: int = 4
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        check_positive_int("channels", self.channels)
+        check_positive_int("width", self.width)
+
+    def init_params(self, key: jax.Array) -> dict:
+        """``{"weights": (width, channels)}`` by :func:`init_conv` (identity tap plus noise)."""
+        return {"weights": init_conv(key, self.width, self.channels, self.dtype)}
+
+    def init_state(self, params: dict) -> CausalConvState:
+        """A zero tail."""
+        return CausalConvState(jnp.zeros((self.width - 1, self.channels), params["weights"].dtype))
+
+    def channel_axes(self) -> dict[str, ChannelAxes]:
+        """``weights``: channel ``c`` is index ``c`` of axis 1, both in and out (depthwise)."""
+        return {"weights": ChannelAxes(out=1, in_=1)}
+
+    def apply(self, params: dict, state: CausalConvState, xs, /, **controls):
+        """``(ys (T, channels), new state)``; controls are ignored."""
+        check_array("xs", xs, shape=(None, self.channels), floating=True)
+        ys, tail = causal_depthwise_conv(xs, params["weights"], state.tail)
+        return ys, CausalConvState(tail)
