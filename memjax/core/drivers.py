@@ -2,12 +2,17 @@
 
 Conventions for controls (``theta=``, ``eta=``, ``alpha=``, ``key=``, …):
 
+* Every driver checks the names and concrete values (:func:`memjax.core.check_controls`): a
+  name no memjax component knows is an error; a known one a memory does not use is ignored.
 * :func:`step` passes controls through unchanged.
 * :func:`scan` treats every array control with ``ndim >= 1`` as **per token**: its leading axis
   must equal the sequence length ``T`` and token ``t`` sees ``control[t]``. Scalars (Python
   numbers, 0-d arrays) are shared by all tokens. A PRNG ``key=`` is split into ``T`` keys.
 * :class:`memjax.core.MultiHead` treats every array control with ``ndim >= 1`` as **per head**
   (leading axis ``H``) and shares scalars; a PRNG ``key=`` is split into ``H`` keys.
+
+Taps (:mod:`memjax.core.taps`) inside a memory's ``write``/``read``/``access``/``chunk`` come out
+of :func:`scan` per token, ``(T, ...)``, whatever the chunk size.
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -28,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import jax.numpy as jnp
 
+from memjax.core import taps
 from memjax.core.checks import check_array, check_choice, check_positive_int
 from memjax.core.controls import check_controls, split_controls
 from memjax.core.token_step import ORDERS, Order
@@ -84,10 +90,10 @@ def scan(
         return memory.chunk(params, state, ks, vs, qs, order=order, **cs, **shared)
 
     if remat:
-        run_chunk = jax.checkpoint(run_chunk)
+        run_chunk = taps.checkpoint(run_chunk)
 
     seq = (keys, values, queries, per_token)
-    ys_parts = []
+    ys_parts, found = [], []
     if n_chunks:
         head = jax.tree_util.tree_map(
             lambda x: x[: n_chunks * chunk_size].reshape(n_chunks, chunk_size, *x.shape[1:]), seq
@@ -97,11 +103,44 @@ def scan(
             ys, carry = run_chunk(carry, *xs)
             return carry, ys
 
-        state, ys = jax.lax.scan(body, state, head)
+        def chunk_of(name, a, i):
+            return jax.lax.dynamic_slice_in_dim(a, i * chunk_size, chunk_size, axis=0)
+
+        state, ys, head_taps = taps.scan_collect(body, state, head, select=chunk_of)
         ys_parts.append(ys.reshape(n_chunks * chunk_size, *ys.shape[2:]))
+        found.append(_per_token(head_taps, chunk_size, merge=True))
     if rest:
-        tail = jax.tree_util.tree_map(lambda x: x[n_chunks * chunk_size :], seq)
-        ys, state = run_chunk(state, *tail)
+        start = n_chunks * chunk_size
+        tail = jax.tree_util.tree_map(lambda x: x[start:], seq)
+        (ys, state), tail_taps = taps.collect_pieces(
+            lambda: run_chunk(state, *tail), lambda name, a: a[start:]
+        )
         ys_parts.append(ys)
+        found.append(_per_token(tail_taps, rest, merge=False))
     ys = ys_parts[0] if len(ys_parts) == 1 else jnp.concatenate(ys_parts)
+    if any(found):
+        merged = {
+            name: jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *(f[name] for f in found))
+            for name in found[0]
+        }
+        taps.record_all(merged)
     return ys, state
+
+
+def _per_token(found: dict, size: int, *, merge: bool) -> dict:
+    """Check that a chunk's taps are per token (leading axis ``size``); flatten the chunk axis."""
+    axis = 1 if merge else 0
+    out = {}
+    for name, value in found.items():
+        for leaf in jax.tree_util.tree_leaves(value):
+            if leaf.ndim <= axis or leaf.shape[axis] != size:
+                raise ValueError(
+                    f"tap {name!r}: scan expects taps inside a chunk to be per token (leading "
+                    f"axis {size}), got shape {tuple(leaf.shape[axis:])}"
+                )
+        out[name] = value
+        if merge:
+            out[name] = jax.tree_util.tree_map(
+                lambda a: a.reshape(a.shape[0] * a.shape[1], *a.shape[2:]), value
+            )
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from memjax.core import taps
 from memjax.core.checks import check_array, check_positive_int
 from memjax.core.controls import check_controls, is_prng_key, split_controls
 from memjax.core.protocol import Memory, Params, State
@@ -48,8 +49,16 @@ class MultiHead(Memory):
     def init_params(self, key: jax.Array) -> Params:
         return jax.vmap(self.memory.init_params)(jax.random.split(key, self.num_heads))
 
-    def init_state(self, params: Params) -> State:
-        return jax.vmap(self.memory.init_state, axis_size=self.num_heads)(params)
+    def init_state(self, params: Params, /, **controls) -> State:
+        if not controls:
+            return jax.vmap(self.memory.init_state, axis_size=self.num_heads)(params)
+        check_controls(controls, where="MultiHead.init_state")
+        per_head, shared = split_controls(controls, self.num_heads, "head")
+
+        def one(p, c):
+            return self.memory.init_state(p, **c, **shared)
+
+        return jax.vmap(one)(params, per_head)
 
     def head(self, params: Params, index: int) -> Params:
         """The params (or state) of one head."""
@@ -64,7 +73,7 @@ class MultiHead(Memory):
         def one(p, s, k, v, c):
             return self.memory.write(p, s, k, v, **c, **shared)
 
-        return jax.vmap(one)(params, state, key, value, per_head)
+        return taps.vmap(one)(params, state, key, value, per_head)
 
     def read(self, params, state, query, /, **controls):
         check_array("query", query, shape=self.key_size)
@@ -74,12 +83,29 @@ class MultiHead(Memory):
         def one(p, s, q, c):
             return self.memory.read(p, s, q, **c, **shared)
 
-        return jax.vmap(one)(params, state, query, per_head)
+        return taps.vmap(one)(params, state, query, per_head)
+
+    def access(self, params, state, key, value, query, /, *, order="write_read", **controls):
+        """Each head's own :meth:`Memory.access` when its memory overrides it (stateful reads);
+        otherwise the default (this spec's write then read)."""
+        if getattr(type(self.memory), "access", Memory.access) is Memory.access:
+            return super().access(params, state, key, value, query, order=order, **controls)
+        check_array("key", key, shape=self.key_size)
+        check_array("value", value, shape=self.value_size)
+        check_array("query", query, shape=self.key_size)
+        check_controls(controls, where="MultiHead.access", also=("order",))
+        per_head, shared = split_controls(controls, self.num_heads, "head")
+
+        def one(p, s, k, v, q, c):
+            return self.memory.access(p, s, k, v, q, order=order, **c, **shared)
+
+        return taps.vmap(one)(params, state, key, value, query, per_head)
 
     def chunk(self, params, state, keys, values, queries, /, *, order="write_read", **controls):
         """Each head runs its own :meth:`Memory.chunk` (so per-head parallel forms are kept).
 
         Per-token controls are ``(T, H, ...)`` (per head) or ``(T,)`` (shared by the heads).
+        Taps inside come out token-major, ``(T, H, ...)``, like the reads.
         """
         check_controls(controls, where="MultiHead.chunk", also=("order",))
         length, heads = keys.shape[0], self.num_heads
@@ -98,8 +124,15 @@ class MultiHead(Memory):
         def one(p, s, k, v, q, c):
             return self.memory.chunk(p, s, k, v, q, order=order, **c, **shared)
 
-        ys, state = jax.vmap(one)(params, state, keys, values, queries, per_head_tok)
+        (ys, state), found = taps.vmap_collect(one, select=_head_of_token_major)(
+            params, state, keys, values, queries, per_head_tok
+        )
+        taps.record_all(jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), found))
         return jnp.swapaxes(ys, 0, 1), state
+
+
+def _head_of_token_major(name, a, i):
+    return a[:, i]
 
 
 def multi_head(memory: Memory, num_heads: int) -> MultiHead:

@@ -134,7 +134,8 @@ class LinearMemory(Memory):
             )
         return params
 
-    def init_state(self, params: dict) -> LinearState:
+    def init_state(self, params: dict, /, **controls) -> LinearState:
+        check_controls(controls, where="LinearMemory.init_state")
         shape = (self.d_value, self.d_key)
         weights = params["init"] if self.learn_init else jnp.zeros(shape, self.dtype)
         momentum = jnp.zeros(shape, weights.dtype) if self.has_momentum else None

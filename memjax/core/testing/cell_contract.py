@@ -1,0 +1,254 @@
+"""The cell contract: checks every closed-loop :class:`memjax.core.Cell` passes under ``unroll``.
+
+A cell is built by ``factory(dtype)``; its input is one vector of ``cell.d_input`` (or the shape
+in ``cell.input_shape``) per step. Each check raises ``AssertionError`` naming what broke::
+
+    from memjax.core.testing import check_cell_contract
+    check_cell_contract(lambda dtype: MyCell(..., dtype=dtype))
+
+Example:
+    >>> from memjax.core.testing.cell_contract import check_unroll_equals_loop
+    >>> from memjax.nn.lstm import LSTMCell
+    >>> check_unroll_equals_loop(lambda dtype: LSTMCell(d_input=2, d_hidden=3, dtype=dtype))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from memjax.core.protocol import Cell
+from memjax.core.testing.memory_contract import assert_trees_allclose, directional_fd, float64
+from memjax.core.unroll import unroll
+
+__all__ = [
+    "CELL_CHECKS",
+    "check_boundary_injects_gradient",
+    "check_cell_contract",
+    "check_cell_gradients",
+    "check_cell_jit_equals_eager",
+    "check_cell_no_retrace",
+    "check_cell_unknown_control_raises",
+    "check_cell_vmap_equals_stacked",
+    "check_truncation_cuts_gradients",
+    "check_unroll_equals_loop",
+    "loop_of_cell_steps",
+]
+
+CellFactory = Callable[[str], Cell]
+
+
+def input_shape(cell: Cell) -> tuple[int, ...]:
+    """The shape of one step's input: ``cell.input_shape`` if it has one, else ``(d_input,)``."""
+    shape = getattr(cell, "input_shape", None)
+    return tuple(shape) if shape is not None else (cell.d_input,)
+
+
+def loop_of_cell_steps(cell: Cell, params, carry, xs, **controls):
+    """The reference: a Python loop of ``cell.step``, per-step controls sliced by hand."""
+    ys = []
+    for t in range(jax.tree_util.tree_leaves(xs)[0].shape[0]):
+        c = {n: (v[t] if hasattr(v, "ndim") and v.ndim >= 1 else v) for n, v in controls.items()}
+        y, carry = cell.step(params, carry, jax.tree_util.tree_map(lambda a, t=t: a[t], xs), **c)
+        ys.append(y)
+    return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *ys), carry
+
+
+def _setup(factory: CellFactory, dtype: str, length: int, seed: int):
+    cell = factory(dtype)
+    params = cell.init_params(jax.random.key(seed))
+    params = jax.tree_util.tree_map(
+        lambda p: p + 0.1 * jax.random.normal(jax.random.key(seed + 1), p.shape, p.dtype), params
+    )
+    carry = cell.init_carry(params)
+    xs = jax.random.normal(jax.random.key(seed + 2), (length, *input_shape(cell)), dtype)
+    return cell, params, carry, xs
+
+
+def check_unroll_equals_loop(factory: CellFactory, length: int = 7) -> None:
+    """``unroll`` (plain, remat, truncated) equals a Python loop of ``step`` in the forward pass,
+    with a per-step control (a PRNG key, which the cell may ignore)."""
+    with float64():
+        cell, params, carry, xs = _setup(factory, "float64", length, 1)
+        key = jax.random.key(7)
+        loop = jax.jit(lambda p, c, x, k: loop_of_cell_steps(cell, p, c, x, key=k))
+        ref = loop(params, carry, xs, jax.random.split(key, length))
+        for remat, truncate in ((False, None), (True, 3), (False, 1)):
+            out = unroll(cell, params, carry, xs, remat=remat, truncate=truncate, key=key)
+            what = f"unroll(remat={remat}, truncate={truncate}) vs loop of step"
+            assert_trees_allclose(out, ref, rtol=1e-12, atol=1e-12, what=what)
+
+
+def check_cell_jit_equals_eager(factory: CellFactory, length: int = 6) -> None:
+    cell, params, carry, xs = _setup(factory, "float32", length, 2)
+    eager = unroll(cell, params, carry, xs, truncate=4)
+    jitted = jax.jit(lambda c, p, s, x: unroll(c, p, s, x, truncate=4))(cell, params, carry, xs)
+    assert_trees_allclose(jitted, eager, rtol=1e-5, atol=1e-5, what="jit vs eager unroll")
+
+
+def check_cell_vmap_equals_stacked(factory: CellFactory, length: int = 5, batch: int = 3) -> None:
+    cell, params, carry, _ = _setup(factory, "float32", length, 3)
+    shape = (length, *input_shape(cell))
+    xs = [jax.random.normal(jax.random.key(20 + b), shape) for b in range(batch)]
+    batched = jax.vmap(lambda x: unroll(cell, params, carry, x))(jnp.stack(xs))
+    singles = [unroll(cell, params, carry, x) for x in xs]
+    expected = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *singles)
+    assert_trees_allclose(batched, expected, rtol=1e-5, atol=1e-5, what="vmap vs stacked unrolls")
+
+
+def check_cell_gradients(factory: CellFactory, length: int = 6, eps: float = 1e-6) -> None:
+    """Gradients through ``unroll`` (with remat) equal central finite differences in float64."""
+    with float64():
+        cell, params, _, xs = _setup(factory, "float64", length, 4)
+        assert jax.tree_util.tree_leaves(params), "the cell has no params to differentiate"
+
+        def loss(p):
+            ys, last = unroll(cell, p, cell.init_carry(p), xs, remat=True)
+            leaves = jax.tree_util.tree_leaves((ys, last))
+            return sum(jnp.sum(jnp.sin(a)) for a in leaves if jnp.issubdtype(a.dtype, jnp.inexact))
+
+        grads = jax.grad(loss)(params)
+        for i in range(3):
+            direction = jax.tree_util.tree_map(
+                lambda p, k=i: jax.random.normal(jax.random.key(200 + k), p.shape, p.dtype), params
+            )
+            analytic = sum(
+                jnp.vdot(g, d)
+                for g, d in zip(
+                    jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(direction)
+                )
+            )
+            numeric = directional_fd(loss, params, direction, eps)
+            np.testing.assert_allclose(
+                float(analytic),
+                float(numeric),
+                rtol=1e-6,
+                atol=1e-8,
+                err_msg="gradient through unroll vs finite differences",
+            )
+
+
+def check_cell_no_retrace(factory: CellFactory, length: int = 4) -> None:
+    traces = []
+
+    @jax.jit
+    def run(cell, params, carry, xs):
+        traces.append(1)
+        return unroll(cell, params, carry, xs, truncate=2)
+
+    cell, params, carry, xs = _setup(factory, "float32", length, 5)
+    run(cell, params, carry, xs)
+    run(factory("float32"), params, carry, xs * 2.0 + 1.0)  # an equal spec, a new object
+    assert len(traces) == 1, f"second call retraced ({len(traces)} traces)"
+
+
+def _input_jacobian(cell, params, carry, xs, truncate):
+    """``J[t, :, s, :] = d y_t / d x_s`` (outputs and inputs flattened per step)."""
+
+    def out(xs):
+        ys, _ = unroll(cell, params, carry, xs, truncate=truncate)
+        leaves = jax.tree_util.tree_leaves(ys)
+        return jnp.concatenate([a.reshape(a.shape[0], -1) for a in leaves], axis=1)
+
+    jac = np.asarray(jax.jacrev(out)(xs))  # (T, d_out, T, *input)
+    return jac.reshape(*jac.shape[:3], -1)
+
+
+def check_truncation_cuts_gradients(factory: CellFactory, length: int = 8, window: int = 3) -> None:
+    """With ``truncate=W``, output ``t`` has exactly zero gradient w.r.t. every input before its
+    window, and w.r.t. the inputs of its window up to ``t`` a non-zero one that equals the
+    untruncated gradient; without truncation the earlier inputs are reached."""
+    with float64():
+        cell, params, carry, xs = _setup(factory, "float64", length, 6)
+        cut_jac = _input_jacobian(cell, params, carry, xs, window)
+        full_jac = _input_jacobian(cell, params, carry, xs, None)
+        size = np.abs(cut_jac).max(axis=(1, 3))  # (T, T)
+        for t in range(length):
+            start = (t // window) * window
+            before = size[t, :start].max(initial=0.0)
+            assert before == 0.0, f"output {t}: gradient {before} crosses the cut at {start}"
+            within = size[t, start : t + 1]
+            assert np.all(within > 0), f"output {t}: zero gradient inside its window: {within}"
+            after = size[t, t + 1 :].max(initial=0.0)
+            assert after == 0.0, f"output {t}: gradient from future inputs ({after})"
+            if start:
+                reached = np.abs(full_jac[t, :, :start]).max()
+                assert reached > 0, f"output {t}: untruncated gradient misses the early inputs"
+            np.testing.assert_allclose(
+                cut_jac[t, :, start:],
+                full_jac[t, :, start:],
+                rtol=1e-12,
+                atol=1e-14,
+                err_msg=f"output {t}: gradients inside its window differ from untruncated ones",
+            )
+
+
+def check_boundary_injects_gradient(factory: CellFactory, length: int = 7, window: int = 3) -> None:
+    """A ``boundary`` hook's gradient enters the carry at the end of each cut window: the
+    parameter gradient equals a hand-written window loop that adds ``<ĝ_j, c_end>`` per cut."""
+    with float64():
+        cell, params, _, xs = _setup(factory, "float64", length, 8)
+
+        def hook(c, index):  # a synthetic gradient that depends on the window index
+            return jax.tree_util.tree_map(lambda a: 0.1 * index * jnp.tanh(a), c)
+
+        def loss(p):
+            ys, _ = unroll(cell, p, cell.init_carry(p), xs, truncate=window, boundary=hook)
+            return sum(jnp.sum(jnp.sin(a)) for a in jax.tree_util.tree_leaves(ys))
+
+        def reference(p):
+            c, total = cell.init_carry(p), 0.0
+            for start in range(0, length, window):
+                if start:
+                    ghat = jax.lax.stop_gradient(hook(c, start // window))
+                    total = total + sum(
+                        jnp.vdot(g, a)
+                        for g, a in zip(
+                            jax.tree_util.tree_leaves(ghat), jax.tree_util.tree_leaves(c)
+                        )
+                        if jnp.issubdtype(a.dtype, jnp.inexact)
+                    )
+                    c = jax.lax.stop_gradient(c)
+                ys, c = loop_of_cell_steps(cell, p, c, xs[start : start + window])
+                total = total + sum(jnp.sum(jnp.sin(a)) for a in jax.tree_util.tree_leaves(ys))
+            return total
+
+        assert_trees_allclose(
+            jax.grad(loss)(params),
+            jax.grad(reference)(params),
+            rtol=1e-10,
+            atol=1e-12,
+            what="boundary-injected gradient vs window loop",
+        )
+
+
+def check_cell_unknown_control_raises(factory: CellFactory, length: int = 3) -> None:
+    """``unroll`` rejects a control name no memjax component knows, naming it."""
+    cell, params, carry, xs = _setup(factory, "float32", length, 9)
+    try:
+        unroll(cell, params, carry, xs, thetta=0.5)
+    except ValueError as exc:
+        assert "'thetta'" in str(exc) and "'theta'" in str(exc), f"unhelpful error: {exc}"
+    else:
+        raise AssertionError("unroll(thetta=0.5) raised no ValueError")
+
+
+CELL_CHECKS = (
+    check_unroll_equals_loop,
+    check_cell_jit_equals_eager,
+    check_cell_vmap_equals_stacked,
+    check_cell_gradients,
+    check_cell_no_retrace,
+    check_truncation_cuts_gradients,
+    check_boundary_injects_gradient,
+    check_cell_unknown_control_raises,
+)
+
+
+def check_cell_contract(factory: CellFactory) -> None:
+    """Run every cell contract check on the cell built by ``factory(dtype)``."""
+    for check in CELL_CHECKS:
+        check(factory)

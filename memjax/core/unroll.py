@@ -1,0 +1,275 @@
+r"""The :func:`unroll` driver for closed-loop cells; :func:`cut`, where synthetic gradients attach.
+
+:func:`unroll` runs a :class:`memjax.core.Cell` over a sequence: :math:`(y_t, c_t) =
+\text{step}(\theta, c_{t-1}, x_t)` for :math:`t = 0 \dots T-1` by ``lax.scan``, and returns the
+stacked :math:`y` and the last carry.
+
+* ``remat=True`` wraps each step in ``jax.checkpoint``: reverse mode stores one carry per step and
+  recomputes the step's internals.
+* ``truncate=W`` cuts the sequence into windows of ``W`` steps (the last may be shorter). At each
+  window boundary the carry is **cut**: no gradient flows from window :math:`j` back into window
+  :math:`j-1` (truncated BPTT), while the forward values are unchanged.
+* ``boundary=fn(carry, index) -> gradient`` is where a **synthetic gradient** attaches (DNI,
+  Jaderberg et al. 2017, §3.2 "Recurrent models"; Fast & Slow Learning). At the cut before window
+  ``index`` (``1 ≤ index < number of windows``) it is called with the carry leaving window
+  ``index − 1`` and returns :math:`\hat\delta \approx \partial L_{>}/\partial c` (a pytree like the
+  carry, or ``None`` for zero). :func:`cut` then *injects* it: in reverse mode the carry's
+  cotangent at the end of window ``index − 1`` is :math:`\hat\delta` instead of the true gradient
+  from the future, so window ``index − 1``'s parameters are trained with the synthetic gradient
+  without waiting for the later windows. :math:`\hat\delta` itself gets no gradient (train the
+  synthetic-gradient model on its own loss).
+* ``boundary_tap="name"`` exposes the carry that *starts* each cut window as the tap ``name``
+  (stacked over windows ``1 …``, see :mod:`memjax.core.taps`). Its tap gradient
+  (:func:`memjax.core.taps.tap_gradients`) is :math:`\partial L/\partial c` at the start of window
+  ``index``: the true gradient of that window's loss plus the synthetic gradient injected at its
+  end flowing back — DNI's bootstrapped target for :math:`\hat\delta`.
+
+Controls: arrays with ``ndim >= 1`` are per step (leading axis ``T``), scalars are shared, a
+single PRNG ``key=`` is split into one key per step (:mod:`memjax.core.controls`). Taps in the
+cell's ``step`` come out stacked ``(T, ...)``.
+
+Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from memjax.core import unroll
+    >>> from memjax.nn.lstm import LSTMCell
+    >>> cell = LSTMCell(d_input=2, d_hidden=3)
+    >>> p = cell.init_params(jax.random.key(0))
+    >>> xs = jnp.ones((7, 2))
+    >>> ys, carry = unroll(cell, p, cell.init_carry(p), xs, truncate=3, remat=True)
+    >>> ys.shape
+    (7, 3)
+    >>> grad = jax.grad(lambda xs: unroll(cell, p, cell.init_carry(p), xs, truncate=3)[0][-1].sum())
+    >>> [bool(jnp.any(g != 0)) for g in grad(xs)]   # only the last window (steps 6..) is reached
+    [False, False, False, False, False, False, True]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import jax
+import jax.numpy as jnp
+
+from memjax.core import taps
+from memjax.core.checks import check_positive_int
+from memjax.core.controls import check_controls, split_controls
+
+if TYPE_CHECKING:
+    from memjax.core.protocol import Cell
+
+__all__ = ["Boundary", "cut", "unroll"]
+
+Params = Any
+Carry = Any
+Boundary = Callable[[Carry, jax.Array], Any]
+"""``boundary(carry, index) -> gradient`` (a pytree like ``carry``, or ``None``); module doc."""
+
+
+@jax.custom_vjp
+def _inject(x, gradient):
+    return x
+
+
+def _inject_fwd(x, gradient):
+    return x, gradient
+
+
+def _inject_bwd(gradient, cotangent):
+    return gradient.astype(cotangent.dtype), jnp.zeros_like(gradient)
+
+
+_inject.defvjp(_inject_fwd, _inject_bwd)
+
+
+def cut(carry: Carry, gradient: Carry | None = None) -> Carry:
+    """Detach ``carry`` from the graph before it; inject ``gradient`` there in reverse mode.
+
+    Forward: the identity. Reverse: the cotangent that reaches ``carry`` from later computation is
+    dropped and ``gradient`` (a pytree like ``carry``; ``None`` = zeros, i.e. ``stop_gradient``)
+    is sent back instead. Integer leaves pass through (they have no gradient).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from memjax.core.unroll import cut
+        >>> f = lambda x: jnp.sum(cut(x * 3.0, jnp.array([1.0, 2.0])) ** 2)
+        >>> jax.grad(f)(jnp.array([5.0, 7.0]))     # 3 * injected, not 3 * 2 * (3x)
+        Array([3., 6.], dtype=float32)
+    """
+    if gradient is None:
+        return jax.tree_util.tree_map(jax.lax.stop_gradient, carry)
+    leaves, treedef = jax.tree_util.tree_flatten(carry)
+    grads = treedef.flatten_up_to(gradient)
+    out = []
+    for i, (x, g) in enumerate(zip(leaves, grads)):
+        if not jnp.issubdtype(jnp.result_type(x), jnp.inexact):
+            out.append(jax.lax.stop_gradient(x))
+            continue
+        if jnp.shape(g) != jnp.shape(x):
+            raise ValueError(
+                f"gradient: leaf {i} expected shape {jnp.shape(x)}, got {jnp.shape(g)}"
+            )
+        out.append(_inject(x, jax.lax.stop_gradient(jnp.asarray(g, jnp.result_type(x)))))
+    return treedef.unflatten(out)
+
+
+def _length(xs) -> int:
+    leaves = jax.tree_util.tree_leaves(xs)
+    if not leaves:
+        raise ValueError("xs: expected arrays with a leading time axis, got no arrays")
+    length = leaves[0].shape[0] if leaves[0].ndim else None
+    for leaf in leaves:
+        if leaf.ndim == 0 or leaf.shape[0] != length:
+            shapes = [tuple(a.shape) for a in leaves]
+            raise ValueError(f"xs: expected one leading time axis on every array, got {shapes}")
+    if length == 0:
+        raise ValueError("xs: expected at least one step, got a time axis of length 0")
+    return length
+
+
+def unroll(
+    cell: Cell,
+    params: Params,
+    carry: Carry,
+    xs,
+    /,
+    *,
+    remat: bool = False,
+    truncate: int | None = None,
+    boundary: Boundary | None = None,
+    boundary_tap: str | None = None,
+    **controls,
+) -> tuple[Any, Carry]:
+    """Run ``cell.step`` over the leading axis of ``xs``; return ``(ys, carry)`` (module doc).
+
+    Args:
+        cell: a :class:`memjax.core.Cell`.
+        params: the cell's params.
+        carry: the carry before step 0 (e.g. ``cell.init_carry(params)``).
+        xs: the inputs, an array or pytree with leading time axis ``T``.
+        remat: ``jax.checkpoint`` each step.
+        truncate: window length ``W`` of truncated backpropagation (``None``: no cut).
+        boundary: ``fn(carry, index) -> gradient`` called at each cut (synthetic gradients).
+        boundary_tap: expose the carry starting each cut window as this tap.
+        **controls: per-step arrays (leading axis ``T``) or shared scalars for ``cell.step``.
+    """
+    also = ("boundary", "boundary_tap", "remat", "truncate")
+    check_controls(controls, where="unroll", also=also)
+    length = _length(xs)
+    if truncate is not None:
+        check_positive_int("truncate", truncate)
+    if boundary is not None and not callable(boundary):
+        raise TypeError(
+            f"boundary: expected a callable (carry, index) -> gradient, got {boundary!r}"
+        )
+    if (boundary is not None or boundary_tap is not None) and truncate is None:
+        raise ValueError(
+            "truncate: boundary and boundary_tap need truncation windows; pass truncate"
+        )
+    if boundary_tap is not None and not isinstance(boundary_tap, str):
+        raise TypeError(f"boundary_tap: expected a tap name (str), got {boundary_tap!r}")
+    per_step, shared = split_controls(controls, length, "step")
+
+    def one(carry, x, c):
+        return cell.step(params, carry, x, **c, **shared)
+
+    if remat:
+        one = taps.checkpoint(one)
+
+    def body(carry, inputs):
+        x, c = inputs
+        y, carry = one(carry, x, c)
+        return carry, y
+
+    seq = (xs, per_step)
+    if truncate is None or truncate >= length:
+        carry, ys = taps.scan(body, carry, seq)
+        return ys, carry
+    return _truncated(body, carry, seq, length, truncate, boundary, boundary_tap)
+
+
+def _slice(tree, start, stop):
+    return jax.tree_util.tree_map(lambda a: a[start:stop], tree)
+
+
+def _truncated(body, carry, seq, length, window, boundary, boundary_tap):
+    """Window 0, then windows ``1 … n-1`` by an outer ``lax.scan``, then the shorter last one."""
+    n_full, rest = divmod(length, window)
+
+    def enter(carry, index):
+        gradient = None if boundary is None else boundary(carry, index)
+        carry = cut(carry, gradient)
+        if boundary_tap is not None:
+            carry = taps.tap(boundary_tap, carry)
+        return carry
+
+    pieces = []  # each piece's taps, in time order
+    carry, ys0, values = taps.scan_collect(body, carry, _slice(seq, 0, window))
+    pieces.append(values)
+    ys_parts = [ys0]
+
+    if n_full > 1:
+        middle = jax.tree_util.tree_map(
+            lambda a: a[window : n_full * window].reshape(n_full - 1, window, *a.shape[1:]), seq
+        )
+
+        def window_body(carry, inputs):
+            j, xs_w = inputs
+            carry = enter(carry, j + 1)
+            carry, ys, values = taps.scan_collect(body, carry, xs_w)
+            taps.record_all(values)
+            return carry, ys
+
+        def middle_select(name, a, j):
+            if name == boundary_tap:
+                return a[j]
+            return jax.lax.dynamic_slice_in_dim(a, (j + 1) * window, window, axis=0)
+
+        indices = jnp.arange(n_full - 1, dtype=jnp.int32)
+        carry, ys_mid, values = taps.scan_collect(
+            window_body, carry, (indices, middle), select=middle_select
+        )
+        flat = {
+            name: v if name == boundary_tap else _merge_windows(v) for name, v in values.items()
+        }
+        pieces.append(flat)
+        ys_parts.append(_merge_windows(ys_mid))
+
+    if rest:
+        start = n_full * window
+
+        def last():
+            c = enter(carry, jnp.asarray(n_full, jnp.int32))
+            c, ys, values = taps.scan_collect(body, c, _slice(seq, start, length))
+            taps.record_all(values)
+            return c, ys
+
+        def last_select(name, a):
+            return a[n_full - 1] if name == boundary_tap else a[start:]
+
+        (carry, ys_last), values = taps.collect_pieces(last, last_select)
+        if boundary_tap in values:
+            values = {**values, boundary_tap: _add_axis(values[boundary_tap])}
+        pieces.append(values)
+        ys_parts.append(ys_last)
+
+    ys = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *ys_parts)
+    taps.record_all(_concatenate(pieces))
+    return ys, carry
+
+
+def _merge_windows(tree):
+    return jax.tree_util.tree_map(lambda a: a.reshape(a.shape[0] * a.shape[1], *a.shape[2:]), tree)
+
+
+def _add_axis(tree):
+    return jax.tree_util.tree_map(lambda a: a[None], tree)
+
+
+def _concatenate(pieces: list[dict]) -> dict:
+    names = [name for piece in pieces for name in piece]
+    merged = {}
+    for name in dict.fromkeys(names):
+        parts = [piece[name] for piece in pieces if name in piece]
+        merged[name] = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *parts)
+    return merged
