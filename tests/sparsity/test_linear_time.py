@@ -1,0 +1,94 @@
+"""The host linear-time reference: median-of-medians selection (worst-case guarantee), the work
+bound of the hinge elimination (spec §5), and the sorted / unsorted group paths."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from memjax.sparsity import prox_wgsef_linear_time, select, wgsef_value_linear_time
+from memjax.sparsity._linear_time import _SMALL, _median5, _pivot
+
+
+def test_median_of_five_network_on_every_order():
+    perms = np.array(list(itertools.permutations(range(5))), dtype=float).T  # (5, 120)
+    np.testing.assert_array_equal(_median5(perms), np.full(120, 2.0))
+    ties = np.random.default_rng(0).integers(0, 3, size=(5, 2000)).astype(float)
+    np.testing.assert_array_equal(_median5(ties), np.median(ties, axis=0))
+
+
+ADVERSARIAL = {
+    "sorted": lambda n, rng: np.arange(n, dtype=float),
+    "reversed": lambda n, rng: np.arange(n, dtype=float)[::-1].copy(),
+    "rolled": lambda n, rng: np.roll(np.arange(n, dtype=float), n // 2),  # median-of-3 killer
+    "organ pipe": lambda n, rng: np.concatenate(
+        [np.arange(n // 2), np.arange(n - n // 2)[::-1]]
+    ).astype(float),
+    "few values": lambda n, rng: rng.integers(0, 4, n).astype(float),
+    "constant": lambda n, rng: np.full(n, 7.0),
+    "random": lambda n, rng: rng.standard_normal(n),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ADVERSARIAL))
+def test_select_equals_sorting(kind):
+    rng = np.random.default_rng(1)
+    for n in (1, 7, _SMALL + 1, 5 * _SMALL + 3, 40_000):
+        v = ADVERSARIAL[kind](n, rng)
+        s = np.sort(v)
+        for kth in {0, n // 3, n // 2, n - 1}:
+            assert select(v.copy(), kth) == s[kth]
+
+
+@pytest.mark.parametrize("kind", sorted(ADVERSARIAL))
+def test_pivot_splits_at_least_three_tenths(kind):
+    """The median of the medians of five has ≥ 3/10 of the entries on each side (BFPRT), the
+    bound behind the worst-case O(|Ω|) of every elimination step."""
+    n = 50_000
+    v = ADVERSARIAL[kind](n, np.random.default_rng(2))
+    p = _pivot(v)
+    assert np.count_nonzero(v <= p) >= 0.3 * n - 5
+    assert np.count_nonzero(v >= p) >= 0.3 * n - 5
+
+
+@pytest.mark.parametrize("layout", ["random", "sorted norms", "equal norms", "two scales"])
+def test_work_is_linear_in_the_number_of_groups(layout):
+    """Hinges touched over all elimination steps ≤ 10/3 × the hinges (each step drops ≥ 30 %):
+    an operation count, not a timing."""
+    rng = np.random.default_rng(3)
+    for m in (1_000, 30_000):
+        norms = {
+            "random": rng.exponential(size=m),
+            "sorted norms": np.linspace(0.01, 10, m),
+            "equal norms": np.ones(m),
+            "two scales": np.where(np.arange(m) % 2, 1e-3, 1e3),
+        }[layout]
+        stats = {}
+        prox_wgsef_linear_time(norms, np.arange(m), m, m // 10, 0.5, stats=stats)
+        assert stats["touched"] <= 10 / 3 * stats["hinges"] + 50
+        assert stats["steps"] <= 2 * np.log(stats["hinges"]) / np.log(10 / 7) + 2
+
+
+def test_sorted_and_unsorted_segment_ids_and_empty_groups():
+    """np.add.reduceat (sorted ids, with empty groups in the middle and at the end) ==
+    np.bincount (shuffled ids)."""
+    rng = np.random.default_rng(4)
+    m = 9
+    ids = np.sort(rng.choice([0, 1, 2, 4, 5, 7], size=40))  # groups 3, 6, 8 are empty
+    x = rng.standard_normal(40)
+    perm = rng.permutation(40)
+    for k, lam in ((2, 0.3), (5, 2.0), (9, 1.0)):
+        sorted_w = prox_wgsef_linear_time(x, ids, m, k, lam)
+        shuffled_w = prox_wgsef_linear_time(x[perm], ids[perm], m, k, lam)
+        np.testing.assert_allclose(shuffled_w, sorted_w[perm], rtol=1e-14, atol=1e-15)
+        assert wgsef_value_linear_time(x, ids, m, k) == pytest.approx(
+            wgsef_value_linear_time(x[perm], ids[perm], m, k), rel=1e-13
+        )
+
+
+def test_reference_keeps_dtype_and_shape():
+    x = np.random.default_rng(5).standard_normal((3, 4)).astype(np.float32)
+    w = prox_wgsef_linear_time(x, np.arange(12).reshape(3, 4) // 2, 6, 2, 0.4)
+    assert w.dtype == np.float32 and w.shape == (3, 4)
