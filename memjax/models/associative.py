@@ -42,9 +42,9 @@ from memjax.core.drivers import scan
 from memjax.core.heads import MultiHead
 from memjax.core.protocol import Memory
 from memjax.core.spec import spec
+from memjax.nn.activations import ACTIVATIONS
 from memjax.nn.conv1d import causal_depthwise_conv, init_conv
-
-ACTIVATIONS = {"silu": jax.nn.silu, "identity": lambda x: x}
+from memjax.nn.norms import l2_normalize
 
 
 class AssociativeState(NamedTuple):
@@ -52,10 +52,6 @@ class AssociativeState(NamedTuple):
 
     memory: Any
     conv: jax.Array | None
-
-
-def _l2_normalize(x, eps=1e-6):
-    return x / jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True) + eps)
 
 
 @spec
@@ -141,7 +137,8 @@ class AssociativeLayer:
         q, k, v = jnp.split(qkv, [h * dk, 2 * h * dk], axis=-1)
         q, k, v = (x.reshape(length, h, -1) for x in (q, k, v))
         if self.qk_norm:
-            q, k = _l2_normalize(q), _l2_normalize(k)
+            # the division form this layer was trained with (memjax.nn.norms, rounding forms)
+            q, k = l2_normalize(q, divide=True), l2_normalize(k, divide=True)
         ys, memory = scan(
             self.heads,
             params["memory"],

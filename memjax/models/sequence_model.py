@@ -34,12 +34,7 @@ import jax.numpy as jnp
 
 from memjax.core.checks import check_array, check_positive_int
 from memjax.core.spec import spec
-
-
-def rms_norm(x, scale, eps=1e-6):
-    """RMSNorm over the last axis: :math:`x / \\sqrt{\\mathrm{mean}(x^2) + \\epsilon} \\odot s`."""
-    scale = jnp.reshape(scale, (1,) * (x.ndim - 1) + scale.shape)
-    return x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + eps) * scale
+from memjax.nn.norms import rms_norm
 
 
 @spec
@@ -99,9 +94,15 @@ class SequenceModel:
         h = params["embed"][tokens]
         new_state = []
         for block, s in zip(params["blocks"], state, strict=True):
-            y, s = self.mixer.apply(block["mixer"], s, rms_norm(h, block["norm1"]), **controls)
+            y, s = self.mixer.apply(
+                block["mixer"], s, rms_norm(h, block["norm1"], x_times_x=True), **controls
+            )
             h = h + y
             if "up" in block:
-                h = h + jax.nn.gelu(rms_norm(h, block["norm2"]) @ block["up"]) @ block["down"]
+                h = (
+                    h
+                    + jax.nn.gelu(rms_norm(h, block["norm2"], x_times_x=True) @ block["up"])
+                    @ block["down"]
+                )
             new_state.append(s)
-        return rms_norm(h, params["norm"]) @ params["out"], tuple(new_state)
+        return rms_norm(h, params["norm"], x_times_x=True) @ params["out"], tuple(new_state)

@@ -64,9 +64,9 @@ import jax.numpy as jnp
 
 from memjax.core.checks import check_array, check_positive_int
 from memjax.core.spec import spec
-from memjax.models.sequence_model import rms_norm
 from memjax.models.titans.lmm import LMMState, TitansLMM
 from memjax.nn.attention import Attention, masked_attention
+from memjax.nn.norms import rms_norm
 
 
 def init_gate(key: jax.Array, d_model: int, dtype="float32") -> dict:
@@ -81,7 +81,9 @@ def init_gate(key: jax.Array, d_model: int, dtype="float32") -> dict:
 def memory_gate(params: dict, y, m) -> jax.Array:
     r""":math:`(\operatorname{RMSNorm}_{\gamma_1}(y) \odot \sigma(\operatorname{RMSNorm}_{\gamma_2}
     (m)))\, W_O` — Titans' ⊗ (eqs. 25, 28; spec §4 default)."""
-    gated = rms_norm(y, params["norm_y"]) * jax.nn.sigmoid(rms_norm(m, params["norm_m"]))
+    # x_times_x: the rounding form this gate was trained with (memjax.nn.norms)
+    y = rms_norm(y, params["norm_y"], x_times_x=True)
+    gated = y * jax.nn.sigmoid(rms_norm(m, params["norm_m"], x_times_x=True))
     return gated @ params["out"]
 
 
