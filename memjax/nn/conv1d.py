@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from memjax.core.checks import check_array, check_positive_int
+from memjax.core.controls import check_controls
 from memjax.core.spec import spec
 from memjax.nn.channels import ChannelAxes
 
@@ -119,7 +120,8 @@ class CausalConv1D:
         return {"weights": ChannelAxes(out=1, in_=1)}
 
     def apply(self, params: dict, state: CausalConvState, xs, /, **controls):
-        """``(ys (T, channels), new state)``; controls are ignored."""
+        """``(ys (T, channels), new state)``; known controls are ignored, unknown ones an error."""
         check_array("xs", xs, shape=(None, self.channels), floating=True)
+        check_controls(controls, where="CausalConv1D.apply")
         ys, tail = causal_depthwise_conv(xs, params["weights"], state.tail)
         return ys, CausalConvState(tail)

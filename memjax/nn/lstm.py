@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 
 from memjax.core.checks import check_array, check_positive_int
+from memjax.core.controls import check_controls
 from memjax.core.spec import spec
 from memjax.nn.channels import ChannelAxes
 
@@ -122,8 +123,12 @@ class LSTMCell:
         )
 
     def step(self, params: dict, carry: LSTMCarry, x, /, **controls) -> tuple[jax.Array, LSTMCarry]:
-        """``(h_t, LSTMCarry(h_t, c_t))`` for one input ``x (d_input,)``; controls are ignored."""
+        """``(h_t, LSTMCarry(h_t, c_t))`` for one input ``x (d_input,)``.
+
+        Known controls are ignored; an unknown control name is an error.
+        """
         check_array("x", x, shape=(self.d_input,), floating=True)
+        check_controls(controls, where="LSTMCell.step")
         check_array("carry.h", carry.h, shape=(self.d_hidden,), floating=True)
         check_array("carry.c", carry.c, shape=(self.d_hidden,), floating=True)
         z = self.gates(params, carry, x)

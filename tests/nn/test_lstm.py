@@ -112,6 +112,8 @@ def test_bad_input_names_the_argument():
         cell.step(params, cell.init_carry(params), jnp.ones(4))
     with pytest.raises(ValueError, match=r"carry\.c"):
         cell.step(params, LSTMCarry(jnp.zeros(2), jnp.zeros(3)), jnp.ones(3))
+    with pytest.raises(ValueError, match="unknown control 'thetta'"):
+        cell.step(params, cell.init_carry(params), jnp.ones(3), thetta=0.1)
     with pytest.raises(ValueError, match="d_hidden"):
         LSTMCell(d_input=3, d_hidden=0)
     with pytest.raises(TypeError, match="forget_bias"):

@@ -62,5 +62,7 @@ def test_causal_conv1d_matches_numpy_and_streams():
         y1, s1 = conv.apply(params, conv.init_state(params), jnp.asarray(xs[:5]))
         y2, _ = conv.apply(params, s1, jnp.asarray(xs[5:]))
         np.testing.assert_allclose(np.concatenate([y1, y2]), expected, rtol=1e-12)
+        with pytest.raises(ValueError, match="unknown control"):
+            conv.apply(params, state, jnp.asarray(xs), eta_=0.5)
         with pytest.raises(ValueError, match="xs: expected shape"):
             conv.apply(params, state, jnp.ones((4, 2)))
