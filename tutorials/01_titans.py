@@ -177,6 +177,23 @@ print("max |Titans(L_M=1) − delta rule| =", float(jnp.abs(ys_t - ys_l).max()))
 # so all $b$ gradients come at once; momentum and decay become cumulative products inside the
 # chunk (eqs. 17–18), and each token reads its own $M_t(q_t)$ through the dual form, as TTT does.
 #
+# The raw form is `parallel_memory(memory, weights, k, v, q, theta, eta, alpha, chunk_size=b)`:
+# one head, your own keys, values, queries and per-token gates, returning the reads and the new
+# state (weights, momentum, the chunk-start weights and the position in the chunk).
+# `recurrent_memory` takes the same arguments and runs the token-by-token loop.
+
+# %%
+from memjax.memories.titans import parallel_memory, recurrent_memory
+
+m = TitansMemory(d, d, depth=2)
+w0 = m.init_params(key)["init"]
+theta_t = jnp.full(ks.shape[0], 0.2)  # per-token step sizes; eta and alpha shared here
+gates = (theta_t, 0.9, 0.01)
+fast_m, st = jax.jit(lambda w: parallel_memory(m, w, ks, vs, ks, *gates, chunk_size=8))(w0)
+slow_m, _ = jax.jit(lambda w: recurrent_memory(m, w, ks, vs, ks, *gates, chunk_size=8))(w0)
+print("parallel_memory vs its token loop, max abs diff:", float(jnp.abs(fast_m - slow_m).max()))
+
+# %% [markdown]
 # `TitansLMM` is the full layer (projections, causal convolution, SiLU, ℓ2-normalised q/k,
 # per-token gates $\theta_t, \eta_t, \alpha_t$, heads, persistent tokens). Its `apply` runs the
 # parallel form; `reference_apply` is a slow token-by-token loop of the same recurrence. They

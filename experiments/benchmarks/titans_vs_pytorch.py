@@ -5,8 +5,8 @@
 Matched configuration (paper notes §3.5): d_model 256, 4 heads of 64, chunk 64, depth-2 MLP of
 expansion 4, float32 input ``randn(B, L, 256)``; B ∈ {1, 4}, L ∈ {512, 2048, 8192} (``--quick``:
 B = 1, L ∈ {512, 2048}, fewer repeats). Two settings of the peer, each against the memjax
-``TitansLMM.titans_pytorch`` layer with the same arguments — the **same computation** as the port
-(its outputs agree to ≤ 1e-5 in float32 after converting the weights,
+``memjax.compat.titans_pytorch.titans_pytorch_lmm`` layer with the same arguments — the **same
+computation** as the port (its outputs agree to ≤ 1e-5 in float32 after converting the weights,
 ``tests/titans/test_titans_pytorch_parity.py``):
 
 * ``default``  — the port's default ``NeuralMemory(..., batch_size=None)``: every chunk's gradient
@@ -206,9 +206,11 @@ def memjax_layer(setting: str, *, d_model=D_MODEL, num_heads=NUM_HEADS, d_head=D
                  chunk_size=CHUNK, depth=2, expansion=EXPANSION):
     """The memjax ``TitansLMM`` for ``setting`` (``default`` / ``faithful`` / ``paper``).
 
-    ``default`` / ``faithful``: :meth:`TitansLMM.titans_pytorch` with the port's ``batch_size``
-    ``None`` / ``chunk_size`` — the port's computation; ``paper``: the layer's defaults."""
-    from memjax.models.titans.lmm import TitansLMM
+    ``default`` / ``faithful``: :func:`memjax.compat.titans_pytorch.titans_pytorch_lmm` with the
+    port's ``batch_size`` ``None`` / ``chunk_size`` — the port's computation; ``paper``: the
+    layer's defaults."""
+    from memjax.compat.titans_pytorch import titans_pytorch_lmm
+    from memjax.models.titans import TitansLMM
 
     if setting == "paper":
         return TitansLMM(
@@ -221,7 +223,7 @@ def memjax_layer(setting: str, *, d_model=D_MODEL, num_heads=NUM_HEADS, d_head=D
         )
     if setting not in PEER_SETTINGS:
         raise ValueError(f"setting: expected default, faithful or paper, got {setting!r}")
-    return TitansLMM.titans_pytorch(
+    return titans_pytorch_lmm(
         d_model,
         num_heads,
         d_head,

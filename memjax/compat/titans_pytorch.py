@@ -1,9 +1,13 @@
-r"""titans-pytorch 0.5.5 ``NeuralMemory`` weights → :class:`~memjax.models.titans.lmm.TitansLMM`.
+r"""titans-pytorch 0.5.5 ``NeuralMemory`` as a :class:`~memjax.models.titans.TitansLMM`.
+
+:func:`titans_pytorch_lmm` is the layer that computes what the port computes (its options and
+defaults); :func:`convert_state_dict` converts the port's weights for it, and
+:func:`from_state_dict` does both, reading the sizes from the weights.
 
 The input is the module's ``state_dict`` as a mapping of NumPy arrays (``{k: v.numpy() for k, v in
 module.state_dict().items()}``, or an ``np.load`` of a saved ``.npz``), so memjax never imports
-torch. With the layer of :meth:`TitansLMM.titans_pytorch` (same ``chunk_size``, ``batch_size``
-and ``max_lr`` as the port) the converted params give the port's output (tested to ≤ 1e-5 in
+torch. With the layer of :func:`titans_pytorch_lmm` (same ``chunk_size``, ``batch_size`` and
+``max_lr`` as the port) the converted params give the port's output (tested to ≤ 1e-5 in
 float32 against fixtures made with titans-pytorch 0.5.5; ``tests/fixtures/titans_pytorch``).
 
 Mapping (torch ``Linear`` weights are ``(out, in)``, memjax's ``(in, out)``: transposed; ``H``
@@ -58,11 +62,94 @@ import re
 from collections.abc import Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from memjax.core.checks import check_positive_int
 from memjax.models.titans.lmm import TitansLMM
 
-__all__ = ["convert_state_dict", "from_state_dict", "infer_config"]
+__all__ = ["convert_state_dict", "from_state_dict", "infer_config", "titans_pytorch_lmm"]
+
+
+def titans_pytorch_lmm(
+    d_model: int,
+    num_heads: int = 1,
+    d_head: int | None = None,
+    chunk_size: int = 1,
+    batch_size: int | None = None,
+    **overrides,
+) -> TitansLMM:
+    r"""The :class:`~memjax.models.titans.TitansLMM` that computes what titans-pytorch 0.5.5
+    ``NeuralMemory`` computes (the port's preset).
+
+    Arguments as the port's ``NeuralMemory(dim=d_model, heads=num_heads,
+    dim_head=d_head, chunk_size=chunk_size, batch_size=batch_size)`` with its defaults
+    otherwise (``MemoryMLP`` depth 2, expansion 4, in the ``LN(out)·(1+γ) + x`` wrapper,
+    momentum order 1, ``default_step_transform_max_lr=1``, pre-RMSNorm, no post / qk norm,
+    no activation, no grad-norm clamp). ``d_head`` defaults to ``d_model`` (the port's
+    ``dim_head``), not ``d_model // num_heads``.
+
+    ``batch_size`` (the port's TTT batch): ``None`` → ``grad_point="initial"`` (every
+    gradient at the learned :math:`W_0`), ``chunk_size`` → ``"chunk_start"``; other
+    multiples of the chunk are not supported. Sets ``gate_granularity="chunk_step"``,
+    ``read_point="token"`` (together: the port's update and read, :mod:`memjax.models.titans.lmm`),
+    ``loss_reduction="mean"``, ``max_grad_norm=None``, ``pre_norm=True`` (ε: float32's machine
+    epsilon, as ``torch.nn.RMSNorm``), ``output_gate="head"`` when ``num_heads > 1`` (else
+    none), no conv, SiLU, ℓ2-norm, persistent tokens or output norm. With one head the port
+    has no output projection: :func:`convert_state_dict` sets
+    ``out`` to the identity. Fresh params start at the port's mean initial gates
+    (:math:`\theta = \text{max\_lr}/2`, :math:`\eta = \alpha = 1/2`; its biases are
+    centred on 0). ``overrides`` replace any field (e.g. ``max_lr``, ``depth``,
+    ``expansion``, ``dtype``).
+
+    Example:
+        >>> from memjax.compat.titans_pytorch import titans_pytorch_lmm
+        >>> layer = titans_pytorch_lmm(32, num_heads=2, d_head=16, chunk_size=4)
+        >>> layer.gate_granularity, layer.grad_point, layer.output_gate
+        ('chunk_step', 'initial', 'head')
+    """
+    check_positive_int("chunk_size", chunk_size)
+    if batch_size is None:
+        grad_point = "initial"
+    elif batch_size == chunk_size and not isinstance(batch_size, bool):
+        grad_point = "chunk_start"
+    else:
+        raise ValueError(
+            f"batch_size: expected None or chunk_size ({chunk_size}), got {batch_size!r} "
+            "(other TTT batch sizes of titans-pytorch are not supported)"
+        )
+    max_lr = overrides.get("max_lr", 1.0)
+    fields = dict(
+        d_model=d_model,
+        num_heads=num_heads,
+        d_head=d_model if d_head is None else d_head,
+        chunk_size=chunk_size,
+        depth=2,
+        expansion=4,
+        activation="gelu",
+        bias=False,
+        residual_norm=True,
+        loss_reduction="mean",
+        max_grad_norm=None,
+        max_lr=max_lr,
+        theta_init=0.5 * max_lr,
+        eta_init=0.5,
+        alpha_init=0.5,
+        gate_granularity="chunk_step",
+        grad_point=grad_point,
+        read_point="token",
+        conv_width=0,
+        qkv_silu=False,
+        qk_l2norm=False,
+        num_persistent=0,
+        pre_norm=True,
+        pre_norm_eps=float(jnp.finfo(overrides.get("dtype", "float32")).eps),
+        output_norm=False,
+        output_gate="head" if num_heads > 1 else False,
+    )
+    fields.update(overrides)
+    return TitansLMM(**fields)
+
 
 _UNSUPPORTED = (
     (r"to_(queries|keys|values)\.\d+\.", "activation (an activation after the q/k/v projections)"),
@@ -102,17 +189,25 @@ def _check_keys(state_dict: Mapping) -> None:
         unknown.append(f"{key!r} ({'titans-pytorch option ' + hint if hint else 'unknown'})")
     if unknown:
         raise ValueError(
-            "state_dict: unsupported titans-pytorch NeuralMemory keys: " + ", ".join(unknown)
+            "state_dict: unsupported titans-pytorch NeuralMemory keys: "
+            + ", ".join(unknown)
             + " (memjax.compat.titans_pytorch converts the default NeuralMemory with MemoryMLP)"
         )
     missing = sorted(
-        k for k in _FIXED - {"retrieve_gate.0.weight", "combine_heads.weight",
-                             "store_norm.weight", "retrieve_norm.weight"}
+        k
+        for k in _FIXED
+        - {
+            "retrieve_gate.0.weight",
+            "combine_heads.weight",
+            "store_norm.weight",
+            "retrieve_norm.weight",
+        }
         if k not in state_dict
     )
     if "to_momentum.0.weight" in missing:
-        raise ValueError("state_dict: no 'to_momentum.0.weight': titans-pytorch momentum=False "
-                         "is not supported")
+        raise ValueError(
+            "state_dict: no 'to_momentum.0.weight': titans-pytorch momentum=False is not supported"
+        )
     if missing:
         raise ValueError(f"state_dict: missing keys {missing}")
 
@@ -210,13 +305,18 @@ def convert_state_dict(state_dict: Mapping, layer: TitansLMM) -> dict:
             f"output_gate={layer.output_gate!r} (expected 'head' for heads > 1, else False)"
         )
     params: dict = {
-        "qkv": {"w": np.concatenate(
-            [sd[f"to_{n}.weight"].T for n in ("keys", "values", "queries")], axis=1
-        )},
+        "qkv": {
+            "w": np.concatenate(
+                [sd[f"to_{n}.weight"].T for n in ("keys", "values", "queries")], axis=1
+            )
+        },
         "gates": {
             name: {"w": sd[f"{src}.0.weight"].T, "b": sd[f"{src}.0.bias"]}
-            for name, src in (("theta", "to_adaptive_step"), ("eta", "to_momentum"),
-                              ("alpha", "to_decay_factor"))
+            for name, src in (
+                ("theta", "to_adaptive_step"),
+                ("eta", "to_momentum"),
+                ("alpha", "to_decay_factor"),
+            )
         },
     }
     weights = entries[1:] if residual else entries
@@ -230,8 +330,10 @@ def convert_state_dict(state_dict: Mapping, layer: TitansLMM) -> dict:
         memory["gamma"] = _per_head(entries[0], h, 2, "memory_model_parameters.0")
     params["memory"] = memory
     if layer.pre_norm:
-        params["pre_norm"] = {"store": sd["store_norm.weight"],
-                              "retrieve": sd["retrieve_norm.weight"]}
+        params["pre_norm"] = {
+            "store": sd["store_norm.weight"],
+            "retrieve": sd["retrieve_norm.weight"],
+        }
     if gate_key in sd:
         params["out_gate"] = {"w": sd[gate_key].T}
     if "combine_heads.weight" in sd:
@@ -246,14 +348,20 @@ def convert_state_dict(state_dict: Mapping, layer: TitansLMM) -> dict:
     if jax.tree_util.tree_structure(got) != jax.tree_util.tree_structure(want) or got != want:
         raise ValueError(
             f"state_dict: converted shapes {got} do not match the layer's params {want} (use "
-            "TitansLMM.titans_pytorch with the port's dim, heads and dim_head, or from_state_dict)"
+            "titans_pytorch_lmm with the port's dim, heads and dim_head, or from_state_dict)"
         )
-    return jax.tree_util.tree_map(lambda a: jax.numpy.asarray(a, layer.dtype), params)
+    return jax.tree_util.tree_map(lambda a: jnp.asarray(a, layer.dtype), params)
 
 
-def from_state_dict(state_dict: Mapping, *, chunk_size: int, batch_size: int | None = None,
-                    max_lr: float = 1.0, **overrides) -> tuple[TitansLMM, dict]:
-    """``(layer, params)``: :meth:`TitansLMM.titans_pytorch` with the sizes read from the
+def from_state_dict(
+    state_dict: Mapping,
+    *,
+    chunk_size: int,
+    batch_size: int | None = None,
+    max_lr: float = 1.0,
+    **overrides,
+) -> tuple[TitansLMM, dict]:
+    """``(layer, params)``: :func:`titans_pytorch_lmm` with the sizes read from the
     ``state_dict`` (:func:`infer_config`) and the port's ``chunk_size``, ``batch_size`` and
     ``default_step_transform_max_lr`` (not in the state dict), and the converted params."""
     _check_keys(state_dict)
@@ -263,5 +371,5 @@ def from_state_dict(state_dict: Mapping, *, chunk_size: int, batch_size: int | N
     fields = dict(config, residual_norm=residual, max_lr=max_lr)
     fields["pre_norm"] = "store_norm.weight" in state_dict
     fields.update(overrides)
-    layer = TitansLMM.titans_pytorch(d_model, heads, d_head, chunk_size, batch_size, **fields)
+    layer = titans_pytorch_lmm(d_model, heads, d_head, chunk_size, batch_size, **fields)
     return layer, convert_state_dict(state_dict, layer)

@@ -35,10 +35,10 @@ def test_settings_build(setting):
 
 
 def bench_port_layer(setting):
-    from memjax.models.titans.lmm import TitansLMM
+    from memjax.compat.titans_pytorch import titans_pytorch_lmm
 
     batch_size = None if setting == "default" else 16
-    return TitansLMM.titans_pytorch(32, 2, 16, 16, batch_size=batch_size)
+    return titans_pytorch_lmm(32, 2, 16, 16, batch_size=batch_size)
 
 
 def test_peer_missing_gives_clear_skip(monkeypatch):

@@ -8,7 +8,8 @@ import pytest
 
 from memjax.core import MultiHead, scan, tree_all_finite
 from memjax.core.testing import assert_trees_allclose, directional_fd, float64
-from memjax.models.titans.lmm import TitansLMM
+from memjax.memories.titans.parallel import segment_products
+from memjax.models.titans import TitansLMM
 
 D, H, T = 8, 2, 23
 
@@ -209,16 +210,26 @@ def test_bad_inputs_name_the_argument():
     for name, call, error in cases:
         with pytest.raises(error, match=name):
             call()
-    # unknown controls are ignored
+    # a known control the layer does not use is ignored; an unknown name or a value outside the
+    # maths' range raises, naming it
     np.testing.assert_array_equal(
-        layer.apply(params, state, xs, not_a_control=1.0)[0], layer.apply(params, state, xs)[0]
+        layer.apply(params, state, xs, key=jax.random.key(0))[0], layer.apply(params, state, xs)[0]
     )
+    for call, match in [
+        (lambda: layer.apply(params, state, xs, thetta=0.5), "unknown control 'thetta'"),
+        (lambda: layer.reference_apply(params, state, xs, not_a_control=1.0), "not_a_control"),
+        (lambda: layer.init_state(params, etta=0.0), "etta"),
+        (lambda: layer.decode(params, state, xs[0], alfa=0.0), "alfa"),
+        (lambda: layer.apply(params, state, xs, eta=5.0), "eta: expected values in"),
+        (lambda: layer.apply(params, state, xs, theta=-1.0), "theta: expected values >= 0"),
+        (lambda: layer.init_state(params, alpha=jnp.full(3, 1.5)), "alpha"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            call()
 
 
 def test_segment_products_equal_brute_force_with_exact_zeros():
     """``P[i, j] = prod(a[j+1 : i+1])`` (log-space with zero counting) == NumPy products."""
-    from memjax.memories.titans.parallel import segment_products
-
     a = np.array([0.5, 0.0, 0.9, 1.0, 0.3, 0.0, 0.0, 0.7, 1e-3, 0.99])
     with float64():
         got = np.asarray(segment_products(jnp.asarray(a)))
@@ -249,7 +260,82 @@ def test_conv_init_options():
     for name in params["uniform"]:
         if name != "conv":
             for other in ("uniform_identity", "identity"):
-                jax.tree.map(np.testing.assert_array_equal, params["uniform"][name],
-                             params[other][name])
+                jax.tree.map(
+                    np.testing.assert_array_equal, params["uniform"][name], params[other][name]
+                )
     with pytest.raises(ValueError, match="conv_init"):
         TitansLMM(d_model=D, num_heads=H, conv_init="zeros")
+
+
+def test_eager_memory_apply_traces_once_per_spec_and_shapes(monkeypatch):
+    """Un-jitted calls reuse one compiled program: the trace (which calls the raw entry point
+    once) runs on the first call only, until the input shapes change."""
+    import memjax.models.titans.lmm as lmm_module
+
+    traces = []
+    entry = lmm_module.parallel_memory
+
+    def counting(*args, **kwargs):
+        traces.append(1)  # a Python side effect: runs only while tracing
+        return entry(*args, **kwargs)
+
+    monkeypatch.setattr(lmm_module, "parallel_memory", counting)
+    layer = TitansLMM(d_model=12, num_heads=3, chunk_size=3, expansion=1, num_persistent=0)
+    params = layer.init_params(jax.random.key(0))
+    state = layer.init_state(params)
+    cache = lmm_module._memory_apply._cache_size()
+    xs = jax.random.normal(jax.random.key(1), (7, 12))
+    first, s1 = layer.memory_apply(params, state, xs)
+    second, _ = layer.memory_apply(params, s1, 2.0 * xs, eta=0.5)
+    third, _ = layer.memory_apply(params, s1, 3.0 * xs, eta=0.25)
+    assert len(traces) == 2  # the second call added a control (a new pytree structure)
+    assert lmm_module._memory_apply._cache_size() == cache + 2
+    assert not np.allclose(second, third)
+    layer.apply(params, state, xs)  # apply goes through the same compiled memory
+    assert len(traces) == 2
+    layer.memory_apply(params, state, xs[:5])  # new shapes: one more trace
+    assert len(traces) == 3
+    # the eager result is the jitted one
+    np.testing.assert_array_equal(first, jax.jit(layer.memory_apply)(params, state, xs)[0])
+
+
+def test_init_state_controls_override_the_persistent_write():
+    """``init_state(params, **controls)`` == the persistent tokens written with those controls."""
+    with float64():
+        layer = _layer(chunk_size=4, num_persistent=3)
+        params = _random_params(layer)
+        gates = _gates(length=3)
+        for controls in ({"eta": 0.0}, {"alpha": 0.0, "eta": 0.0}, gates):
+            got = layer.init_state(params, **controls)
+            _, want = layer.reference_apply(
+                params, layer.empty_state(params), params["persistent"], **controls
+            )
+            assert_trees_allclose(got, want, rtol=1e-11, atol=1e-11, what=str(list(controls)))
+            diff = jax.tree_util.tree_map(
+                lambda a, b: float(jnp.max(jnp.abs(a - b))),
+                got.momentum,
+                layer.init_state(params).momentum,
+            )
+            assert max(jax.tree_util.tree_leaves(diff)) > 1e-6
+        with pytest.raises(ValueError, match="theta"):
+            layer.init_state(params, theta=jnp.ones((4, H)))  # 3 persistent tokens
+
+
+def test_prefix_apply_and_memory_read():
+    """prefix_apply = apply over [p] from the empty state (its state is init_state's);
+    memory_read = every head's MLP at the state's weights, no update."""
+    layer = TitansLMM(d_model=D, num_heads=H, chunk_size=2, expansion=2, num_persistent=3)
+    params = layer.init_params(jax.random.key(0))
+    ys, state = jax.jit(layer.prefix_apply)(params)
+    want, _ = jax.jit(layer.apply)(params, layer.empty_state(params), params["persistent"])
+    np.testing.assert_array_equal(ys, want)
+    assert_trees_allclose(state, jax.jit(layer.init_state)(params), rtol=1e-6, atol=1e-6)
+    assert layer.persistent_tokens(params) is params["persistent"]
+    q = jax.random.normal(jax.random.key(1), (5, H, D // H))
+    reads = layer.memory_read(state, q)
+    for h in range(H):
+        w = jax.tree_util.tree_map(lambda a, h=h: a[h], state.weights)
+        np.testing.assert_allclose(reads[:, h], layer.mlp(w, q[:, h]), rtol=1e-6, atol=1e-6)
+    bare = TitansLMM(d_model=D, num_heads=H, num_persistent=0)
+    bp = bare.init_params(jax.random.key(0))
+    assert bare.prefix_apply(bp)[0] is None and bare.persistent_tokens(bp) is None

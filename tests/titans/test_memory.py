@@ -8,14 +8,14 @@ import pytest
 from memjax.core import scan
 from memjax.core.testing import float64
 from memjax.memories.linear import LinearMemory
-from memjax.memories.titans.memory import TitansMemory
+from memjax.memories.titans import TitansMemory
 from memjax.memories.titans.mlp import (
     MemoryMLP,
     factors_to_tree,
     gradient_factors,
     loss_gradient,
 )
-from memjax.models.titans.lmm import TitansLMM
+from memjax.models.titans import TitansLMM
 
 T, DK, DV = 10, 5, 3
 
@@ -183,3 +183,26 @@ def test_bad_specs_name_the_argument():
     for name, make in cases:
         with pytest.raises((ValueError, TypeError), match=name):
             make()
+
+
+def test_controls_are_checked_at_the_memory_boundary():
+    """Known-but-unused controls are ignored; an unknown name or an out-of-range value raises."""
+    mem = TitansMemory(4, 4, depth=1)
+    params = mem.init_params(jax.random.key(0))
+    state = mem.init_state(params, key=jax.random.key(1))
+    k = jnp.ones(4)
+    np.testing.assert_array_equal(
+        mem.write(params, state, k, k, key=jax.random.key(2)).weights["layers"][0]["w"],
+        mem.write(params, state, k, k).weights["layers"][0]["w"],
+    )
+    cases = [
+        ("unknown control 'thetta'", lambda: mem.write(params, state, k, k, thetta=0.1)),
+        ("'etaa'", lambda: mem.read(params, state, k, etaa=0.1)),
+        ("'alhpa'", lambda: mem.init_state(params, alhpa=0.1)),
+        ("eta: expected values in", lambda: mem.write(params, state, k, k, eta=5.0)),
+        ("theta: expected values >= 0", lambda: mem.write(params, state, k, k, theta=-1.0)),
+        ("thetta", lambda: scan(mem, params, state, k[None], k[None], k[None], thetta=0.1)),
+    ]
+    for match, call in cases:
+        with pytest.raises(ValueError, match=match):
+            call()

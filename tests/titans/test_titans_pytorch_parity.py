@@ -16,12 +16,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from memjax.compat.titans_pytorch import convert_state_dict, from_state_dict, infer_config
+from memjax.compat.titans_pytorch import (
+    convert_state_dict,
+    from_state_dict,
+    infer_config,
+    titans_pytorch_lmm,
+)
 from memjax.core.testing import assert_trees_allclose, float64
-from memjax.models.titans.lmm import TitansLMM
+from memjax.models.titans import TitansLMM
 
 FIXTURES = pathlib.Path(__file__).parents[1] / "fixtures" / "titans_pytorch"
-CASES = sorted(p.stem[len("case_"):] for p in FIXTURES.glob("case_*.npz"))
+CASES = sorted(p.stem[len("case_") :] for p in FIXTURES.glob("case_*.npz"))
 TOL = 1e-5
 
 
@@ -69,7 +74,7 @@ def test_constructor_and_converter_by_hand_equal_from_state_dict():
     assert infer_config(sd) == dict(
         d_model=32, num_heads=2, d_head=16, depth=2, expansion=4, residual_norm=True
     )
-    layer = TitansLMM.titans_pytorch(32, 2, 16, chunk_size=8, batch_size=8)
+    layer = titans_pytorch_lmm(32, 2, 16, chunk_size=8, batch_size=8)
     auto, _ = from_state_dict(sd, **config)
     assert layer == auto
     params = convert_state_dict(sd, layer)
@@ -109,16 +114,21 @@ def test_converter_rejects_unsupported_shapes_and_mismatched_layers():
     no_momentum = {k: v for k, v in sd.items() if not k.startswith("to_momentum")}
     with pytest.raises(ValueError, match="momentum=False"):
         from_state_dict(no_momentum, **config)
-    order2 = dict(sd, **{"to_momentum.0.weight": np.zeros((4, 32), np.float32),
-                         "to_momentum.0.bias": np.zeros((4,), np.float32)})
+    order2 = dict(
+        sd,
+        **{
+            "to_momentum.0.weight": np.zeros((4, 32), np.float32),
+            "to_momentum.0.bias": np.zeros((4,), np.float32),
+        },
+    )
     with pytest.raises(ValueError, match="momentum_order"):
         from_state_dict(order2, **config)
     with pytest.raises(ValueError, match="pre_norm"):
-        convert_state_dict(sd, TitansLMM.titans_pytorch(32, 2, 16, chunk_size=4, pre_norm=False))
+        convert_state_dict(sd, titans_pytorch_lmm(32, 2, 16, chunk_size=4, pre_norm=False))
     with pytest.raises(ValueError, match="output_gate"):
-        convert_state_dict(sd, TitansLMM.titans_pytorch(32, 2, 16, chunk_size=4, output_gate=False))
+        convert_state_dict(sd, titans_pytorch_lmm(32, 2, 16, chunk_size=4, output_gate=False))
     with pytest.raises(ValueError, match="shapes"):
-        convert_state_dict(sd, TitansLMM.titans_pytorch(32, 2, 16, chunk_size=4, expansion=2))
+        convert_state_dict(sd, titans_pytorch_lmm(32, 2, 16, chunk_size=4, expansion=2))
 
 
 # -- the new options ----------------------------------------------------------------------------
@@ -140,18 +150,25 @@ def test_new_options_are_validated(kwargs, name):
 
 def test_titans_pytorch_constructor_checks_and_settings():
     with pytest.raises(ValueError, match="batch_size"):
-        TitansLMM.titans_pytorch(16, 2, 8, chunk_size=4, batch_size=8)
+        titans_pytorch_lmm(16, 2, 8, chunk_size=4, batch_size=8)
     with pytest.raises(ValueError, match="chunk_size"):
-        TitansLMM.titans_pytorch(16, 2, 8, chunk_size=0)
-    layer = TitansLMM.titans_pytorch(16, 2, chunk_size=4, batch_size=4, max_lr=0.1)
-    assert (layer.d_head, layer.grad_point, layer.gate_granularity) == (16, "chunk_start",
-                                                                       "chunk_step")
+        titans_pytorch_lmm(16, 2, 8, chunk_size=0)
+    layer = titans_pytorch_lmm(16, 2, chunk_size=4, batch_size=4, max_lr=0.1)
+    assert (layer.d_head, layer.grad_point, layer.gate_granularity) == (
+        16,
+        "chunk_start",
+        "chunk_step",
+    )
     assert (layer.read_point, layer.loss_reduction, layer.max_grad_norm) == ("token", "mean", None)
     assert (layer.conv_width, layer.num_persistent, layer.qkv_silu, layer.qk_l2norm) == (
-        0, 0, False, False)
+        0,
+        0,
+        False,
+        False,
+    )
     assert layer.pre_norm and not layer.output_norm and layer.output_gate == "head"
     assert layer.theta_init == pytest.approx(0.05)
-    assert TitansLMM.titans_pytorch(16).output_gate is False
+    assert titans_pytorch_lmm(16).output_gate is False
     params = layer.init_params(jax.random.key(0))
     assert params["out_gate"]["w"].shape == (16, 2)
     assert params["pre_norm"]["store"].shape == params["pre_norm"]["retrieve"].shape == (16,)
@@ -159,7 +176,7 @@ def test_titans_pytorch_constructor_checks_and_settings():
 
 def _port_like(**kw):
     base = dict(num_heads=2, d_head=4, chunk_size=4, expansion=2, dtype="float64")
-    return TitansLMM.titans_pytorch(8, **{**base, **kw})
+    return titans_pytorch_lmm(8, **{**base, **kw})
 
 
 def _random_params(layer, seed=0):
@@ -175,8 +192,14 @@ def _xs(length, seed=3):
     return jax.random.normal(jax.random.key(seed), (length, 8), jnp.float64)
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(grad_point="chunk_start", read_point="chunk"),
-                                dict(num_persistent=3, max_grad_norm=0.5, depth=1)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(grad_point="chunk_start", read_point="chunk"),
+        dict(num_persistent=3, max_grad_norm=0.5, depth=1),
+    ],
+)
 def test_chunk_step_parallel_equals_token_loop(kw):
     """The closed form with η on a chunk's first token and α + write on its last == the loop."""
     with float64():
@@ -202,8 +225,7 @@ def test_chunk_step_is_one_step_per_chunk():
         theta = r.uniform(0, 1, (chunk * n, 2))
         eta = np.repeat(r.uniform(0, 1, (n, 2)), chunk, axis=0)
         alpha = np.repeat(r.uniform(0, 0.5, (n, 2)), chunk, axis=0)
-        reads, _ = jax.jit(layer.memory_apply)(params, state, xs, theta=theta, eta=eta,
-                                               alpha=alpha)
+        reads, _ = jax.jit(layer.memory_apply)(params, state, xs, theta=theta, eta=eta, alpha=alpha)
         k, v, q, _ = (np.asarray(a) for a in layer.project(params, state.conv_tail, xs))
     for h in range(2):
         W = np.asarray(params["memory"]["layers"][0]["w"][h])

@@ -162,6 +162,50 @@ def test_mac_follows_the_papers_order():
     assert not np.allclose(wrong.weights["layers"][0]["w"], state.memory.weights["layers"][0]["w"])
 
 
+@pytest.mark.parametrize("kind", ["mag", "mal"])
+def test_hybrid_init_state_takes_the_persistent_write_controls(kind):
+    """MAG/MAL ``init_state(params, eta=0)`` writes ``[p]`` without momentum (MAL's attention
+    cache holds the reads of that write); unknown control names raise."""
+    layer = MIXERS[kind]
+    params, xs = _params(layer), _inputs()
+    base = _init(layer, params)
+    got = jax.jit(lambda p: layer.init_state(p, eta=0.0))(params)
+    lmm, mp = layer.lmm, params["memory"]
+    jax.tree_util.tree_map(
+        np.testing.assert_array_equal, got.memory, jax.jit(lmm.init_state)(mp, eta=0.0)
+    )
+    assert not np.allclose(
+        got.memory.momentum["layers"][0]["w"], base.memory.momentum["layers"][0]["w"]
+    )
+    if kind == "mal":
+        y_prefix, _ = lmm.prefix_apply(mp, eta=0.0)
+        _, attention = layer.attention.attend(
+            params["attention"], layer.attention.init_state(params["attention"]), y_prefix
+        )
+        jax.tree_util.tree_map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+            got.attention,
+            attention,
+        )
+    with pytest.raises(ValueError, match="etaa"):
+        layer.init_state(params, etaa=0.0)
+    with pytest.raises(ValueError, match="thetta"):
+        layer.apply(params, base, xs, thetta=0.1)
+
+
+def test_mac_ignores_known_controls_and_rejects_unknown_names():
+    mac = MIXERS["mac"]
+    params, xs = _params(mac), _inputs()
+    state = _init(mac, params)
+    ys, _ = mac.apply(params, state, xs, eta=0.0, key=jax.random.key(0))
+    np.testing.assert_allclose(ys, _apply(mac, params, state, xs)[0], rtol=1e-5, atol=1e-6)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, mac.init_state(params, eta=0.0), state)
+    with pytest.raises(ValueError, match="thetta"):
+        mac.apply(params, state, xs, thetta=0.1)
+    with pytest.raises(ValueError, match="etaa"):
+        mac.init_state(params, etaa=0.0)
+
+
 @pytest.mark.parametrize("kind", ["mag"])
 def test_nnx_and_equinox_wrappers_match_core(kind):
     layer, b = MIXERS[kind], 2

@@ -34,36 +34,31 @@ from __future__ import annotations
 
 import itertools
 import math
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 
 from memjax.core.checks import check_choice, check_positive_int
 from memjax.core.spec import spec
+from memjax.nn.activations import ACTIVATIONS
+from memjax.nn.norms import layer_norm
 
-ACTIVATIONS = {
-    "gelu": partial(jax.nn.gelu, approximate=False),
-    "gelu_tanh": partial(jax.nn.gelu, approximate=True),
-    "silu": jax.nn.silu,
-    "relu": jax.nn.relu,
-    "tanh": jnp.tanh,
-    "identity": lambda x: x,
-}
 LOSS_REDUCTIONS = ("sum", "half_sum", "mean")
 LN_EPS = 1e-5
-
-
-def layer_norm(x: jax.Array) -> jax.Array:
-    """Affine-free LayerNorm over the last axis."""
-    mean = jnp.mean(x, axis=-1, keepdims=True)
-    var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(var + LN_EPS)
+"""``ε`` of the residual wrapper's affine-free LayerNorm (:func:`memjax.nn.norms.layer_norm`)."""
 
 
 def _rows(vector: jax.Array, like: jax.Array) -> jax.Array:
     """``vector`` reshaped to broadcast over the leading axes of ``like``."""
     return vector.reshape((1,) * (like.ndim - 1) + vector.shape)
+
+
+def check_max_grad_norm(value) -> None:
+    """Raise naming ``max_grad_norm`` unless ``value`` is ``None`` or a positive number."""
+    if value is not None and not (
+        isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    ):
+        raise ValueError(f"max_grad_norm: expected None or a positive number, got {value!r}")
 
 
 def loss_scale(reduction: str, d_value: int) -> float:
@@ -80,7 +75,8 @@ class MemoryMLP:
         d_out: output (value) size.
         depth: number of dense layers :math:`L_M \\ge 1` (1 = linear memory).
         expansion: hidden width = ``expansion * d_in``.
-        activation: one of :data:`ACTIVATIONS` (``"gelu"`` is the exact, erf GELU).
+        activation: one of :data:`memjax.nn.activations.ACTIVATIONS` (``"gelu"`` is the exact,
+            erf GELU).
         bias: dense layers have biases.
         residual_norm: wrap as ``LN(out) * (1 + gamma) + x`` (needs ``d_in == d_out``). Off by
             default: the paper's memory is a plain MLP (§3.1); the wrapper is TTT's and
@@ -139,7 +135,7 @@ class MemoryMLP:
             if i < self.depth - 1:
                 h = act(h)
         if self.residual_norm:
-            h = layer_norm(h) * (1.0 + _rows(weights["gamma"], h)) + x
+            h = layer_norm(h, eps=LN_EPS) * (1.0 + _rows(weights["gamma"], h)) + x
         return h
 
 

@@ -1,9 +1,14 @@
-r"""The Titans memory update, token by token and in the chunked parallel (dual) form.
+r"""The chunked parallel (dual) form of the Titans memory (§3.2), and :func:`parallel_memory`.
 
-All functions here act on **one head**; :class:`memjax.models.titans.lmm.TitansLMM` vmaps them.
+All functions here act on **one head** (``jax.vmap`` adds heads, as
+:class:`memjax.models.titans.TitansLMM` does). :func:`parallel_memory` is the raw entry point: a
+memory spec, its weights or state, raw keys, values and queries and per-token gates in; reads and
+the new state out. :func:`memjax.memories.titans.memory.recurrent_memory` computes the same map
+token by token (the reference it is tested against).
 
-The recurrence (Titans eqs. 9–10, 13–14), with :math:`u_t` the clipped gradient of the
-associative loss (eq. 12) taken at a *gradient point* :math:`M_{t'}`:
+The recurrence (Titans eqs. 9–10, 13–14; :func:`memjax.memories.titans.update.token_update`), with
+:math:`u_t` the clipped gradient of the associative loss (eq. 12) taken at a *gradient point*
+:math:`M_{t'}`:
 
 .. math::
 
@@ -45,6 +50,18 @@ memory — no per-token copy of the weights (the naive form needs ``C × |W|``).
 end, see ``TitansLMM.apply``); they have :math:`\theta = 0`, :math:`\eta = 1`, :math:`\alpha = 0`
 and contribute no :math:`S` to :math:`M` (``active = 0`` in
 :math:`M_i = (1-\alpha_i) M_{i-1} + a_i S_i`), so they leave the state unchanged.
+
+Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from memjax.memories.titans import TitansMemory, parallel_memory, recurrent_memory
+    >>> mem = TitansMemory(d_key=4, d_value=4, depth=2, expansion=2)
+    >>> w0 = mem.init_params(jax.random.key(0))["init"]
+    >>> k, v, q = jax.random.normal(jax.random.key(1), (3, 10, 4))
+    >>> theta = jnp.full(10, 0.3)
+    >>> fast, state = parallel_memory(mem, w0, k, v, q, theta, 0.9, 0.01, chunk_size=4)
+    >>> slow, _ = recurrent_memory(mem, w0, k, v, q, theta, 0.9, 0.01, chunk_size=4)
+    >>> fast.shape, int(state.offset), bool(jnp.allclose(fast, slow, atol=1e-5))
+    ((10, 4), 2, True)
 """
 
 from __future__ import annotations
@@ -54,14 +71,29 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from memjax.core.controls import check_controls
 from memjax.core.trees import tree_where
-from memjax.memories.titans.mlp import (
-    ACTIVATIONS,
-    MemoryMLP,
-    factors_to_tree,
-    layer_norm,
-    loss_gradient,
+from memjax.memories.titans.memory import TitansMemory, check_sequence_inputs, check_weights
+from memjax.memories.titans.mlp import LN_EPS, MemoryMLP, factors_to_tree, gradient_factors
+from memjax.memories.titans.update import (
+    ChunkCarry,
+    ChunkState,
+    as_chunk_state,
+    check_sequence_options,
+    sequence_gates,
+    token_gates,
 )
+from memjax.nn.activations import ACTIVATIONS
+from memjax.nn.norms import layer_norm
+
+__all__ = [
+    "ChunkCoefficients",
+    "chunk_coefficients",
+    "dual_read",
+    "parallel_chunk",
+    "parallel_memory",
+    "segment_products",
+]
 
 
 class ChunkCoefficients(NamedTuple):
@@ -126,16 +158,8 @@ def dual_read(mlp: MemoryMLP, weights, momentum, factors, coef: ChunkCoefficient
         z = act(out) if i < mlp.depth - 1 else out
     if mlp.residual_norm:
         gamma = beta * weights["gamma"][None, :] + f * momentum["gamma"][None, :] - G @ gamma_grad
-        z = layer_norm(z) * (1.0 + gamma) + queries
+        z = layer_norm(z, eps=LN_EPS) * (1.0 + gamma) + queries
     return z
-
-
-class ChunkCarry(NamedTuple):
-    """One head's memory carry: weights, momentum, and the anchor (weights at the chunk start)."""
-
-    weights: dict
-    momentum: dict
-    anchor: dict
 
 
 def parallel_chunk(
@@ -173,43 +197,109 @@ def parallel_chunk(
     return ys, ChunkCarry(new_w, new_s, new_anchor)
 
 
-def token_step(
-    mlp: MemoryMLP,
-    reduction: str,
-    max_norm,
-    init_weights,
-    carry: ChunkCarry,
-    key,
-    value,
-    query,
+def parallel_memory(
+    memory: TitansMemory,
+    state,
+    keys,
+    values,
+    queries,
     theta,
     eta,
     alpha,
-    ends_chunk,
-    write=True,
     *,
+    chunk_size: int,
     grad_point: str = "chunk_start",
+    initial_weights=None,
     read_point: str = "token",
-):
-    """The reference: one token of the recurrence (module doc), gradient by ``jax.grad``.
+    update: str = "token",
+    remat: bool = True,
+) -> tuple[jax.Array, ChunkState]:
+    r"""One head's memory over a sequence in the chunked parallel form: ``(reads, new_state)``.
 
-    The gradient point is the anchor (``"chunk_start"``) or ``init_weights`` (``"initial"``);
-    the read is ``M_t(q_t)`` (``"token"``) or ``anchor(q_t)`` (``"chunk"``); when ``ends_chunk``
-    the anchor moves to ``M_t``. ``write`` (a boolean, default on) says whether the momentum
-    enters the weights, :math:`M_t = (1-\alpha_t) M_{t-1} + S_t`, or the weights stay
-    :math:`M_{t-1}` (``gate_granularity="chunk_step"`` writes only at a chunk's last token).
-    With an anchor refreshed every token this is the exact recurrence
-    :meth:`TitansMemory.write` followed by a read.
+    Every chunk of ``chunk_size`` tokens (aligned to absolute stream positions) takes all its
+    tokens' gradients at one gradient point, and the memory follows the closed form of the module
+    doc; the reads use the dual form (no per-token copy of the weights). ``lax.scan`` runs over
+    the chunks.
+
+    Args:
+        memory: a :class:`~memjax.memories.titans.memory.TitansMemory` spec: its MLP, ``loss``
+            (eq. 12's reduction) and ``max_grad_norm`` (clipping of each inner gradient) are used;
+            its gate constants and ``gated`` are not (the gates are arguments here).
+        state: the memory weights (a fresh state: zero momentum, start of a chunk), a
+            :class:`~memjax.memories.titans.update.TitansState` or a
+            :class:`~memjax.memories.titans.update.ChunkState` (to continue a stream).
+        keys, values, queries: ``(T, d_key)``, ``(T, d_value)``, ``(T, d_key)``, raw (no
+            projection or normalisation is applied).
+        theta, eta, alpha: the gates :math:`\theta_t \ge 0`, :math:`\eta_t, \alpha_t \in
+            [0, 1]` of eqs. 13–14, scalars or per token ``(T,)``.
+        chunk_size: ``b`` of §3.2 (1: the exact recurrence).
+        grad_point: ``"chunk_start"`` (eq. 16) or ``"initial"`` (every gradient at
+            ``initial_weights``, titans-pytorch's ``batch_size=None``).
+        initial_weights: the weights of ``grad_point="initial"``.
+        read_point: ``"token"`` (:math:`y_t = M_t(q_t)`) or ``"chunk"`` (the chunk-start
+            weights).
+        update: ``"token"`` (the paper) or ``"chunk"`` (titans-pytorch: one step per chunk;
+            :mod:`memjax.memories.titans.update`).
+        remat: ``jax.checkpoint`` each chunk (reverse mode stores one carry per chunk).
+
+    Returns:
+        ``reads`` ``(T, d_value)`` and the new :class:`~memjax.memories.titans.update.ChunkState`
+        (the trailing partial chunk is in the momentum and the weights, the anchor stays at its
+        start).
+
+    Cost per chunk ``C`` and dense layer ``d_in × d_out``: ``O(C d_in d_out + C² (d_in +
+    d_out))`` flops; a call runs ``ceil((T + C - 1) / C)`` chunks.
     """
-    weights, momentum, anchor = carry
-    point = anchor if grad_point == "chunk_start" else init_weights
-    u = loss_gradient(mlp, reduction, max_norm, point, key, value)
-    momentum = jax.tree_util.tree_map(
-        lambda s, g: (eta * s - theta * g).astype(s.dtype), momentum, u
+    length = check_sequence_inputs(memory, keys, values, queries)
+    check_sequence_options(chunk_size, grad_point, read_point, update, initial_weights)
+    state = as_chunk_state(state)
+    check_weights(memory, state.weights)
+    if initial_weights is not None:
+        check_weights(memory, initial_weights, "initial_weights")
+    theta, eta, alpha = token_gates(theta, eta, alpha, length, keys.dtype)
+    check_controls(dict(theta=theta, eta=eta, alpha=alpha), where="parallel_memory")
+    size = chunk_size
+    n = -(-(length + size - 1) // size)  # enough chunks for any offset < size
+    total, offset = n * size, state.offset
+
+    def place(a):
+        buf = jnp.zeros((total, *a.shape[1:]), a.dtype)
+        return jax.lax.dynamic_update_slice_in_dim(buf, a, offset, axis=0)
+
+    pos = jnp.arange(total)
+    active = (pos >= offset) & (pos < offset + length)
+    complete = (jnp.arange(n) + 1) * size <= offset + length
+    theta, eta, alpha, writes = sequence_gates(
+        place(theta), place(eta), place(alpha), pos, active, chunk_size=size, update=update
     )
-    weights = jax.tree_util.tree_map(
-        lambda w, s: jnp.where(write, (1.0 - alpha) * w + s, w).astype(w.dtype), weights, momentum
-    )
-    y = mlp(weights if read_point == "token" else anchor, query)
-    anchor = tree_where(ends_chunk, weights, anchor)
-    return y, ChunkCarry(weights, momentum, anchor)
+    mlp = memory.mlp
+    direct_reads = update == "chunk" and read_point == "token"
+    chunked = lambda a: a.reshape(n, size, *a.shape[1:])
+
+    def chunk(carry, xs):
+        k, v, q, coef, done = xs
+        point = carry.anchor if grad_point == "chunk_start" else initial_weights
+        factors = gradient_factors(mlp, memory.loss, memory.max_grad_norm, point, k, v)
+        if direct_reads:
+            # update="chunk": the weights change only at a chunk's last token, so every token
+            # reads the chunk-start weights (the anchor) and the last one the new weights — what
+            # the dual form would give, at the cost of plain reads
+            ys, carry = parallel_chunk(mlp, carry, q, coef, done, factors, read_point="chunk")
+            ys = jnp.concatenate([ys[:-1], mlp(carry.weights, q[-1:])])
+        else:
+            ys, carry = parallel_chunk(mlp, carry, q, coef, done, factors, read_point=read_point)
+        return carry, ys
+
+    if remat:
+        chunk = jax.checkpoint(chunk)
+    # The closed-form coefficients do not depend on the carried weights: computed for all chunks
+    # at once, outside the scan. (The gradients of grad_point="initial" do not either, but
+    # hoisting them was slower on CPU: whole-sequence transposes in the backward pass instead of
+    # in-cache per-chunk ones.)
+    coefs = jax.vmap(chunk_coefficients)(*map(chunked, (theta, eta, alpha, writes)))
+    seq = (*(chunked(place(a)) for a in (keys, values, queries)), coefs, complete)
+    carry = ChunkCarry(state.weights, state.momentum, state.anchor)
+    carry, ys = jax.lax.scan(chunk, carry, seq)
+    ys = jax.lax.dynamic_slice_in_dim(ys.reshape(total, -1), offset, length, axis=0)
+    new_offset = ((offset + length) % size).astype(jnp.int32)
+    return ys, ChunkState(*carry, new_offset)

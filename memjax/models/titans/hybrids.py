@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 import jax
 
 from memjax.core.checks import check_array, check_positive_int
+from memjax.core.controls import check_controls
 from memjax.core.spec import spec
 from memjax.models.titans.lmm import TitansLMM
 from memjax.models.titans.mac import init_gate, memory_gate
@@ -117,10 +118,11 @@ class MAG(_MemoryAttentionHybrid):
             "gate": init_gate(k_gate, self.d_model, self.lmm.dtype),
         }
 
-    def init_state(self, params: dict) -> HybridState:
-        """The memory after writing ``[p]``; an empty attention cache."""
+    def init_state(self, params: dict, **controls) -> HybridState:
+        """The memory after writing ``[p]`` (controls ``theta=``, ``eta=``, ``alpha=`` override
+        that write's gates); an empty attention cache."""
         return HybridState(
-            self.lmm.init_state(params["memory"]),
+            self.lmm.init_state(params["memory"], **controls),
             self.attention.init_state(params["attention"]),
         )
 
@@ -128,7 +130,7 @@ class MAG(_MemoryAttentionHybrid):
         """``(ys, state)``; controls ``theta=``, ``eta=``, ``alpha=`` go to the memory."""
         check_array("xs", xs, shape=(None, self.d_model), floating=True)
         m, memory = self.lmm.apply(params["memory"], state.memory, xs, **controls)
-        prefix = params["memory"].get("persistent")
+        prefix = self.lmm.persistent_tokens(params["memory"])
         y, attention = self.attention.attend(params["attention"], state.attention, xs, prefix)
         return memory_gate(params["gate"], y, m), HybridState(memory, attention)
 
@@ -158,9 +160,11 @@ class MAL(_MemoryAttentionHybrid):
             "attention": self.attention.init_params(k_attn),
         }
 
-    def init_state(self, params: dict) -> HybridState:
-        """The memory after ``[p]``; the attention cache holding the prefix reads ``M([p])``."""
-        return _mal_init_state(self, params)
+    def init_state(self, params: dict, **controls) -> HybridState:
+        """The memory after ``[p]``; the attention cache holding the prefix reads ``M([p])``.
+        Controls ``theta=``, ``eta=``, ``alpha=`` override the gates of the write of ``[p]``."""
+        check_controls(controls, where="MAL.init_state")
+        return _mal_init_state(self, params, controls)
 
     def apply(self, params: dict, state: HybridState, xs, /, **controls):
         """``(ys, state)``; controls ``theta=``, ``eta=``, ``alpha=`` go to the memory."""
@@ -171,13 +175,13 @@ class MAL(_MemoryAttentionHybrid):
 
 
 @partial(jax.jit, static_argnums=0)
-def _mal_init_state(mal: MAL, params: dict) -> HybridState:
+def _mal_init_state(mal: MAL, params: dict, controls) -> HybridState:
     """Jitted body of :meth:`MAL.init_state` (one compile instead of op-by-op dispatch)."""
     lmm, attn = mal.lmm, mal.attention
     mp, ap = params["memory"], params["attention"]
     attention = attn.init_state(ap)
     if not mal.num_persistent:
-        return HybridState(lmm.init_state(mp), attention)
-    y_prefix, memory = lmm.apply(mp, lmm.empty_state(mp), mp["persistent"])
+        return HybridState(lmm.init_state(mp, **controls), attention)
+    y_prefix, memory = lmm.prefix_apply(mp, **controls)
     _, attention = attn.attend(ap, attention, y_prefix)
     return HybridState(memory, attention)

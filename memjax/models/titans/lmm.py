@@ -2,7 +2,7 @@ r"""Titans' neural long-term memory (LMM): Behrouz, Zhong & Mirrokni 2024, arXiv
 
 Two levels:
 
-* :class:`TitansMemory` (defined in :mod:`memjax.memories.titans.memory`, re-exported here) —
+* :class:`~memjax.memories.titans.TitansMemory` (:mod:`memjax.memories.titans.memory`) —
   a :class:`memjax.core.Memory` over one head. The memory is an MLP
   (:class:`memjax.memories.titans.mlp.MemoryMLP`, depth :math:`L_M \ge 1`) whose **weights are the
   test-time state**; its initial weights :math:`W_0` are learned params. ``write`` is the exact
@@ -21,10 +21,13 @@ Two levels:
   q/k (§4.4), data-dependent gates :math:`\theta_t = \text{max\_lr}\,\sigma(x_t W_\theta + b)`,
   :math:`\eta_t, \alpha_t = \sigma(x_t W + b)` per token and head, ``num_heads`` memories by
   ``jax.vmap``, persistent memory tokens, and an output RMSNorm, sigmoid gate and projection.
-  Its fused ``apply`` runs the paper's chunked **parallel form** (§3.2, eqs. 16–18; closed form and
-  dual-form reads in :mod:`memjax.memories.titans.parallel`), ``lax.scan`` over chunks with
-  ``jax.checkpoint`` per chunk; ``reference_apply`` is the slow token-by-token loop of the same
-  recurrence and ``decode`` its one-token step.
+  Its fused ``apply`` runs the paper's chunked **parallel form** (§3.2, eqs. 16–18) through the raw
+  entry point :func:`memjax.memories.titans.parallel_memory` (closed form and dual-form reads),
+  vmapped over heads: ``lax.scan`` over chunks with ``jax.checkpoint`` per chunk;
+  ``reference_apply`` is the slow token-by-token loop of the same recurrence
+  (:func:`memjax.memories.titans.recurrent_memory`) and ``decode`` its one-token step. The
+  projections and output head are in :mod:`memjax.models.titans.projections`, the gates in
+  :mod:`memjax.models.titans.gates`.
 
 Options (spec §4): ``grad_point`` ``"chunk_start"`` (eq. 16, default) / ``"initial"`` (all
 gradients at the learned :math:`W_0`, titans-pytorch's default); ``read_point`` ``"token"``
@@ -44,10 +47,11 @@ titans-pytorch's ``LN(out)(1+γ) + x`` wrapper, which keeps outer training on as
 at chance), and the q/k/v convolution starts as torch's uniform draw plus an identity tap
 (``conv_init="uniform_identity"``): on associative recall the uniform draw alone can stall
 training, and on character language modelling the near-identity ``"identity"`` init trains
-slowest. :meth:`TitansLMM.titans_pytorch` sets the port's wrapper.
+slowest. :func:`memjax.compat.titans_pytorch.titans_pytorch_lmm` sets the port's wrapper.
 
-**titans-pytorch's form** (``gate_granularity="chunk_step"``; :meth:`TitansLMM.titans_pytorch`
-sets every option of the port at once, :mod:`memjax.compat.titans_pytorch` converts its weights).
+**titans-pytorch's form** (``gate_granularity="chunk_step"``;
+:func:`memjax.compat.titans_pytorch.titans_pytorch_lmm` sets every option of the port at once and
+:mod:`memjax.compat.titans_pytorch` converts its weights).
 The memory steps **once per chunk** :math:`j` (tokens :math:`t \in j`):
 
 .. math::
@@ -61,10 +65,11 @@ This is *not* ``"chunk"`` (constant gates, but :math:`\eta` and :math:`1-\alpha`
 of the chunk's :math:`C` tokens and :math:`S` added to :math:`M` at each token). It runs in the
 same per-token closed form with :math:`\eta_j` placed on the chunk's first token (1 elsewhere),
 :math:`\alpha_j` and the write :math:`M \leftarrow (1-\alpha)M + S` on its last token (no write
-elsewhere), :math:`\theta_t` on every token. The weights after token :math:`t` are then the
-chunk-start weights except after the chunk's last token, so ``read_point="token"`` is exactly the
-port's read: a token reads the weights from before its chunk, the last token of a chunk the
-weights including its chunk (:math:`y_t = M_{\lfloor (t+1)/C \rfloor}(q_t)`).
+elsewhere), :math:`\theta_t` on every token (the memory's ``update="chunk"``). The weights after
+token :math:`t` are then the chunk-start weights except after the chunk's last token, so
+``read_point="token"`` is exactly the port's read: a token reads the weights from before its
+chunk, the last token of a chunk the weights including its chunk
+(:math:`y_t = M_{\lfloor (t+1)/C \rfloor}(q_t)`).
 
 **Streaming.** The layer state carries the memory weights and momentum per head, the *anchor*
 (weights at the start of the current chunk, the gradient point of eq. 16), the position inside
@@ -84,7 +89,7 @@ state (3 copies of the weights per head). Reverse mode stores one carry per chun
 
 Example:
     >>> import jax, jax.numpy as jnp
-    >>> from memjax.models.titans.lmm import TitansLMM
+    >>> from memjax.models.titans import TitansLMM
     >>> layer = TitansLMM(d_model=16, num_heads=2, chunk_size=4, num_persistent=2)
     >>> params = layer.init_params(jax.random.key(0))
     >>> state = layer.init_state(params)
@@ -102,37 +107,30 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from memjax.core.checks import (
-    check_array,
-    check_choice,
-    check_heads,
-    check_positive_int,
-    is_scalar_like,
-)
+from memjax.core.checks import check_array, check_choice, check_heads, check_positive_int
+from memjax.core.controls import check_controls, in_range, is_concrete
 from memjax.core.spec import spec
 from memjax.memories.gates import GATES, logit
-from memjax.memories.titans.memory import TitansMemory, _check_max_norm, _check_unit
-from memjax.memories.titans.mlp import (
-    ACTIVATIONS,
-    LOSS_REDUCTIONS,
-    MemoryMLP,
-    gradient_factors,
+from memjax.memories.titans import (
+    ChunkState,
+    TitansMemory,
+    parallel_memory,
+    recurrent_memory,
 )
-from memjax.memories.titans.parallel import (
-    ChunkCarry,
-    chunk_coefficients,
-    parallel_chunk,
-    token_step,
-)
-from memjax.nn.conv1d import causal_depthwise_conv, init_conv
+from memjax.memories.titans.mlp import LOSS_REDUCTIONS, MemoryMLP, check_max_grad_norm
+from memjax.memories.titans.update import GRAD_POINTS, READ_POINTS
+from memjax.models.titans import projections
+from memjax.models.titans.gates import layer_gates
+from memjax.nn.activations import ACTIVATIONS
+from memjax.nn.conv1d import init_conv
 
-__all__ = ["LMMState", "TitansLMM"]
+__all__ = ["CONV_INITS", "GRANULARITIES", "OUTPUT_GATES", "LMMState", "TitansLMM"]
 
-GRAD_POINTS = ("chunk_start", "initial")
-READ_POINTS = ("token", "chunk")
 GRANULARITIES = ("token", "chunk", "chunk_step")
 CONV_INITS = ("identity", "uniform", "uniform_identity")
 OUTPUT_GATES = ("feature", "head", "none")
+
+_HEADS = ChunkState(0, 0, 0, None)  # vmap axes of the per-head memory state
 
 
 class LMMState(NamedTuple):
@@ -151,18 +149,10 @@ class LMMState(NamedTuple):
     conv_tail: jax.Array
 
 
-def _rms_norm(x, eps=1e-6):
-    return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + eps)
-
-
 def _check_output_gate(value) -> None:
     if isinstance(value, bool) or (isinstance(value, str) and value in OUTPUT_GATES):
         return
     raise ValueError(f"output_gate: expected True, False or one of {OUTPUT_GATES}, got {value!r}")
-
-
-def _l2_normalize(x, eps=1e-6):
-    return x * jax.lax.rsqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True) + eps)
 
 
 @spec
@@ -195,7 +185,8 @@ class TitansLMM:
             well on both recall and language modelling (module doc).
         qkv_silu: SiLU on q, k, v. qk_l2norm: ℓ2-normalise q and k.
         num_persistent: learned persistent tokens written into memory by ``init_state``
-            (``[p] || x``, §3.3).
+            (``[p] || x``, §3.3; controls ``theta=``, ``eta=``, ``alpha=`` of ``init_state``
+            override their gates).
         pre_norm: RMS-normalise the input with two learned scales (params ``pre_norm.store``,
             ``pre_norm.retrieve``): :math:`x^s = \mathrm{RMS}(x) \odot s_{store}` feeds k, v and
             the θ, η, α gates, :math:`x^r = \mathrm{RMS}(x) \odot s_{retrieve}` feeds q and the
@@ -252,13 +243,13 @@ class TitansLMM:
         check_choice("read_point", self.read_point, READ_POINTS)
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
         check_choice("conv_init", self.conv_init, CONV_INITS)
-        _check_max_norm(self.max_grad_norm)
+        check_max_grad_norm(self.max_grad_norm)
         if not self.max_lr > 0:
             raise ValueError(f"max_lr: expected a positive number, got {self.max_lr}")
         if not 0.0 < self.theta_init <= self.max_lr:
             raise ValueError(f"theta_init: expected a value in (0, max_lr], got {self.theta_init}")
-        _check_unit("eta_init", self.eta_init)
-        _check_unit("alpha_init", self.alpha_init)
+        in_range("eta_init", 0.0, 1.0)(self.eta_init)
+        in_range("alpha_init", 0.0, 1.0)(self.alpha_init)
         for name in ("conv_width", "num_persistent"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -266,90 +257,12 @@ class TitansLMM:
         if not isinstance(self.pre_norm, bool):
             raise ValueError(f"pre_norm: expected True or False, got {self.pre_norm!r}")
         eps = self.pre_norm_eps
-        if eps is not None and (isinstance(eps, bool) or not isinstance(eps, int | float)
-                                or not eps > 0):
+        if eps is not None and (
+            isinstance(eps, bool) or not isinstance(eps, int | float) or not eps > 0
+        ):
             raise ValueError(f"pre_norm_eps: expected None or a positive number, got {eps!r}")
         _check_output_gate(self.output_gate)
         self.mlp  # noqa: B018 - validates the MLP fields
-
-    @classmethod
-    def titans_pytorch(
-        cls,
-        d_model: int,
-        num_heads: int = 1,
-        d_head: int | None = None,
-        chunk_size: int = 1,
-        batch_size: int | None = None,
-        **overrides,
-    ) -> TitansLMM:
-        r"""The layer that computes what titans-pytorch 0.5.5 ``NeuralMemory`` computes.
-
-        Arguments as the port's ``NeuralMemory(dim=d_model, heads=num_heads,
-        dim_head=d_head, chunk_size=chunk_size, batch_size=batch_size)`` with its defaults
-        otherwise (``MemoryMLP`` depth 2, expansion 4, in the ``LN(out)·(1+γ) + x`` wrapper,
-        momentum order 1, ``default_step_transform_max_lr=1``, pre-RMSNorm, no post / qk norm,
-        no activation, no grad-norm clamp). ``d_head`` defaults to ``d_model`` (the port's
-        ``dim_head``), not ``d_model // num_heads``.
-
-        ``batch_size`` (the port's TTT batch): ``None`` → ``grad_point="initial"`` (every
-        gradient at the learned :math:`W_0`), ``chunk_size`` → ``"chunk_start"``; other
-        multiples of the chunk are not supported. Sets ``gate_granularity="chunk_step"``,
-        ``read_point="token"`` (together: the port's update and read, module doc),
-        ``loss_reduction="mean"``, ``max_grad_norm=None``, ``pre_norm=True`` (ε: float32's machine
-        epsilon, as ``torch.nn.RMSNorm``), ``output_gate="head"`` when ``num_heads > 1`` (else
-        none), no conv, SiLU, ℓ2-norm, persistent tokens or output norm. With one head the port
-        has no output projection: :func:`memjax.compat.titans_pytorch.convert_state_dict` sets
-        ``out`` to the identity. Fresh params start at the port's mean initial gates
-        (:math:`\theta = \text{max\_lr}/2`, :math:`\eta = \alpha = 1/2`; its biases are
-        centred on 0). ``overrides`` replace any field (e.g. ``max_lr``, ``depth``,
-        ``expansion``, ``dtype``).
-
-        Example:
-            >>> layer = TitansLMM.titans_pytorch(32, num_heads=2, d_head=16, chunk_size=4)
-            >>> layer.gate_granularity, layer.grad_point, layer.output_gate
-            ('chunk_step', 'initial', 'head')
-        """
-        check_positive_int("chunk_size", chunk_size)
-        if batch_size is None:
-            grad_point = "initial"
-        elif batch_size == chunk_size and not isinstance(batch_size, bool):
-            grad_point = "chunk_start"
-        else:
-            raise ValueError(
-                f"batch_size: expected None or chunk_size ({chunk_size}), got {batch_size!r} "
-                "(other TTT batch sizes of titans-pytorch are not supported)"
-            )
-        max_lr = overrides.get("max_lr", 1.0)
-        fields = dict(
-            d_model=d_model,
-            num_heads=num_heads,
-            d_head=d_model if d_head is None else d_head,
-            chunk_size=chunk_size,
-            depth=2,
-            expansion=4,
-            activation="gelu",
-            bias=False,
-            residual_norm=True,
-            loss_reduction="mean",
-            max_grad_norm=None,
-            max_lr=max_lr,
-            theta_init=0.5 * max_lr,
-            eta_init=0.5,
-            alpha_init=0.5,
-            gate_granularity="chunk_step",
-            grad_point=grad_point,
-            read_point="token",
-            conv_width=0,
-            qkv_silu=False,
-            qk_l2norm=False,
-            num_persistent=0,
-            pre_norm=True,
-            pre_norm_eps=float(jnp.finfo(overrides.get("dtype", "float32")).eps),
-            output_norm=False,
-            output_gate="head" if num_heads > 1 else False,
-        )
-        fields.update(overrides)
-        return cls(**fields)
 
     # -- configuration -------------------------------------------------------------------
     @property
@@ -448,123 +361,43 @@ class TitansLMM:
             conv_tail=jnp.zeros((max(self.conv_width - 1, 0), self._width), dtype),
         )
 
-    def init_state(self, params: dict) -> LMMState:
-        """The empty state after writing the persistent tokens ``[p]`` (Titans' ``[p] || x``)."""
-        return _init_state(self, params)
+    def init_state(self, params: dict, **controls) -> LMMState:
+        """The empty state after writing the persistent tokens ``[p]`` (Titans' ``[p] || x``).
+
+        Controls ``theta=``, ``eta=``, ``alpha=`` (a scalar, ``(num_persistent,)`` or
+        ``(num_persistent, H)``) override the gates of that write, as in :meth:`memory_apply`.
+        """
+        check_controls(controls, where="TitansLMM.init_state")
+        return _init_state(self, params, controls)
+
+    def persistent_tokens(self, params: dict):
+        """The learned persistent tokens ``(num_persistent, d_model)``, or ``None`` without."""
+        return params["persistent"] if self.num_persistent else None
+
+    def prefix_apply(self, params: dict, /, **controls):
+        """``(ys, state)``: the layer's outputs for its persistent tokens ``[p]`` and the state
+        after them (the state of :meth:`init_state`; ``ys`` is ``(num_persistent, d_model)``).
+        Without persistent tokens: ``(None, init_state(params))``."""
+        check_controls(controls, where="TitansLMM.prefix_apply")
+        if not self.num_persistent:
+            return None, self.init_state(params)
+        return self.apply(params, self.empty_state(params), params["persistent"], **controls)
 
     # -- pieces --------------------------------------------------------------------------
     def normed_input(self, params: dict, xs, role: str):
-        """``xs`` through the ``pre_norm`` of ``role`` (``"store"`` or ``"retrieve"``); ``xs``
-        itself without ``pre_norm``."""
-        if not self.pre_norm:
-            return xs
-        eps = self.pre_norm_eps
-        if eps is None:
-            eps = float(jnp.finfo(xs.dtype).eps)
-        return _rms_norm(xs, eps) * params["pre_norm"][role][None, :]
+        """:func:`memjax.models.titans.projections.normed_input`: ``xs`` through the
+        ``pre_norm`` of ``role`` (``"store"`` or ``"retrieve"``), ``xs`` itself without."""
+        return projections.normed_input(self, params, xs, role)
 
     def project(self, params: dict, conv_tail, xs):
-        """``(k, v, q, new_tail)``: projections (eqs. 11, 15), conv, SiLU, ℓ2; ``(T, H, d)``.
+        """:func:`memjax.models.titans.projections.project`: ``(k, v, q, new_tail)``, each of
+        k, v, q ``(T, H, d_head)`` (eqs. 11, 15, conv, SiLU, ℓ2)."""
+        return projections.project(self, params, conv_tail, xs)
 
-        With ``pre_norm``, k and v are projected from the store-normed input, q from the
-        retrieve-normed one."""
-        length, width = xs.shape[0], self.num_heads * self.head_size
-        sources = (self.normed_input(params, xs, "store"),) * 2 + (
-            self.normed_input(params, xs, "retrieve"),
-        )
-        parts, tails = [], []
-        # k, v and q are projected and convolved separately (the params stay concatenated): the
-        # backward pass then needs no transposed copy of a (T, 3 H d) cotangent, which XLA's
-        # CPU backend writes slowly.
-        for i, source in enumerate(sources):
-            cols = slice(i * width, (i + 1) * width)
-            p = source @ params["qkv"]["w"][:, cols]
-            if self.conv_width:
-                p, tail = causal_depthwise_conv(p, params["conv"]["w"][:, cols], conv_tail[:, cols])
-                p = p + params["conv"]["b"][cols][None, :]
-                tails.append(tail)
-            if self.qkv_silu:
-                p = jax.nn.silu(p)
-            parts.append(p.reshape(length, self.num_heads, self.head_size))
-        k, v, q = parts
-        if self.conv_width:
-            conv_tail = jnp.concatenate(tails, axis=-1)
-        if self.qk_l2norm:
-            k, q = _l2_normalize(k), _l2_normalize(q)
-        return k, v, q, conv_tail
-
-    def _gate_values(self, params: dict, xs, active):
-        """Gates ``(L, H)`` of the aligned buffer ``xs`` (``(L, d_model)``, store-normed)."""
-        sources = dict.fromkeys(GATES, xs)
-        if self.gate_granularity != "token":
-            size = self.chunk_size
-            n = xs.shape[0] // size
-            a = active.astype(xs.dtype).reshape(n, size)
-            # a batched contraction, not sum(x * a): XLA's CPU reduction over the middle axis
-            # was ~10 ms at 2K tokens, the contraction is a matmul
-            total = jnp.einsum("nc,ncd->nd", a, xs.reshape(n, size, -1))
-            mean = total / jnp.maximum(jnp.sum(a, axis=1), 1.0)[:, None]
-            mean = jnp.repeat(mean, size, axis=0)
-            # "chunk_step" keeps θ per token (titans-pytorch)
-            chunked = GATES if self.gate_granularity == "chunk" else ("eta", "alpha")
-            sources.update(dict.fromkeys(chunked, mean))
-        out = []
-        for name in GATES:
-            g = params["gates"][name]
-            gate = jax.nn.sigmoid(sources[name] @ g["w"] + g["b"][None, :])
-            out.append(self.max_lr * gate if name == "theta" else gate)
-        return tuple(out)
-
-    def _override(self, name, value, length, place, default):
-        if value is None:
-            return default
-        if is_scalar_like(value):
-            return jnp.full_like(default, value)
-        shape = tuple(value.shape)
-        if shape == (length,):
-            value = jnp.broadcast_to(value[:, None], (length, self.num_heads))
-        elif shape != (length, self.num_heads):
-            raise ValueError(
-                f"{name}: expected a scalar or shape ({length},) or ({length}, "
-                f"{self.num_heads}), got {shape}"
-            )
-        return place(value.astype(default.dtype))
-
-    def _aligned_gates(self, params, state, xs, controls):
-        r"""Gates on the chunk-aligned buffer: ``(theta, eta, alpha, writes, complete, place)``.
-
-        ``writes`` (``(L,)`` bool) marks the tokens whose momentum enters the weights
-        (:math:`M_i = (1-\alpha_i) M_{i-1} + S_i`): the active ones, or with
-        ``gate_granularity="chunk_step"`` only the active last token of each chunk, where also
-        α sits, while η sits on the chunk's first token (module doc). Overrides of η and α are
-        then read at those tokens.
-        """
-        length, size = xs.shape[0], self.chunk_size
-        n = -(-(length + size - 1) // size)
-        total = n * size
-        offset = state.offset
-
-        def place(a):
-            buf = jnp.zeros((total, *a.shape[1:]), a.dtype)
-            return jax.lax.dynamic_update_slice_in_dim(buf, a, offset, axis=0)
-
-        pos = jnp.arange(total)
-        active = (pos >= offset) & (pos < offset + length)
-        complete = (jnp.arange(n) + 1) * size <= offset + length
-        gates = self._gate_values(params, place(self.normed_input(params, xs, "store")), active)
-        gates = [
-            self._override(name, controls.get(name), length, place, g)
-            for name, g in zip(GATES, gates)
-        ]
-        writes = active
-        eta_on = alpha_on = active
-        if self.gate_granularity == "chunk_step":
-            eta_on = active & (pos % size == 0)
-            writes = alpha_on = active & (pos % size == size - 1)
-        theta = jnp.where(active[:, None], gates[0], 0.0)
-        eta = jnp.where(eta_on[:, None], gates[1], 1.0)
-        alpha = jnp.where(alpha_on[:, None], gates[2], 0.0)
-        return theta, eta, alpha, writes, complete, place
+    def output(self, params, xs, ys):
+        """:func:`memjax.models.titans.projections.output`: output RMSNorm, gate and
+        projection of the per-head reads ``ys`` ``(T, H, d_head)``."""
+        return projections.output(self, params, xs, ys)
 
     def _check_xs(self, xs):
         check_array("xs", xs, shape=(None, self.d_model), floating=True)
@@ -575,132 +408,73 @@ class TitansLMM:
     def memory_apply(self, params, state: LMMState, xs, /, *, reference=False, **controls):
         """Per-head memory reads ``(T, H, d_head)`` and the new state (no output projection).
 
-        ``reference=False``: the parallel chunked form; ``True``: the token-by-token loop.
-        Controls ``theta=``, ``eta=``, ``alpha=`` (scalar, ``(T,)`` or ``(T, H)``) override the
-        gates; other controls are ignored.
+        ``reference=False``: the parallel chunked form
+        (:func:`memjax.memories.titans.parallel_memory`); ``True``: the token-by-token loop
+        (:func:`memjax.memories.titans.recurrent_memory`), both vmapped over heads. Controls
+        ``theta=``, ``eta=``, ``alpha=`` (scalar, ``(T,)`` or ``(T, H)``) override the gates;
+        other known controls are ignored, unknown names raise.
+
+        An eager call (no tracer among the inputs) runs a module-level ``jax.jit`` with the spec
+        static, compiled once per spec and input shapes, so repeated eager calls do not retrace;
+        under a caller's trace (``jit``, ``grad``, ``vmap``, ``scan``) the computation is traced
+        inline into it.
         """
+        check_controls(controls, where="TitansLMM.memory_apply", also=("reference",))
         self._check_xs(xs)
-        length = xs.shape[0]
+        if is_concrete((params, state, xs, controls)):  # an eager call: the cached jit
+            return _memory_apply(self, params, state, xs, controls, bool(reference))
+        return self._memory_body(params, state, xs, controls, bool(reference))
+
+    def memory_read(self, state: LMMState, queries) -> jax.Array:
+        """:math:`M^*(q)`: every head's memory at ``state.weights`` applied to ``queries``
+        ``(T, H, d_head)``; returns ``(T, H, d_head)`` (no update)."""
+        check_array("queries", queries, shape=(None, self.num_heads, self.head_size))
+        mlp = self.mlp
+        per_head = lambda w, q: jax.vmap(lambda x: mlp(w, x))(q)
+        return jax.vmap(per_head, in_axes=(0, 1), out_axes=1)(state.weights, queries)
+
+    def _memory_body(self, params, state: LMMState, xs, controls, reference: bool):
+        """The traced body of :meth:`memory_apply`."""
         k, v, q, tail = self.project(params, state.conv_tail, xs)
-        theta, eta, alpha, active, complete, place = self._aligned_gates(
-            params, state, xs, controls
+        theta, eta, alpha = layer_gates(self, params, state.offset, xs, controls)
+        options = dict(
+            chunk_size=self.chunk_size,
+            grad_point=self.grad_point,
+            read_point=self.read_point,
+            update="chunk" if self.gate_granularity == "chunk_step" else "token",
         )
-        carry = ChunkCarry(state.weights, state.momentum, state.anchor)
         if reference:
-            sl = lambda a: jax.lax.dynamic_slice_in_dim(a, state.offset, length, axis=0)
-            ys, carry = self._reference_memory(
-                params, state.offset, carry, k, v, q, sl(theta), sl(eta), sl(alpha), sl(active)
-            )
+            entry = recurrent_memory
         else:
-            ys, carry = self._parallel_memory(
-                params, carry, place(k), place(v), place(q), theta, eta, alpha, active, complete
-            )
-            ys = jax.lax.dynamic_slice_in_dim(ys, state.offset, length, axis=0)
-        offset = ((state.offset + length) % self.chunk_size).astype(jnp.int32)
-        return ys, LMMState(carry.weights, carry.momentum, carry.anchor, offset, tail)
+            entry = partial(parallel_memory, remat=self.remat)
+        initial = params["memory"] if self.grad_point == "initial" else None
+        memory = self.memory
 
-    def _parallel_memory(self, params, carry, k, v, q, theta, eta, alpha, active, complete):
-        mlp, size, n = self.mlp, self.chunk_size, complete.shape[0]
-        chunked = lambda a: a.reshape(n, size, *a.shape[1:])
-        direct_reads = self.gate_granularity == "chunk_step" and self.read_point == "token"
+        def one_head(head_state, k, v, q, th, et, al, w0):
+            return entry(memory, head_state, k, v, q, th, et, al, initial_weights=w0, **options)
 
-        def one_head(w_init, carry, k, v, q, th, et, al):
-            def chunk(carry, xs):
-                k, v, q, coef, done = xs
-                point = carry.anchor if self.grad_point == "chunk_start" else w_init
-                factors = gradient_factors(
-                    mlp, self.loss_reduction, self.max_grad_norm, point, k, v
-                )
-                if direct_reads:
-                    # "chunk_step": the weights change only at a chunk's last token, so every
-                    # token reads the chunk-start weights (the anchor) and the last one the new
-                    # weights — what the dual form would give, at the cost of plain reads
-                    ys, carry = parallel_chunk(
-                        mlp, carry, q, coef, done, factors, read_point="chunk"
-                    )
-                    ys = jnp.concatenate([ys[:-1], mlp(carry.weights, q[-1:])])
-                else:
-                    ys, carry = parallel_chunk(
-                        mlp, carry, q, coef, done, factors, read_point=self.read_point
-                    )
-                return carry, ys
-
-            if self.remat:
-                chunk = jax.checkpoint(chunk)
-            # The closed-form coefficients do not depend on the carried weights: computed for
-            # all chunks at once, outside the scan. (The gradients of grad_point="initial" do not
-            # either, but hoisting them was slower on CPU: whole-sequence transposes in the
-            # backward pass instead of in-cache per-chunk ones.)
-            coefs = jax.vmap(chunk_coefficients)(*map(chunked, (th, et, al, active)))
-            seq = (*map(chunked, (k, v, q)), coefs, complete)
-            carry, ys = jax.lax.scan(chunk, carry, seq)
-            return ys.reshape(n * size, -1), carry
-
-        return jax.vmap(one_head, in_axes=(0, 0, 1, 1, 1, 1, 1, 1), out_axes=(1, 0))(
-            params["memory"], carry, k, v, q, theta, eta, alpha
+        heads = ChunkState(state.weights, state.momentum, state.anchor, state.offset)
+        ys, new = jax.vmap(one_head, in_axes=(_HEADS, 1, 1, 1, 1, 1, 1, 0), out_axes=(1, _HEADS))(
+            heads, k, v, q, theta, eta, alpha, initial
         )
-
-    def _reference_memory(self, params, offset, carry, k, v, q, theta, eta, alpha, writes):
-        mlp, size = self.mlp, self.chunk_size
-        ends = (offset + jnp.arange(k.shape[0]) + 1) % size == 0
-
-        def head_step(w_init, carry, k, v, q, th, et, al, write, end):
-            return token_step(
-                mlp,
-                self.loss_reduction,
-                self.max_grad_norm,
-                w_init,
-                carry,
-                k,
-                v,
-                q,
-                th,
-                et,
-                al,
-                end,
-                write,
-                grad_point=self.grad_point,
-                read_point=self.read_point,
-            )
-
-        step = jax.vmap(head_step, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None, None))
-
-        def body(carry, xs):
-            ys, carry = step(params["memory"], carry, *xs)
-            return carry, ys
-
-        carry, ys = jax.lax.scan(body, carry, (k, v, q, theta, eta, alpha, writes, ends))
-        return ys, carry
+        return ys, LMMState(new.weights, new.momentum, new.anchor, new.offset, tail)
 
     # -- the layer -----------------------------------------------------------------------
-    def output(self, params, xs, ys):
-        """Output RMSNorm, gate and projection of the per-head reads ``(T, H, d_head)``.
-
-        The gate reads ``xs`` (retrieve-normed with ``pre_norm``)."""
-        if self.output_norm:
-            ys = _rms_norm(ys) * params["out_norm"][None]
-        gate = self.output_gate_kind
-        if gate != "none":
-            g = jax.nn.sigmoid(self.normed_input(params, xs, "retrieve") @ params["out_gate"]["w"])
-            if gate == "head":
-                ys = ys * g[:, :, None]
-        ys = ys.reshape(ys.shape[0], -1)
-        if gate == "feature":
-            ys = ys * g
-        return ys @ params["out"]["w"]
-
     def apply(self, params, state: LMMState, xs, /, **controls):
         """``(ys, state)`` for ``xs`` ``(T, d_model)`` through the chunked parallel form."""
+        check_controls(controls, where="TitansLMM.apply")
         reads, state = self.memory_apply(params, state, xs, **controls)
         return self.output(params, xs, reads), state
 
     def reference_apply(self, params, state: LMMState, xs, /, **controls):
         """The same map as :meth:`apply`, by the slow token-by-token recurrence."""
+        check_controls(controls, where="TitansLMM.reference_apply")
         reads, state = self.memory_apply(params, state, xs, reference=True, **controls)
         return self.output(params, xs, reads), state
 
     def decode(self, params, state: LMMState, x, /, **controls):
         """One token ``x`` (``(d_model,)``) → ``(y, state)`` by the token recurrence."""
+        check_controls(controls, where="TitansLMM.decode")
         check_array("x", x, shape=(self.d_model,), floating=True)
         controls = {
             n: (c[None] if hasattr(c, "ndim") and c.ndim >= 1 else c) for n, c in controls.items()
@@ -709,10 +483,16 @@ class TitansLMM:
         return ys[0], state
 
 
+@partial(jax.jit, static_argnums=(0, 5))
+def _memory_apply(layer: TitansLMM, params, state: LMMState, xs, controls, reference: bool):
+    """Jitted :meth:`TitansLMM.memory_apply` (the spec static: one trace per spec and shapes)."""
+    return layer._memory_body(params, state, xs, controls, reference)
+
+
 @partial(jax.jit, static_argnums=0)
-def _init_state(layer: TitansLMM, params: dict) -> LMMState:
+def _init_state(layer: TitansLMM, params: dict, controls) -> LMMState:
     """Jitted body of :meth:`TitansLMM.init_state` (one compile instead of op-by-op dispatch)."""
     state = layer.empty_state(params)
     if layer.num_persistent:
-        _, state = layer.memory_apply(params, state, params["persistent"])
+        _, state = layer.memory_apply(params, state, params["persistent"], **controls)
     return state

@@ -12,12 +12,13 @@ the paper's order (retrieve → attend → store → read → gate):
     M_t &= M_{t-1}(y_t) &&\text{(24: store the attention output)}\\
     o_t &= y_t \otimes M^*_t(y_t) &&\text{(25)}
 
-The memory is a :class:`memjax.models.titans.lmm.TitansLMM` and every step uses its pieces: the
-query :math:`W_Q` (with its causal convolution, SiLU and ℓ2-norm) is the LMM's ``project``; the
-read :math:`M^*_{t-1}` is the memory MLP at the pre-segment weights of each head followed by the
-LMM's ``output``; the store and the second read are the LMM's ``memory_apply`` over :math:`y_t`
-(the paper's chunked parallel form with dual-form reads) and ``output``. The attention is an
-:class:`memjax.nn.attention.Attention` over the segment, its persistent tokens and ``h``.
+The memory is a :class:`memjax.models.titans.lmm.TitansLMM` and every step uses its public pieces:
+the query :math:`W_Q` (with its causal convolution, SiLU and ℓ2-norm) is the LMM's ``project``;
+the read :math:`M^*_{t-1}` is the LMM's ``memory_read`` (each head's memory at the pre-segment
+weights) followed by its ``output``; the store and the second read are the LMM's
+``memory_apply`` over :math:`y_t` (the paper's chunked parallel form with dual-form reads) and
+``output``. The attention is an :class:`memjax.nn.attention.Attention` over the segment, its
+persistent tokens and ``h``.
 
 Choices (spec §4), documented here because the paper leaves them open or is not causal as written:
 
@@ -38,7 +39,7 @@ Choices (spec §4), documented here because the paper leaves them open or is not
 **Streaming.** The state is the LMM state plus the query convolution's tail. Segments are aligned
 to the start of each call, so a sequence cut into pieces equals the whole when every piece but
 the last is a multiple of ``segment_size``. A trailing partial segment is processed as a shorter
-segment. Controls are ignored.
+segment. Known controls are ignored (unknown names raise).
 
 **Cost.** ``lax.scan`` over segments; per segment one ``C × (N_p + 2C)`` attention and the LMM's
 chunked form over ``C`` tokens.
@@ -63,10 +64,13 @@ import jax
 import jax.numpy as jnp
 
 from memjax.core.checks import check_array, check_positive_int
+from memjax.core.controls import check_controls
 from memjax.core.spec import spec
 from memjax.models.titans.lmm import LMMState, TitansLMM
 from memjax.nn.attention import Attention, masked_attention
 from memjax.nn.norms import rms_norm
+
+__all__ = ["MAC", "MACState", "SegmentTrace", "init_gate", "memory_gate"]
 
 
 def init_gate(key: jax.Array, d_model: int, dtype="float32") -> dict:
@@ -85,14 +89,6 @@ def memory_gate(params: dict, y, m) -> jax.Array:
     y = rms_norm(y, params["norm_y"], x_times_x=True)
     gated = y * jax.nn.sigmoid(rms_norm(m, params["norm_m"], x_times_x=True))
     return gated @ params["out"]
-
-
-def read_memory(lmm: TitansLMM, weights, queries) -> jax.Array:
-    """:math:`M^*(q)`: every head's memory MLP at ``weights`` (leading head axis) applied to
-    ``queries`` ``(T, H, d_head)``; returns ``(T, H, d_head)`` (no update)."""
-    mlp = lmm.mlp
-    per_head = lambda w, q: jax.vmap(lambda x: mlp(w, x))(q)
-    return jax.vmap(per_head, in_axes=(0, 1), out_axes=1)(weights, queries)
 
 
 class MACState(NamedTuple):
@@ -167,7 +163,10 @@ class MAC:
             "gate": init_gate(k_gate, self.d_model, self.lmm.dtype),
         }
 
-    def init_state(self, params: dict) -> MACState:
+    def init_state(self, params: dict, **controls) -> MACState:
+        """The LMM's empty state (no persistent tokens in it) and a zero query tail; known
+        controls are ignored."""
+        check_controls(controls, where="MAC.init_state")
         memory = self.lmm.init_state(params["memory"])
         return MACState(memory, jnp.zeros_like(memory.conv_tail))
 
@@ -176,7 +175,7 @@ class MAC:
         """Eqs. 21–22: ``(h, query_tail)`` — the memory before the segment read at its queries."""
         lmm, lp = self.lmm, params["memory"]
         _, _, q, tail = lmm.project(lp, state.query_tail, segment)
-        reads = read_memory(lmm, state.memory.weights, q)
+        reads = lmm.memory_read(state.memory, q)
         return lmm.output(lp, segment, reads), tail
 
     def attend(self, params: dict, segment, h) -> jax.Array:
@@ -210,7 +209,8 @@ class MAC:
     # -- the layer -----------------------------------------------------------------------
     def apply(self, params: dict, state: MACState, xs, /, **controls):
         """``(ys, state)`` for ``xs`` ``(T, d_model)``: ``lax.scan`` over full segments, then the
-        trailing partial segment. Controls are ignored."""
+        trailing partial segment. Known controls are ignored (unknown names raise)."""
+        check_controls(controls, where="MAC.apply")
         check_array("xs", xs, shape=(None, self.d_model), floating=True)
         length, size = xs.shape[0], self.segment_size
         n, rest = divmod(length, size)
