@@ -121,47 +121,54 @@ def _sample_pivot(*rows):
 
 
 class _Hinges:
-    """Live hinges of one sign, ``max(a t − c, 0) = a · max(t − p, 0)`` with ``p = c/a``, as the
-    rows ``(a, p)`` of a ``(2, n)`` array, plus a scratch buffer (no temporaries in the loop)."""
+    """Live hinges of one sign, ``max(a t − c, 0) = a · max(t − p, 0)`` with ``p = c/a``.
 
-    def __init__(self, a, c):
-        self.rows = np.stack([a, c / a])
-        self.buffer = np.empty(a.shape[0])
+    Allocation-light on purpose: glibc maps every block above 32 MB fresh from the kernel, and
+    on the shared VM a page fault costs ~20 µs, so an m-sized float64 temporary at m = 10⁷
+    costs ~0.4 s. ``a`` is shared (not copied) until the first drop, ``Σ`` uses a scratch
+    buffer shared by both signs, and masks are written into one boolean buffer.
+    """
+
+    def __init__(self, a, p, scratch):
+        self.a, self.p, self.scratch = a, p, scratch
 
     @property
     def size(self) -> int:
-        return self.rows.shape[1]
-
-    @property
-    def breakpoints(self):
-        return self.rows[1]
+        return self.p.shape[0]
 
     def hinge_sum(self, t) -> float:
         """``Σ a · max(t − p, 0)`` (einsum: BLAS dot was 10x slower on the shared machine)."""
-        out = self.buffer[: self.size]
-        np.subtract(t, self.rows[1], out=out)
+        out = self.scratch[: self.size]
+        np.subtract(t, self.p, out=out)
         np.maximum(out, 0.0, out=out)
-        return float(np.einsum("i,i->", self.rows[0], out))
+        return float(np.einsum("i,i->", self.a, out))
 
     def drop(self, keep):
-        self.rows = np.compress(keep, self.rows, axis=1)
+        self.a, self.p = np.compress(keep, self.a), np.compress(keep, self.p)
 
     def fold(self, on) -> tuple[float, float]:
         """``(Σ a, Σ c)`` over the hinges in ``on`` (exact sums, spec §5 step 4e)."""
-        w = on.astype(np.float64)
-        a, p = self.rows
-        return float(np.einsum("i,i->", a, w)), float(np.einsum("i,i,i->", a, p, w))
+        w = self.scratch[: self.size]
+        w[...] = on
+        return float(np.einsum("i,i->", self.a, w)), float(np.einsum("i,i,i->", self.a, self.p, w))
 
 
 def _clip_sum_root(alpha, beta, k, stats=None):
     """Root of ``Σ_j clip(α_j t − β_j, 0, 1) = k`` for ``α_j > 0`` (float64, more than ``k``
-    entries) by the §5 hinge elimination. ``stats`` (a dict) receives the work done.
+    entries; ``β`` an array or a scalar) by the §5 hinge elimination. ``stats`` (a dict)
+    receives the work done.
 
     Pivots, introselect-style: the median of a strided sample while a step drops ≥ 30 % of the
     live hinges; after a step that drops less, the median of medians (which drops ≥ 30 %).
     Any two consecutive steps therefore shrink ``Ω`` by ≥ 30 %: ``O(m)`` in the worst case.
     """
-    rising, falling = _Hinges(alpha, beta), _Hinges(alpha, beta + 1.0)  # s = +1 and s = −1
+    scratch = np.empty(alpha.shape[0])
+    mask = np.empty(alpha.shape[0], bool)
+    p_rise = np.divide(beta, alpha)
+    p_fall = np.divide(1.0, alpha)
+    p_fall += p_rise  # (β + 1)/α without another m-sized temporary
+    rising = _Hinges(alpha, p_rise, scratch)  # s = +1: switches on at β/α
+    falling = _Hinges(alpha, p_fall, scratch)  # s = −1: saturates at (β + 1)/α
     total_a = 2.0 * float(alpha.sum())
     slope = intercept = 0.0
     left, right = -np.inf, np.inf
@@ -173,26 +180,29 @@ def _clip_sum_root(alpha, beta, k, stats=None):
         steps += 1
         touched += size
         if cheap:
-            pivot = _sample_pivot(rising.breakpoints, falling.breakpoints)
+            pivot = _sample_pivot(rising.p, falling.p)
         else:
             guaranteed += 1
-            pivot = _pivot(np.concatenate([rising.breakpoints, falling.breakpoints]))
+            pivot = _pivot(np.concatenate([rising.p, falling.p]))
         h = slope * pivot - intercept + rising.hinge_sum(pivot) - falling.hinge_sum(pivot) - k
         if abs(h) <= tol_h:
             left = right = pivot
             break
-        if h > 0:  # every hinge with p_i >= pivot is off left of the pivot
+        for hinges, sign in ((rising, 1.0), (falling, -1.0)):
+            keep = mask[: hinges.size]
+            if h > 0:  # every hinge with p_i >= pivot is off left of the pivot
+                np.less(hinges.p, pivot, out=keep)
+            else:  # every hinge with p_i <= pivot is on right of it: fold into A t − C
+                np.less_equal(hinges.p, pivot, out=keep)
+                a_on, c_on = hinges.fold(keep)
+                slope += sign * a_on
+                intercept += sign * c_on
+                np.logical_not(keep, out=keep)
+            hinges.drop(keep)
+        if h > 0:
             right = pivot
-            rising.drop(rising.breakpoints < pivot)
-            falling.drop(falling.breakpoints < pivot)
-        else:  # every hinge with p_i <= pivot is on right of it: fold into A t − C
+        else:
             left = pivot
-            on_r, on_f = rising.breakpoints <= pivot, falling.breakpoints <= pivot
-            (ar, cr), (af, cf) = rising.fold(on_r), falling.fold(on_f)
-            slope += ar - af
-            intercept += cr - cf
-            rising.drop(~on_r)
-            falling.drop(~on_f)
         cheap = rising.size + falling.size <= 0.7 * size
     if stats is not None:
         stats.update(
@@ -209,6 +219,15 @@ def _clip_sum_root(alpha, beta, k, stats=None):
     return left if np.isfinite(left) else right
 
 
+def _all_finite(x) -> bool:
+    """Every entry finite, without an n-sized boolean temporary: a float64 sum is finite iff
+    every entry is (float32 cannot overflow it); only a float64 overflow needs the full test."""
+    if np.isfinite(np.add.reduce(x.reshape(-1), dtype=np.float64)):
+        return True
+    flat = x.reshape(-1)
+    return all(np.isfinite(flat[i : i + _CHUNK]).all() for i in range(0, flat.size, _CHUNK))
+
+
 def _validate(x, segment_ids, num_groups, k, lam, weights, uses_lam):
     num_groups = check_num_groups(num_groups)
     check_x(x)
@@ -218,7 +237,7 @@ def _validate(x, segment_ids, num_groups, k, lam, weights, uses_lam):
     if uses_lam:
         check_lam(lam)
     check_weights(weights, num_groups)
-    if not np.all(np.isfinite(x)):
+    if not _all_finite(x):
         raise ValueError("x: expected finite values")
     ids = np.asarray(segment_ids).reshape(-1)
     d = (
@@ -229,18 +248,45 @@ def _validate(x, segment_ids, num_groups, k, lam, weights, uses_lam):
     return x, ids, num_groups, k, d
 
 
+_CHUNK = 1 << 20  # entries per chunk of the regular-layout pass (an 8 MB float64 buffer)
+
+
+def _regular_layout(ids, num_groups) -> int:
+    """The group size ``g`` if ``ids == repeat(arange(num_groups), g)`` (equal contiguous
+    groups, e.g. flattened filters), else 0; checked chunk by chunk (no n-sized temporary)."""
+    g, rest = divmod(ids.size, num_groups)
+    if rest or not g:
+        return 0
+    rows = ids.reshape(num_groups, g)
+    if rows[0, 0] != 0 or rows[-1, -1] != num_groups - 1:
+        return 0
+    step = max(1, _CHUNK // g)
+    for r0 in range(0, num_groups, step):
+        r1 = min(num_groups, r0 + step)
+        if not np.array_equal(rows[r0:r1], np.arange(r0, r1)[:, None].repeat(g, axis=1)):
+            return 0
+    return g
+
+
 def group_squares(x, ids, num_groups):
     """``Σ_{i∈G_j} x_i²`` (squares and sums in float64) and, when the ids are sorted, the
-    group sizes: one ``np.add.reduceat`` over the runs of equal ids (``np.bincount``
-    otherwise)."""
-    x2 = np.square(x.reshape(-1), dtype=np.float64)
+    group sizes. Equal contiguous groups: ``np.add.reduceat`` chunk by chunk; other sorted ids:
+    one ``np.add.reduceat`` over the runs of equal ids; unsorted ids: ``np.bincount``."""
+    flat = x.reshape(-1)
     if ids.size == 0:
         return np.zeros(num_groups), None
-    size, rest = divmod(ids.size, num_groups)
-    if not rest and np.array_equal(ids.reshape(num_groups, size)[:, 0], np.arange(num_groups)):
-        # the common layout (equal contiguous groups, e.g. flattened filters): one check
-        if np.all(ids.reshape(num_groups, size) == np.arange(num_groups)[:, None]):
-            return np.add.reduceat(x2, np.arange(0, ids.size, size)), np.full(num_groups, size)
+    g = _regular_layout(ids, num_groups)
+    if g:
+        sums = np.empty(num_groups)
+        step = max(1, _CHUNK // g)
+        buffer = np.empty(step * g)
+        starts = np.arange(0, step * g, g)
+        for r0 in range(0, num_groups, step):
+            r1 = min(num_groups, r0 + step)
+            chunk = np.square(flat[r0 * g : r1 * g], out=buffer[: (r1 - r0) * g], dtype=np.float64)
+            np.add.reduceat(chunk, starts[: r1 - r0], out=sums[r0:r1])
+        return sums, np.full(num_groups, g)
+    x2 = np.square(flat, dtype=np.float64)
     step = np.diff(ids)
     if step.size and step.min() < 0:
         return np.bincount(ids, weights=x2, minlength=num_groups), None
@@ -284,17 +330,27 @@ def prox_wgsef_linear_time(x, segment_ids, num_groups, k, lam, weights=None, *, 
     lam = float(np.asarray(lam))
     if lam == 0.0:
         return x.copy()
-    sq, sizes = group_squares(x, ids, m)
-    nu = np.sqrt(sq)
-    beta = lam * d
-    alpha = np.sqrt(beta) * nu
+    alpha, sizes = group_squares(x, ids, m)
+    np.sqrt(alpha, out=alpha)  # ν_j, then α_j = √(λ d_j) ν_j in place (few m-sized arrays)
+    beta = lam if weights is None else lam * d  # λ d_j: a scalar when the weights are uniform
+    alpha *= np.sqrt(beta)
     active = alpha > 0
-    if np.count_nonzero(active) <= k:
-        u = np.ones(m)
+    n_active = int(np.count_nonzero(active))
+    if n_active <= k:
+        scale = 1.0 / (1.0 + np.broadcast_to(beta, (m,)))
     else:
-        t = _clip_sum_root(alpha[active], beta[active], k, stats)
-        u = np.where(active, np.clip(alpha * t - beta, 0.0, 1.0), 0.0)
-    return apply_group_scale(x, ids, u / (u + beta), sizes)
+        if n_active == m:
+            t = _clip_sum_root(alpha, beta, k, stats)
+        else:
+            t = _clip_sum_root(
+                alpha[active], beta if np.ndim(beta) == 0 else beta[active], k, stats
+            )
+        u = np.multiply(alpha, t, out=alpha)  # u_j = clip(α_j t − β_j, 0, 1), in place
+        u -= beta
+        np.clip(u, 0.0, 1.0, out=u)
+        scale = np.add(u, beta)
+        np.divide(u, scale, out=scale)  # u_j / (u_j + λ d_j); 0 for zero groups (u_j = 0)
+    return apply_group_scale(x, ids, scale, sizes)
 
 
 def wgsef_value_linear_time(x, segment_ids, num_groups, k, weights=None):
