@@ -48,9 +48,18 @@ mac = SparseyMac(n_inputs=N, Q=Q, K=K, saturation=None)
 stored = patterns(20)
 state, learned = mac.learn(mac.init_state(), stored, key=jax.random.key(0))
 print("code of item 0:", np.asarray(learned.code[0]))
-print("mean overlap between different stored codes:",
-      float(np.mean([code_overlap(learned.code[i], learned.code[j])
-                     for i in range(5) for j in range(i + 1, 5)])))
+print(
+    "mean overlap between different stored codes:",
+    float(
+        np.mean(
+            [
+                code_overlap(learned.code[i], learned.code[j])
+                for i in range(5)
+                for j in range(i + 1, 5)
+            ]
+        )
+    ),
+)
 
 # %% [markdown]
 # ## 2. The CSA step by step: V, G, η and ρ
@@ -107,12 +116,43 @@ print(dict(zip(np.round(levels, 2).tolist(), np.round(overlaps, 2).tolist())))
 
 # %%
 found = mac.recognize(state, stored)
-print("G of stored items:", np.asarray(found.familiarity).min(),
-      "codes recalled exactly:", int((found.code == learned.code).all(axis=1).sum()), "/", 20)
+print(
+    "G of stored items:",
+    np.asarray(found.familiarity).min(),
+    "codes recalled exactly:",
+    int((found.code == learned.code).all(axis=1).sum()),
+    "/",
+    20,
+)
 print("fraction of weights set:", float(np.asarray(state.w_u).mean()))
 
 # %% [markdown]
-# ## 5. MNIST
+# ## 5. Sparsey as a memjax `Memory`
+# `SparseyMemory` gives a mac the memory protocol (keys = binary input patterns, values = codes or
+# labels), so the generic drivers run it: `write` is one learning frame of the CSA, `read` is
+# recognition. With `num_labels=C` each code's cells are linked to the label's node, and a read
+# returns, per label, the fraction of the code's Q winners linked to it: 1 for a stored item's
+# label. `memjax.core.scan` splits `key=` into one key per token, as `SparseyMac.learn` does.
+
+# %%
+import jax.numpy as jnp
+
+from memjax.core import scan
+from memjax.memories.sparsey import SparseyMemory
+
+memory = SparseyMemory(SparseyMac(n_inputs=N, Q=Q, K=K), num_labels=4)
+items = patterns(8).astype(np.float32)
+labels = jnp.eye(4)[np.arange(8) % 4]
+params = memory.init_params(jax.random.key(0))
+_, mstate = scan(
+    memory, params, memory.init_state(params), items, labels, items, key=jax.random.key(1)
+)
+reads = jax.vmap(lambda x: memory.read(params, mstate, x))(items)
+print("label read at each item's own label:", np.asarray(reads)[np.arange(8), np.arange(8) % 4])
+print("recalled labels:", np.asarray(reads.argmax(-1)).tolist())
+
+# %% [markdown]
+# ## 6. MNIST
 # A level of macs tiled over the image learns codes in one pass; a linear read-out on the codes
 # classifies. Two settings matter (chosen on a validation split, see
 # `experiments/sparsey/README.md`): a high familiarity floor and a late, steep sigmoid
@@ -129,13 +169,18 @@ from memjax.memories.sparsey.readout import linear_readout_fit, linear_readout_p
 X, y = load_mnist()
 split = split_per_class(binarize(X), y, 20 if SMALL else 200, seed=0)
 x_test, y_test = split.x_test[:: 10 if SMALL else 1], split.y_test[:: 10 if SMALL else 1]
-level = SparseyLevel(SparseyMac(n_inputs=49, Q=8, K=16, gate_min=3, saturation=0.15,
-                                g_minus=0.7, inflection=0.9, slope=20.0),
-                     tile_receptive_fields((28, 28), 7, 3))
+level = SparseyLevel(
+    SparseyMac(
+        n_inputs=49, Q=8, K=16, gate_min=3, saturation=0.15, g_minus=0.7, inflection=0.9, slope=20.0
+    ),
+    tile_receptive_fields((28, 28), 7, 3),
+)
 lstate, _ = level.learn(level.init_state(), split.x_train, key=jax.random.key(0))
 tr_codes = level.recognize(lstate, split.x_train, ties="shared").code
 te_codes = level.recognize(lstate, x_test, ties="shared").code
 readout = linear_readout_fit(tr_codes, split.y_train, K=16, num_classes=10, steps=100)
 acc = float((np.asarray(linear_readout_predict(readout, te_codes)) == y_test).mean())
-print(f"{level.n_macs} macs, {len(split.y_train)} train, {len(y_test)} test: "
-      f"accuracy {100 * acc:.1f}%")
+print(
+    f"{level.n_macs} macs, {len(split.y_train)} train, {len(y_test)} test: "
+    f"accuracy {100 * acc:.1f}%"
+)

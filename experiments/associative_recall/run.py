@@ -12,31 +12,25 @@ Each variant is trained on MQAR (Zoology) with the numbers of key-value pairs in
 evaluated on held-out sequences at each; the accuracy over query positions as the pairs grow past
 the memory's key size shows each memory's capacity. One command trains both models with the
 memjax runner (checkpoints, ``--resume``, metrics JSON lines) and writes ``results.md``,
-``capacity.png`` and ``summary.json`` into the run folder.
+``capacity.png`` and ``summary.json`` into the run folder. MQAR training, evaluation and the
+result files are :mod:`experiments.common.mqar`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import time
 
-import jax
-import jax.numpy as jnp
-import optax
-
-from memjax.data import mqar
+from experiments.common.config import MQAR_BATCH_SIZES, MQAR_FULL_SIZE, accelerator_presets
+from experiments.common.mqar import (
+    mqar_notes,
+    run_mqar_variants,
+    train_on_mqar,
+    write_mqar_outputs,
+)
 from memjax.memories.linear import LinearMemory
 from memjax.models.associative import AssociativeLayer
 from memjax.models.sequence_model import SequenceModel
-from memjax.train import (
-    TrainConfig,
-    describe_machine,
-    parse_args,
-    plot_lines,
-    train,
-    write_results_table,
-)
+from memjax.train import TrainConfig, parse_args
 
 VARIANTS = ("delta", "gated_delta")
 
@@ -58,25 +52,12 @@ class Config(TrainConfig):
     eval_batches: int = 4
 
 
-_FULL_SIZE = {
-    "steps": 5000,
-    "d_model": 128,
-    "num_layers": 2,
-    "kv_pairs": (8, 16, 32, 64, 128),
-    "seq_len": 512,
-    "vocab_size": 8192,
-    "log_every": 100,
-    "checkpoint_every": 1000,
-    "eval_batches": 16,
-}
-PRESETS = {
-    "cpu": {"steps": 600, "log_every": 100, "checkpoint_every": 200},
-    "gpu": {**_FULL_SIZE, "batch_size": 256},
-    "tpu": {**_FULL_SIZE, "batch_size": 512},
-}
+PRESETS = accelerator_presets(
+    {"steps": 600, "log_every": 100, "checkpoint_every": 200}, MQAR_FULL_SIZE, **MQAR_BATCH_SIZES
+)
 
 
-def build_model(config: Config, variant: str) -> SequenceModel:
+def variant_model(config: Config, variant: str) -> SequenceModel:
     """The variant's model (see the module docstring)."""
     d_head = config.d_model // config.num_heads
     if variant == "delta":
@@ -98,115 +79,9 @@ def build_model(config: Config, variant: str) -> SequenceModel:
     return SequenceModel(config.vocab_size, config.d_model, config.num_layers, mixer)
 
 
-def _loss_and_accuracy(model, params, batch):
-    def one(tokens):
-        return model.apply(params, model.init_state(params), tokens)[0]
-
-    logits = jax.vmap(one)(batch.inputs)
-    targets = jnp.where(batch.mask, batch.targets, 0)
-    nll = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
-    count = jnp.maximum(batch.mask.sum(), 1)
-    loss = jnp.sum(nll * batch.mask) / count
-    accuracy = jnp.sum((logits.argmax(-1) == targets) * batch.mask) / count
-    return loss, accuracy
-
-
 def run_variant(config: Config, variant: str, run_args) -> list[dict]:
-    """Train the model ``variant`` on MQAR (:func:`train_on_mqar`)."""
-    return train_on_mqar(config, build_model(config, variant), variant, run_args)
-
-
-def train_on_mqar(config, model, variant: str, run_args) -> list[dict]:
-    """Train ``model`` (a :class:`SequenceModel`-like spec) on MQAR with the pair counts of
-    ``config.kv_pairs`` in turn (step ``s`` uses ``kv_pairs[s % n]``); return its held-out
-    accuracy and loss at every pair count, one row each. ``config`` needs the fields of
-    :class:`Config` that describe the task and optimiser; the Titans recall experiment reuses
-    this with its own models. Runner files go to ``run_args.out_dir / variant``."""
-    train_key, eval_key = jax.random.split(jax.random.key(config.seed))
-    sizes = config.kv_pairs
-
-    def get_batch(step):
-        return mqar(
-            jax.random.fold_in(train_key, step),
-            config.batch_size,
-            config.vocab_size,
-            config.seq_len,
-            sizes[step % len(sizes)],
-        )
-
-    def loss_fn(params, batch, key):
-        loss, accuracy = _loss_and_accuracy(model, params, batch)
-        return loss, {"accuracy": accuracy}
-
-    eval_data = {
-        n: [
-            mqar(
-                jax.random.fold_in(jax.random.fold_in(eval_key, n), i),
-                config.batch_size,
-                config.vocab_size,
-                config.seq_len,
-                n,
-            )
-            for i in range(config.eval_batches)
-        ]
-        for n in sizes
-    }
-    evaluate = jax.jit(lambda p, b: _loss_and_accuracy(model, p, b))
-
-    def eval_fn(params):
-        metrics = {}
-        for n, batches in eval_data.items():
-            results = [evaluate(params, b) for b in batches]
-            metrics[f"loss_kv{n}"] = sum(float(r[0]) for r in results) / len(results)
-            metrics[f"accuracy_kv{n}"] = sum(float(r[1]) for r in results) / len(results)
-        return metrics
-
-    kwargs = run_args.train_kwargs()
-    kwargs["out_dir"] = run_args.out_dir / variant
-    kwargs["run_info"] = {**kwargs["run_info"], "variant": variant}
-    result = train(
-        config,
-        init_params=model.init_params,
-        loss_fn=loss_fn,
-        get_batch=get_batch,
-        optimizer=optax.adamw(config.learning_rate, weight_decay=0.01),
-        eval_fn=eval_fn,
-        **kwargs,
-    )
-    final = [r for r in result.history if r["split"] == "eval"][-1]
-    return [
-        {
-            "variant": variant,
-            "kv_pairs": n,
-            "accuracy": final[f"accuracy_kv{n}"],
-            "eval_loss": final[f"loss_kv{n}"],
-        }
-        for n in sizes
-    ]
-
-
-def write_mqar_outputs(out_dir, rows, columns, *, title, notes, plot_name, plot_title, seconds):
-    """Write the rows of :func:`train_on_mqar` as ``results.md`` (``columns``, ``notes``), an
-    accuracy-against-pairs plot ``plot_name`` (one line per variant) and ``summary.json`` into
-    ``out_dir``, and print the accuracies."""
-    write_results_table(
-        out_dir / "results.md", [{k: r[k] for k in columns} for r in rows], title=title, notes=notes
-    )
-    variants = dict.fromkeys(r["variant"] for r in rows)
-    series = {
-        v: (
-            [r["kv_pairs"] for r in rows if r["variant"] == v],
-            [r["accuracy"] for r in rows if r["variant"] == v],
-        )
-        for v in variants
-    }
-    plot_lines(
-        out_dir / plot_name, series, xlabel="key-value pairs", ylabel="accuracy", title=plot_title
-    )
-    (out_dir / "summary.json").write_text(json.dumps(rows, indent=2))
-    summary = ", ".join(f"{r['variant']}@{r['kv_pairs']}={r['accuracy']:.3f}" for r in rows)
-    print(f"accuracy: {summary}")
-    print(f"wrote {out_dir / 'results.md'} and {plot_name} in {seconds:.0f} s")
+    """Train the model ``variant`` on MQAR (:func:`experiments.common.mqar.train_on_mqar`)."""
+    return train_on_mqar(config, variant_model(config, variant), variant, run_args)
 
 
 def main(argv=None) -> list[dict]:
@@ -214,20 +89,17 @@ def main(argv=None) -> list[dict]:
         Config, PRESETS, argv, experiment="associative_recall", description=__doc__.splitlines()[0]
     )
     config: Config = run.config
-    start = time.perf_counter()
-    rows = [row for v in config.variants for row in run_variant(config, v, run)]
-    total = time.perf_counter() - start
+    rows, total = run_mqar_variants(run, run_variant)
     d_head = config.d_model // config.num_heads
-    notes = {
-        "preset": run.preset,
-        "machine": describe_machine(),
-        "seed": config.seed,
-        "steps per variant": config.steps,
-        "model": f"{config.num_layers} layer(s), d_model {config.d_model}, "
-        f"{config.num_heads} heads (d_key = {d_head}), conv {config.conv_width}",
-        "task": f"MQAR, vocab {config.vocab_size}, length {config.seq_len}",
-        "wall time": f"{total:.0f} s",
-    }
+    notes = mqar_notes(
+        run,
+        total,
+        {
+            "model": f"{config.num_layers} layer(s), d_model {config.d_model}, "
+            f"{config.num_heads} heads (d_key = {d_head}), conv {config.conv_width}",
+            "task": f"MQAR, vocab {config.vocab_size}, length {config.seq_len}",
+        },
+    )
     write_mqar_outputs(
         run.out_dir,
         rows,

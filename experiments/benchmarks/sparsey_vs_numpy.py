@@ -18,6 +18,7 @@ import time
 import jax
 import numpy as np
 
+from experiments.sparsey.common import random_patterns
 from memjax.memories.sparsey import SparseyMac
 
 
@@ -54,11 +55,7 @@ class NumpyCSA:
 
 
 def patterns(n, size=400, active=20, seed=0):
-    rng = np.random.default_rng(seed)
-    xs = np.zeros((n, size), np.uint8)
-    for i in range(n):
-        xs[i, rng.choice(size, active, replace=False)] = 1
-    return xs
+    return random_patterns(np.random.default_rng(seed), n, size, active)
 
 
 def timed(fn, repeats):
@@ -103,12 +100,17 @@ def main(argv=None):
     nr = timed(lambda: [ref.recognize(x) for x in xs], args.repeats)
     n = args.items
     print(f"items={n} (N=400, 20 active, Q=K=20)")
-    print(f"compile (first call, incl. run): learn {compile_learn:.2f}s, "
-          f"recognize {compile_rec:.2f}s")
-    print(f"learn:     memjax {n / jl:10.0f} items/s  numpy {n / nl:10.0f} items/s  "
-          f"ratio {nl / jl:.1f}x")
-    print(f"recognize: memjax {n / jr:10.0f} items/s  numpy {n / nr:10.0f} items/s  "
-          f"ratio {nr / jr:.1f}x")
+    print(
+        f"compile (first call, incl. run): learn {compile_learn:.2f}s, recognize {compile_rec:.2f}s"
+    )
+    print(
+        f"learn:     memjax {n / jl:10.0f} items/s  numpy {n / nl:10.0f} items/s  "
+        f"ratio {nl / jl:.1f}x"
+    )
+    print(
+        f"recognize: memjax {n / jr:10.0f} items/s  numpy {n / nr:10.0f} items/s  "
+        f"ratio {nr / jr:.1f}x"
+    )
 
     # Fixed-time claim: per-item cost of learning 1,000 more items into macs already holding F.
     probe = patterns(1000, seed=1)
@@ -119,8 +121,10 @@ def main(argv=None):
         sec = timed(lambda st=st: mac.learn(st, probe, key=key), args.repeats) / 1000
         rec = timed(lambda st=st: mac.recognize(st, probe), args.repeats) / 1000
         base = base or sec
-        print(f"  stored={fill:6d}: learn {sec * 1e6:7.1f} us/item (x{sec / base:.2f}), "
-              f"recognize {rec * 1e6:6.1f} us/item")
+        print(
+            f"  stored={fill:6d}: learn {sec * 1e6:7.1f} us/item (x{sec / base:.2f}), "
+            f"recognize {rec * 1e6:6.1f} us/item"
+        )
 
 
 if __name__ == "__main__":

@@ -19,35 +19,27 @@ import time
 import jax
 import numpy as np
 
-from experiments.sparsey._common import parser, write
+from experiments.sparsey.common import parser, random_patterns, write
 from memjax.memories.sparsey import SparseyMac
 
 N, ACTIVE = 400, 20
 
 
-def patterns(rng, n):
-    xs = np.zeros((n, N), np.uint8)
-    for i in range(n):
-        xs[i, rng.choice(N, ACTIVE, replace=False)] = 1
-    return xs
-
-
 def curve(mac, n_max, chunk, seed):
     """Exact-recall fraction, per-CM accuracy and novel-input G after every chunk."""
     rng = np.random.default_rng(seed)
-    xs = patterns(rng, n_max)
-    novel = patterns(rng, 100)
+    xs = random_patterns(rng, n_max, N, ACTIVE)
+    novel = random_patterns(rng, 100, N, ACTIVE)
     state, codes = mac.init_state(), []
     out = []
     for i, start in enumerate(range(0, n_max, chunk)):
-        state, res = mac.learn(state, xs[start: start + chunk], key=jax.random.key(seed * 997 + i))
+        state, res = mac.learn(state, xs[start : start + chunk], key=jax.random.key(seed * 997 + i))
         codes.append(np.asarray(res.code))
         n = start + chunk
         found = np.asarray(mac.recognize(state, xs, key=jax.random.key(i)).code)[:n]
         ref = np.concatenate(codes)
         g_novel = float(np.asarray(mac.recognize(state, novel).familiarity).mean())
-        out.append((n, float((found == ref).all(1).mean()), float((found == ref).mean()),
-                    g_novel))
+        out.append((n, float((found == ref).all(1).mean()), float((found == ref).mean()), g_novel))
     return out
 
 
@@ -75,21 +67,36 @@ def main(argv=None):
                     break
                 cap = n
             at = ns.index(cap) if cap else 0
-            rows.append({"Q": q, "K": k, "weights": N * q * k,
-                         "capacity (≥99% exact)": f"{cap}" + ("+" if cap == n_max else ""),
-                         f"exact recall @ {n_max}": float(exact[-1]),
-                         f"per-CM recall @ {n_max}": float(per_cm[-1]),
-                         "G novel @ capacity": float(g_nov[at])})
+            rows.append(
+                {
+                    "Q": q,
+                    "K": k,
+                    "weights": N * q * k,
+                    "capacity (≥99% exact)": f"{cap}" + ("+" if cap == n_max else ""),
+                    f"exact recall @ {n_max}": float(exact[-1]),
+                    f"per-CM recall @ {n_max}": float(per_cm[-1]),
+                    "G novel @ capacity": float(g_nov[at]),
+                }
+            )
             if k == grid_k[-1] or q == grid_q[-1]:
                 series[f"Q={q}, K={k}"] = (ns, exact)
             print(rows[-1], flush=True)
-    write(args.out, rows, title="Sparsey capacity: items stored before recall degrades",
-          notes={"preset": args.preset, "seeds": seeds,
-                 "setup": f"one mac, N={N} inputs ({ACTIVE} active), chunks of {chunk} up to "
-                          f"{n_max}, no freezing, default CSA constants",
-                 "seconds": round(time.perf_counter() - t0, 1)},
-          series=series, xlabel="items stored", ylabel="fraction recalled exactly",
-          png="capacity.png")
+    write(
+        args.out,
+        rows,
+        title="Sparsey capacity: items stored before recall degrades",
+        notes={
+            "preset": args.preset,
+            "seeds": seeds,
+            "setup": f"one mac, N={N} inputs ({ACTIVE} active), chunks of {chunk} up to "
+            f"{n_max}, no freezing, default CSA constants",
+            "seconds": round(time.perf_counter() - t0, 1),
+        },
+        series=series,
+        xlabel="items stored",
+        ylabel="fraction recalled exactly",
+        png="capacity.png",
+    )
     return rows
 
 

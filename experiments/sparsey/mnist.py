@@ -35,17 +35,15 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from memjax.data import binarize, load_mnist, split_per_class
-from memjax.data.skeleton import skeletonize
-from memjax.memories.sparsey import SparseyMac
-from memjax.memories.sparsey.hierarchy import (
-    SparseyHierarchy,
-    SparseyLevel,
-    mac_cells,
-    tile_receptive_fields,
+from experiments.sparsey.common import (
+    PAPER_ACCURACY,
+    add_model_args,
+    baselines,
+    codes_of,
+    load_data,
+    mnist_model,
 )
 from memjax.memories.sparsey.readout import (
     class_node_fit,
@@ -54,59 +52,9 @@ from memjax.memories.sparsey.readout import (
     linear_readout_predict,
     nearest_code_predict,
 )
+from memjax.train import describe_machine, plot_lines, write_results_table
 
-PAPER_ACCURACY = 91.0  # sparsey.com MNIST_Results, 200/class, single trial
 PAPER_SECONDS = 220.0  # learning time, one thread
-
-
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    """The model's command-line knobs (defaults = the setting chosen on the validation split)."""
-    p.add_argument("--levels", type=int, default=1, choices=[1, 2])
-    p.add_argument("--patch", type=int, default=7)
-    p.add_argument("--stride", type=int, default=3)
-    p.add_argument("--Q", type=int, default=8)
-    p.add_argument("--K", type=int, default=16)
-    p.add_argument("--gate-min", type=int, default=3, help="min active pixels in a mac's RF")
-    p.add_argument("--saturation", type=float, default=0.15, help="freeze a mac at this fill")
-    p.add_argument("--g-minus", type=float, default=0.7, help="familiarity floor G⁻")
-    p.add_argument("--inflection", type=float, default=0.9, help="sigmoid inflection θ")
-    p.add_argument("--slope", type=float, default=20.0, help="sigmoid slope λ")
-    p.add_argument("--patch2", type=int, default=3, help="level-2 RF, in level-1 macs")
-    p.add_argument("--stride2", type=int, default=1)
-    p.add_argument("--ties", default="shared", choices=["shared", "per_item"])
-    p.add_argument("--readout-steps", type=int, default=100, help="Adam steps, linear read-out")
-
-
-def build_model(args) -> SparseyHierarchy:
-    rf = tile_receptive_fields((28, 28), args.patch, args.stride)
-    csa = dict(Q=args.Q, K=args.K, saturation=args.saturation, g_minus=args.g_minus,
-               inflection=args.inflection, slope=args.slope)
-    levels = [SparseyLevel(SparseyMac(n_inputs=args.patch**2, gate_min=args.gate_min, **csa), rf)]
-    if args.levels == 2:
-        grid = (28 - args.patch) // args.stride + 1
-        rf2 = mac_cells(tile_receptive_fields((grid, grid), args.patch2, args.stride2),
-                        args.Q, args.K)
-        # gate: at least two active level-1 macs (Q cells each) in the RF
-        levels.append(SparseyLevel(SparseyMac(n_inputs=len(rf2[0]), gate_min=2 * args.Q, **csa),
-                                   rf2))
-    return SparseyHierarchy(tuple(levels))
-
-
-def load_data(args, per_class: int):
-    """``(x_train, y_train, x_eval, y_eval)``: test split, or the validation split."""
-    x, y = load_mnist()
-    x = binarize(x)
-    if getattr(args, "skeleton", False):
-        x = skeletonize(x.reshape(-1, 28, 28)).reshape(-1, 784)
-    s = split_per_class(x, y, per_class, seed=args.seed)
-    if getattr(args, "validate", False):
-        return split_per_class(s.x_train, s.y_train, per_class - per_class // 4, seed=args.seed + 1)
-    return s
-
-
-def codes_of(outs):
-    """All levels' codes ``(B, Σ M·Q)`` (levels share K)."""
-    return jnp.concatenate([o.code.reshape(o.code.shape[0], -1) for o in outs], axis=1)
 
 
 def run_once(model, xtr, ytr, xte, key, args):
@@ -130,24 +78,17 @@ def run_once(model, xtr, ytr, xte, key, args):
     return pred, {"learn_s": t1 - t0, "recognize_s": t2 - t1, "readout_s": t3 - t2}, carry
 
 
-def baselines(xtr, ytr, xte, yte):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neighbors import KNeighborsClassifier
-
-    out = {"raw 1-NN": KNeighborsClassifier(1).fit(xtr, ytr).score(xte, yte)}
-    lr = LogisticRegression(max_iter=200, C=0.05).fit(xtr, ytr)
-    out["raw logistic"] = lr.score(xte, yte)
-    return {k: 100 * v for k, v in out.items()}
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--preset", default="cpu", choices=["cpu", "gpu", "tpu"])
     p.add_argument("--per-class", type=int, default=200)
     add_model_args(p)
     p.add_argument("--skeleton", action="store_true", help="skeletonise after binarising")
-    p.add_argument("--validate", action="store_true",
-                   help="score on 1/4 of the training set held out (never the test set)")
+    p.add_argument(
+        "--validate",
+        action="store_true",
+        help="score on 1/4 of the training set held out (never the test set)",
+    )
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/sparsey/mnist")
@@ -155,7 +96,7 @@ def main(argv=None):
 
     xtr, ytr, xte, yte = load_data(args, args.per_class)
     split = "validation" if args.validate else "test"
-    model = build_model(args)
+    model = mnist_model(args)
     key = jax.random.key(args.seed)
 
     t = time.perf_counter()
@@ -170,38 +111,68 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     macs = "+".join(str(lv.n_macs) for lv in model.levels)
     frozen = [float(np.mean(s.frozen)) for s in carry.states]
-    record = {"split": split, "n_train": len(ytr), "n_eval": len(yte), "macs": macs, **vars(args),
-              **{f"acc_{k}": v for k, v in acc.items()}, **times, "seconds": seconds,
-              "compile_s": first - seconds, "frozen_macs": frozen,
-              **{f"baseline {k}": v for k, v in base.items()}}
+    record = {
+        "split": split,
+        "n_train": len(ytr),
+        "n_eval": len(yte),
+        "macs": macs,
+        **vars(args),
+        **{f"acc_{k}": v for k, v in acc.items()},
+        **times,
+        "seconds": seconds,
+        "compile_s": first - seconds,
+        "frozen_macs": frozen,
+        **{f"baseline {k}": v for k, v in base.items()},
+    }
     with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
-    rows = [{"model": "Sparsey (sparsey.com, 2-level, skeletonised)", "accuracy %": PAPER_ACCURACY,
-             "seconds": f"{PAPER_SECONDS:.0f} (learning, 1 thread)"}]
-    rows += [{"model": f"memjax Sparsey, {macs} macs Q={args.Q} K={args.K}, {k}",
-              "accuracy %": v, "seconds": f"{seconds:.2f} (learn+recognise+read-out)"}
-             for k, v in acc.items()]
+    rows = [
+        {
+            "model": "Sparsey (sparsey.com, 2-level, skeletonised)",
+            "accuracy %": PAPER_ACCURACY,
+            "seconds": f"{PAPER_SECONDS:.0f} (learning, 1 thread)",
+        }
+    ]
+    rows += [
+        {
+            "model": f"memjax Sparsey, {macs} macs Q={args.Q} K={args.K}, {k}",
+            "accuracy %": v,
+            "seconds": f"{seconds:.2f} (learn+recognise+read-out)",
+        }
+        for k, v in acc.items()
+    ]
     rows += [{"model": k, "accuracy %": v, "seconds": ""} for k, v in base.items()]
-    from memjax.train import describe_machine, plot_lines, write_results_table
-
-    write_results_table(out / "results.md", rows, title=f"Sparsey MNIST (R1), {split} accuracy",
-                        notes={"preset": args.preset, "machine": describe_machine(),
-                               "train/eval": f"{len(ytr)}/{len(yte)} ({split})",
-                               "stage seconds": json.dumps({k: round(v, 3)
-                                                            for k, v in times.items()}),
-                               "compile seconds": round(first - seconds, 2),
-                               "frozen macs per level": [round(f, 3) for f in frozen],
-                               "command args": " ".join(argv or []) or "(defaults)"})
+    write_results_table(
+        out / "results.md",
+        rows,
+        title=f"Sparsey MNIST (R1), {split} accuracy",
+        notes={
+            "preset": args.preset,
+            "machine": describe_machine(),
+            "train/eval": f"{len(ytr)}/{len(yte)} ({split})",
+            "stage seconds": json.dumps({k: round(v, 3) for k, v in times.items()}),
+            "compile seconds": round(first - seconds, 2),
+            "frozen macs per level": [round(f, 3) for f in frozen],
+            "command args": " ".join(argv or []) or "(defaults)",
+        },
+    )
     names = list(acc) + list(base)
-    plot_lines(out / "accuracy.png",
-               {"memjax / baselines": (range(len(names)), [*acc.values(), *base.values()]),
-                "paper (91%)": ((0, len(names) - 1), (PAPER_ACCURACY, PAPER_ACCURACY))},
-               xlabel=" | ".join(names), ylabel=f"{split} accuracy %",
-               title=f"MNIST, {len(ytr)} train (single pass)")
+    plot_lines(
+        out / "accuracy.png",
+        {
+            "memjax / baselines": (range(len(names)), [*acc.values(), *base.values()]),
+            "paper (91%)": ((0, len(names) - 1), (PAPER_ACCURACY, PAPER_ACCURACY)),
+        },
+        xlabel=" | ".join(names),
+        ylabel=f"{split} accuracy %",
+        title=f"MNIST, {len(ytr)} train (single pass)",
+    )
     for row in rows:
         print(f"{row['model']}: {row['accuracy %']:.2f}%")
-    print(f"accuracy={acc['linear']:.2f}% seconds={seconds:.2f} ({split}; linear read-out; "
-          f"class nodes {acc['class_nodes']:.2f}%, nearest code {acc['nearest_code']:.2f}%)")
+    print(
+        f"accuracy={acc['linear']:.2f}% seconds={seconds:.2f} ({split}; linear read-out; "
+        f"class nodes {acc['class_nodes']:.2f}%, nearest code {acc['nearest_code']:.2f}%)"
+    )
     return acc, seconds
 
 

@@ -24,7 +24,7 @@ from itertools import pairwise
 import jax
 import numpy as np
 
-from experiments.sparsey._common import parser, write
+from experiments.sparsey.common import parser, write
 from memjax.memories.sparsey import SparseyMac
 from memjax.memories.sparsey.hierarchy import SparseyHierarchy, SparseyLevel, mac_cells
 
@@ -70,8 +70,9 @@ def trial(hier, n_seqs, prefixes, seed):
         for i, s in enumerate(seqs):
             frames = alphabet[s].copy()
             frames[p:] = 0
-            _, out = hier.run(hier.reset_time(carry), frames, key=jax.random.key(10_000 + i),
-                              mode="recognize")
+            _, out = hier.run(
+                hier.reset_time(carry), frames, key=jax.random.key(10_000 + i), mode="recognize"
+            )
             got = np.asarray(out[0].code[:, 0])  # (T, Q)
             exact += int((got[p:] == stored[i, p:]).all(1).sum())
             overlap = (got[p:, None, :] == flat_codes[None]).sum(-1)  # (T-p, S*T)
@@ -99,9 +100,16 @@ def main(argv=None):
         runs = [trial(hier, n, prefixes, args.seed + 100 * s) for s in range(seeds)]
         for pre in prefixes:
             ex, fr, fo = (float(np.mean([r[pre][j] for r in runs])) for j in range(3))
-            rows.append({"sequences stored": n, "frames stored": n * T, "prefix": pre,
-                         "exact code recall": ex, "frame recall": fr,
-                         "first-order baseline": fo})
+            rows.append(
+                {
+                    "sequences stored": n,
+                    "frames stored": n * T,
+                    "prefix": pre,
+                    "exact code recall": ex,
+                    "frame recall": fr,
+                    "first-order baseline": fo,
+                }
+            )
             series.setdefault(f"Sparsey, prefix {pre}", ([], []))
             series[f"Sparsey, prefix {pre}"][0].append(n)
             series[f"Sparsey, prefix {pre}"][1].append(fr)
@@ -109,13 +117,22 @@ def main(argv=None):
             series[f"first-order, prefix {pre}"][0].append(n)
             series[f"first-order, prefix {pre}"][1].append(fo)
             print(rows[-1], flush=True)
-    write(args.out, rows, title="Sparsey sequence recall from a prefix (H path)",
-          notes={"preset": args.preset, "seeds": seeds,
-                 "setup": f"one mac N={N} ({ACTIVE} active), Q={Q}, K={K}, H = own code at t−1; "
-                          f"alphabet {ALPHABET} frames, sequences of {T}",
-                 "seconds": round(time.perf_counter() - t0, 1)},
-          series=series, xlabel="sequences stored", ylabel="frames recalled after the prefix",
-          png="sequences.png")
+    write(
+        args.out,
+        rows,
+        title="Sparsey sequence recall from a prefix (H path)",
+        notes={
+            "preset": args.preset,
+            "seeds": seeds,
+            "setup": f"one mac N={N} ({ACTIVE} active), Q={Q}, K={K}, H = own code at t−1; "
+            f"alphabet {ALPHABET} frames, sequences of {T}",
+            "seconds": round(time.perf_counter() - t0, 1),
+        },
+        series=series,
+        xlabel="sequences stored",
+        ylabel="frames recalled after the prefix",
+        png="sequences.png",
+    )
     return rows
 
 

@@ -5,7 +5,8 @@ Variants (each a :class:`~memjax.models.sequence_model.SequenceModel` around
 
 * ``lmm``: the full LMM (deep memory ``L_M = 2``, momentum, decay, causal conv width 4, 4
   persistent tokens);
-* ``+mac`` / ``+mag`` / ``+mal``: the hybrids (:func:`memjax.models.titans.build_model`);
+* ``+mac`` / ``+mag`` / ``+mal``: the hybrids (:func:`memjax.models.titans.build_model`, with
+  ``window`` as the sliding window and the MAC segment size);
 * ``linear memory``: ``L_M = 1``;
 * ``w/o convolution``: ``conv_width = 0``;
 * ``w/o momentum``: ``η_t = 0`` (control ``eta=0``, overriding the gate);
@@ -13,11 +14,11 @@ Variants (each a :class:`~memjax.models.sequence_model.SequenceModel` around
 * ``w/o persistent memory``: ``num_persistent = 0``.
 
 Every variant is trained as a character language model on tiny-shakespeare (same data, seed and
-steps for all, :func:`memjax.data.sample_char_batch`) and scored by its validation loss over
-``eval_batches`` fixed validation windows — the counterpart of the paper's perplexity column
-(its reasoning and long-context columns need the 170M-760M models). Every preset runs every row
-(``--set "variants=(lmm,+mag)"`` picks some). Writes ``results.md``, ``train_loss.png``
-(training-loss curves) and ``summary.json``.
+steps for all, :func:`experiments.common.char_lm.shakespeare_batches`) and scored by its
+validation loss over ``eval_batches`` fixed validation windows — the counterpart of the paper's
+perplexity column (its reasoning and long-context columns need the 170M-760M models). Every
+preset runs every row (``--set "variants=(lmm,+mag)"`` picks some). Writes ``results.md``,
+``train_loss.png`` (training-loss curves) and ``summary.json``.
 
 ``python -m experiments.titans.ablations [--preset cpu|gpu|tpu] [--resume]``
 """
@@ -25,19 +26,16 @@ steps for all, :func:`memjax.data.sample_char_batch`) and scored by its validati
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 
-from experiments.titans.common import (
-    LMMOptions,
-    build_model,
-    count_params,
-    train_variant,
-    val_loss_fn,
-)
-from memjax.data import sample_char_batch, tiny_shakespeare
-from memjax.train import TrainConfig, describe_machine, parse_args, plot_lines, write_results_table
+from experiments.common.char_lm import VOCAB_SIZE, shakespeare_batches, train_lm, val_loss_fn
+from experiments.common.config import LONG_RUN, accelerator_presets
+from experiments.common.models import count_params
+from experiments.common.outputs import report, run_notes, write_outputs
+from experiments.titans.common import LMMOptions
+from memjax.models.titans import build_model
+from memjax.train import TrainConfig, parse_args
 
 VARIANTS = {
     "lmm": LMMOptions(),
@@ -69,6 +67,7 @@ class Config(TrainConfig):
 
 
 _BIG = {
+    **LONG_RUN,
     "d_model": 256,
     "num_heads": 4,
     "num_layers": 4,
@@ -76,83 +75,73 @@ _BIG = {
     "block_size": 256,
     "learning_rate": 1e-3,
     "eval_batches": 50,
-    "steps": 5000,
-    "log_every": 100,
-    "checkpoint_every": 1000,
 }
-PRESETS = {"cpu": {}, "gpu": {**_BIG, "batch_size": 64}, "tpu": {**_BIG, "batch_size": 128}}
-
-
-VOCAB_SIZE = 65
+PRESETS = accelerator_presets({}, _BIG, gpu={"batch_size": 64}, tpu={"batch_size": 128})
 
 
 def model_for(config: Config, variant: str):
+    """The variant's model: an ablated LMM (:meth:`LMMOptions.model`) or a hybrid kind."""
     spec = VARIANTS[variant]
-    kind, opts = (spec, None) if isinstance(spec, str) else ("lmm", spec)
-    return kind, build_model(
-        kind,
-        VOCAB_SIZE,
-        config.d_model,
-        config.num_layers,
-        num_heads=config.num_heads,
-        lmm=opts,
-        window=config.window,
-    )
+    d, layers, heads = config.d_model, config.num_layers, config.num_heads
+    if isinstance(spec, LMMOptions):
+        return spec.model(VOCAB_SIZE, d, layers, num_heads=heads)
+    w = config.window
+    return build_model(spec, VOCAB_SIZE, d, layers, num_heads=heads, window=w, segment_size=w)
 
 
 def main(argv=None) -> list[dict]:
-    run = parse_args(Config, PRESETS, argv, experiment="titans_ablations",
-                     description=__doc__.splitlines()[0])
+    run = parse_args(
+        Config, PRESETS, argv, experiment="titans_ablations", description=__doc__.splitlines()[0]
+    )
     config: Config = run.config
     for v in config.variants:
         if v not in VARIANTS:
             raise ValueError(f"variants: expected names from {tuple(VARIANTS)}, got {v!r}")
-    data = tiny_shakespeare()
-    val = [sample_char_batch(data.val, config.batch_size, config.block_size, config.seed + 1, i)
-           for i in range(config.eval_batches)]
-
-    def get_batch(step):
-        return sample_char_batch(data.train, config.batch_size, config.block_size, config.seed,
-                                 step)
-
+    get_batch, val = shakespeare_batches(config)
     start = time.perf_counter()
     rows, curves = [], {}
     for variant in config.variants:
-        _, model = model_for(config, variant)
+        model = model_for(config, variant)
         folder = variant.replace("/", "").replace(" ", "_").replace("+", "plus_")
         t0 = time.perf_counter()
-        result = train_variant(config, run, folder, model, get_batch, val_loss_fn(model, val))
+        result = train_lm(config, run, folder, model, get_batch, val_loss_fn(model, val))
         evals = [r for r in result.history if r["split"] == "eval"]
         train_records = [r for r in result.history if r["split"] == "train"]
-        curves[variant] = ([r["step"] for r in train_records],
-                           [r["loss"] for r in train_records])
-        rows.append({
-            "variant": variant,
-            "params": count_params(model),
-            "val_loss": evals[-1]["val_loss"],
-            "val_ppl": math.exp(evals[-1]["val_loss"]),
-            "train_s": round(time.perf_counter() - t0),
-        })
+        curves[variant] = ([r["step"] for r in train_records], [r["loss"] for r in train_records])
+        rows.append(
+            {
+                "variant": variant,
+                "params": count_params(model),
+                "val_loss": evals[-1]["val_loss"],
+                "val_ppl": math.exp(evals[-1]["val_loss"]),
+                "train_s": round(time.perf_counter() - t0),
+            }
+        )
     total = time.perf_counter() - start
-    notes = {
-        "preset": run.preset,
-        "machine": describe_machine(),
-        "seed": config.seed,
-        "task": f"tiny-shakespeare characters, {config.steps} steps x {config.batch_size} "
-        f"windows of {config.block_size}, AdamW lr {config.learning_rate} (warm-up + cosine); "
-        f"val loss over {config.eval_batches} x {config.batch_size} validation windows",
-        "model": f"{config.num_layers} layer(s), d_model {config.d_model}, {config.num_heads} "
-        "heads, memory depth 2 (expansion 4), chunk 16",
-        "wall time": f"{total:.0f} s",
-    }
-    text = write_results_table(run.out_dir / "results.md", rows,
-                               title="LMM ablations: tiny-shakespeare validation loss",
-                               notes=notes)
-    plot_lines(run.out_dir / "train_loss.png", curves, xlabel="step", ylabel="training loss",
-               title="LMM ablations (tiny-shakespeare)", markers=False)
-    (run.out_dir / "summary.json").write_text(json.dumps(rows, indent=2))
-    print(text)
-    print(f"wrote {run.out_dir / 'results.md'} in {total:.0f} s")
+    notes = run_notes(
+        run,
+        total,
+        {
+            "task": f"tiny-shakespeare characters, {config.steps} steps x {config.batch_size} "
+            f"windows of {config.block_size}, AdamW lr {config.learning_rate} (warm-up + cosine); "
+            f"val loss over {config.eval_batches} x {config.batch_size} validation windows",
+            "model": f"{config.num_layers} layer(s), d_model {config.d_model}, {config.num_heads} "
+            "heads, memory depth 2 (expansion 4), chunk 16",
+        },
+    )
+    text = write_outputs(
+        run.out_dir,
+        rows,
+        title="LMM ablations: tiny-shakespeare validation loss",
+        notes=notes,
+        plot_name="train_loss.png",
+        series=curves,
+        xlabel="step",
+        ylabel="training loss",
+        plot_title="LMM ablations (tiny-shakespeare)",
+        markers=False,
+    )
+    report(run.out_dir, text, total)
     return rows
 
 

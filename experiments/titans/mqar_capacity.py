@@ -21,14 +21,15 @@ the LMM stays at chance there, for the reasons given in the README, §5.)
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 
 import jax
 import jax.numpy as jnp
 
+from experiments.common.config import accelerator_presets
+from experiments.common.outputs import report, run_notes, write_outputs
 from memjax.memories.titans import TitansMemory
-from memjax.train import describe_machine, parse_args, plot_lines, write_results_table
+from memjax.train import parse_args
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,20 +45,28 @@ class Config:
     seed: int = 0
 
 
-PRESETS = {
-    "cpu": {},
-    "gpu": {"widths": (16, 32, 64, 128), "depths": (1, 2, 3, 4),
-            "num_pairs": (8, 16, 32, 64, 128, 256, 512, 1024), "trials": 16},
-    "tpu": {"widths": (16, 32, 64, 128), "depths": (1, 2, 3, 4),
-            "num_pairs": (8, 16, 32, 64, 128, 256, 512, 1024), "trials": 16},
+_FULL_SIZE = {
+    "widths": (16, 32, 64, 128),
+    "depths": (1, 2, 3, 4),
+    "num_pairs": (8, 16, 32, 64, 128, 256, 512, 1024),
+    "trials": 16,
 }
+PRESETS = accelerator_presets({}, _FULL_SIZE)
 
 
 def recall(config: Config, depth: int, width: int, n: int) -> float:
     """Mean recall over ``config.trials`` draws of ``n`` pairs (module doc)."""
-    memory = TitansMemory(width, width, depth=depth, expansion=config.expansion,
-                          theta=config.theta, eta=0.0, alpha=0.0, max_grad_norm=None,
-                          residual_norm=False)
+    memory = TitansMemory(
+        width,
+        width,
+        depth=depth,
+        expansion=config.expansion,
+        theta=config.theta,
+        eta=0.0,
+        alpha=0.0,
+        max_grad_norm=None,
+        residual_norm=False,
+    )
 
     @jax.jit
     def one(key):
@@ -84,8 +93,13 @@ def recall(config: Config, depth: int, width: int, n: int) -> float:
 
 
 def main(argv=None) -> list[dict]:
-    run = parse_args(Config, PRESETS, argv, experiment="titans_mqar_capacity",
-                     description=__doc__.splitlines()[0])
+    run = parse_args(
+        Config,
+        PRESETS,
+        argv,
+        experiment="titans_mqar_capacity",
+        description=__doc__.splitlines()[0],
+    )
     config: Config = run.config
     run.out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -94,41 +108,53 @@ def main(argv=None) -> list[dict]:
         for width in config.widths:
             scores = {n: recall(config, depth, width, n) for n in config.num_pairs}
             held = [n for n in config.num_pairs if scores[n] >= config.threshold]
-            size = sum(x.size for x in jax.tree_util.tree_leaves(
-                TitansMemory(width, width, depth=depth, expansion=config.expansion)
-                .init_params(jax.random.key(0))))
-            rows.append({
-                "depth L_M": depth,
-                "width d": width,
-                "memory params": size,
-                **{f"N={n}": scores[n] for n in config.num_pairs},
-                "capacity": max(held) if held else 0,
-            })
+            size = sum(
+                x.size
+                for x in jax.tree_util.tree_leaves(
+                    TitansMemory(width, width, depth=depth, expansion=config.expansion).init_params(
+                        jax.random.key(0)
+                    )
+                )
+            )
+            rows.append(
+                {
+                    "depth L_M": depth,
+                    "width d": width,
+                    "memory params": size,
+                    **{f"N={n}": scores[n] for n in config.num_pairs},
+                    "capacity": max(held) if held else 0,
+                }
+            )
     total = time.perf_counter() - start
-    notes = {
-        "preset": run.preset,
-        "machine": describe_machine(),
-        "seed": config.seed,
-        "protocol": f"theta {config.theta}, eta 0, alpha 0, no clipping, sum loss, "
-        f"{config.passes} passes, {config.trials} trials; capacity = largest N with recall >= "
-        f"{config.threshold}",
-        "wall time": f"{total:.0f} s",
+    notes = run_notes(
+        run,
+        total,
+        {
+            "protocol": f"theta {config.theta}, eta 0, alpha 0, no clipping, sum loss, "
+            f"{config.passes} passes, {config.trials} trials; capacity = largest N with recall >= "
+            f"{config.threshold}",
+        },
+    )
+    series = {
+        f"L_M={r['depth L_M']}, d={r['width d']}": (
+            list(config.num_pairs),
+            [r[f"N={n}"] for n in config.num_pairs],
+        )
+        for r in rows
     }
-    text = write_results_table(run.out_dir / "results.md", rows,
-                               title="Test-time recall of N key-value pairs by the Titans memory",
-                               notes=notes)
-    plot_lines(
-        run.out_dir / "capacity.png",
-        {f"L_M={r['depth L_M']}, d={r['width d']}": (
-            list(config.num_pairs), [r[f"N={n}"] for n in config.num_pairs]) for r in rows},
+    text = write_outputs(
+        run.out_dir,
+        rows,
+        title="Test-time recall of N key-value pairs by the Titans memory",
+        notes=notes,
+        plot_name="capacity.png",
+        series=series,
         xlabel="key-value pairs N",
         ylabel="recall",
-        title="Titans memory capacity",
+        plot_title="Titans memory capacity",
         logx=True,
     )
-    (run.out_dir / "summary.json").write_text(json.dumps(rows, indent=2))
-    print(text)
-    print(f"wrote {run.out_dir / 'results.md'} in {total:.0f} s")
+    report(run.out_dir, text, total)
     return rows
 
 

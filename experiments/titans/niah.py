@@ -1,7 +1,8 @@
 """Single needle in a haystack (RULER S-NIAH, Titans Table 2) for LMM, MAC, MAG, MAL, attention
 and the gated delta rule.
 
-Every architecture (:func:`experiments.titans.common.build_model`) is trained from scratch on
+Every architecture (:func:`memjax.models.titans.build_model`, ``window`` as the sliding window
+and the MAC segment size) is trained from scratch on
 :func:`memjax.data.needle_haystack` sequences of ``train_len`` characters, each batch holding the
 three needle kinds (passkey, number, uuid) in equal parts, noise haystack, needle at a uniform
 random depth. The loss is the cross-entropy of the answer tokens (teacher forcing) plus
@@ -17,21 +18,18 @@ tokens, the paper's accuracy) and *token accuracy* (share of answer tokens right
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 
 import jax
 import numpy as np
 
-from experiments.titans.common import (
-    batch_logits,
-    build_model,
-    count_params,
-    masked_metrics,
-    train_variant,
-)
+from experiments.common.char_lm import batch_logits, masked_metrics, train_lm
+from experiments.common.config import LONG_RUN, accelerator_presets
+from experiments.common.models import count_params
+from experiments.common.outputs import report, run_notes, write_outputs
 from memjax.data import NIAH_VOCAB, needle_haystack
-from memjax.train import TrainConfig, describe_machine, parse_args, plot_lines, write_results_table
+from memjax.models.titans import build_model
+from memjax.train import TrainConfig, parse_args, write_results_table
 
 MODELS = ("lmm", "mac", "mag", "mal", "attention", "gated_delta")
 NEEDLES = ("passkey", "number", "uuid")
@@ -59,39 +57,23 @@ class Config(TrainConfig):
     checkpoint_every: int = 150
 
 
-PRESETS = {
-    "cpu": {},
-    "gpu": {
-        "train_len": 2048,
-        "eval_lens": (2048, 4096, 8192, 16384),
-        "d_model": 128,
-        "num_layers": 4,
-        "num_heads": 4,
-        "window": 512,
-        "batch_size": 48,
-        "learning_rate": 1e-3,
-        "steps": 5000,
-        "eval_examples": 100,
-        "eval_batch": 4,
-        "log_every": 100,
-        "checkpoint_every": 1000,
-    },
-    "tpu": {
-        "train_len": 2048,
-        "eval_lens": (2048, 4096, 8192, 16384),
-        "d_model": 128,
-        "num_layers": 4,
-        "num_heads": 4,
-        "window": 512,
-        "batch_size": 96,
-        "learning_rate": 1e-3,
-        "steps": 5000,
-        "eval_examples": 100,
-        "eval_batch": 8,
-        "log_every": 100,
-        "checkpoint_every": 1000,
-    },
+_FULL_SIZE = {
+    **LONG_RUN,
+    "train_len": 2048,
+    "eval_lens": (2048, 4096, 8192, 16384),
+    "d_model": 128,
+    "num_layers": 4,
+    "num_heads": 4,
+    "window": 512,
+    "learning_rate": 1e-3,
+    "eval_examples": 100,
 }
+PRESETS = accelerator_presets(
+    {},
+    _FULL_SIZE,
+    gpu={"batch_size": 48, "eval_batch": 4},
+    tpu={"batch_size": 96, "eval_batch": 8},
+)
 
 
 def needle_batch(config: Config, seed, length: int, per_kind: int):
@@ -119,8 +101,9 @@ def evaluate(config: Config, model, params) -> dict:
         tokens, targets = needle_batch(config, [config.seed, 10_000 + length], length, per_kind)
         exact, right, total = [], [], []
         for i in range(0, tokens.shape[0], config.eval_batch):
-            e, r, t = scores(params, tokens[i : i + config.eval_batch],
-                             targets[i : i + config.eval_batch])
+            e, r, t = scores(
+                params, tokens[i : i + config.eval_batch], targets[i : i + config.eval_batch]
+            )
             exact.append(np.asarray(e))
             right.append(np.asarray(r))
             total.append(np.asarray(t))
@@ -142,6 +125,7 @@ def run_model(config: Config, name: str, run) -> dict:
         config.num_layers,
         num_heads=config.num_heads,
         window=config.window,
+        segment_size=config.window,
     )
     per_kind = config.batch_size // len(config.needles)
 
@@ -149,7 +133,7 @@ def run_model(config: Config, name: str, run) -> dict:
         return needle_batch(config, [config.seed, step], config.train_len, per_kind)
 
     start = time.perf_counter()
-    result = train_variant(config, run, name, model, get_batch, lm_weight=config.lm_weight)
+    result = train_lm(config, run, name, model, get_batch, lm_weight=config.lm_weight)
     trained = time.perf_counter() - start
     scores = evaluate(config, model, result.params)
     train_records = [r for r in result.history if r["split"] == "train"]
@@ -178,27 +162,29 @@ def table_rows(config: Config, results: list[dict], which: int) -> list[dict]:
 
 
 def main(argv=None) -> list[dict]:
-    run = parse_args(Config, PRESETS, argv, experiment="titans_niah",
-                     description=__doc__.splitlines()[0])
+    run = parse_args(
+        Config, PRESETS, argv, experiment="titans_niah", description=__doc__.splitlines()[0]
+    )
     config: Config = run.config
     start = time.perf_counter()
     results = [run_model(config, m, run) for m in config.models]
     total = time.perf_counter() - start
-    notes = {
-        "preset": run.preset,
-        "machine": describe_machine(),
-        "seed": config.seed,
-        "training": f"{config.steps} steps x {config.batch_size} sequences of {config.train_len} "
-        f"characters (kinds {', '.join(config.needles)} in equal parts), lr "
-        f"{config.learning_rate}, lm_weight {config.lm_weight}",
-        "evaluation": f"{config.eval_examples} held-out sequences per kind and length",
-        "models": f"{config.num_layers} layers, d_model {config.d_model}, {config.num_heads} heads"
-        "; params "
-        + ", ".join(f"{r['model']} {r['params']}" for r in results),
-        "wall time": f"{total:.0f} s",
-    }
+    notes = run_notes(
+        run,
+        total,
+        {
+            "training": f"{config.steps} steps x {config.batch_size} sequences of "
+            f"{config.train_len} characters (kinds {', '.join(config.needles)} in equal parts), lr "
+            f"{config.learning_rate}, lm_weight {config.lm_weight}",
+            "evaluation": f"{config.eval_examples} held-out sequences per kind and length",
+            "models": f"{config.num_layers} layers, d_model {config.d_model}, "
+            f"{config.num_heads} heads; params "
+            + ", ".join(f"{r['model']} {r['params']}" for r in results),
+        },
+    )
     text = write_results_table(
-        None, table_rows(config, results, 0),
+        None,
+        table_rows(config, results, 0),
         title="S-NIAH exact match, % (all answer tokens right)",
     )
     text += "\n" + write_results_table(
@@ -206,12 +192,23 @@ def main(argv=None) -> list[dict]:
     )
     text += "\n" + write_results_table(
         None,
-        [{k: r[k] for k in ("model", "params", "train_loss", "train_answer_accuracy",
-                            "train_s", "eval_s")} for r in results],
+        [
+            {
+                k: r[k]
+                for k in (
+                    "model",
+                    "params",
+                    "train_loss",
+                    "train_answer_accuracy",
+                    "train_s",
+                    "eval_s",
+                )
+            }
+            for r in results
+        ],
         title="Training",
         notes=notes,
     )
-    (run.out_dir / "results.md").write_text(text)
     series = {
         f"{r['model']} {SHORT[k]}": (
             list(config.eval_lens),
@@ -220,11 +217,18 @@ def main(argv=None) -> list[dict]:
         for r in results
         for k in config.needles
     }
-    plot_lines(run.out_dir / "niah.png", series, xlabel="sequence length", ylabel="token accuracy",
-               title="S-NIAH answer-token accuracy", logx=True)
-    (run.out_dir / "summary.json").write_text(json.dumps(results, indent=2))
-    print(text)
-    print(f"wrote {run.out_dir / 'results.md'} in {total:.0f} s")
+    write_outputs(
+        run.out_dir,
+        results,
+        text=text,
+        plot_name="niah.png",
+        series=series,
+        xlabel="sequence length",
+        ylabel="token accuracy",
+        plot_title="S-NIAH answer-token accuracy",
+        logx=True,
+    )
+    report(run.out_dir, text, total)
     return results
 
 

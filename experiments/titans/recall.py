@@ -37,29 +37,35 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 import time
-from typing import Any
 
-import jax
-
-from experiments.associative_recall.run import train_on_mqar, write_mqar_outputs
-from experiments.titans.common import Controlled
-from memjax.memories.linear import LinearMemory
-from memjax.models.associative import AssociativeLayer
-from memjax.models.sequence_model import SequenceModel
-from memjax.models.titans.lmm import TitansLMM
-from memjax.nn.attention import Attention
-from memjax.train import (
-    TrainConfig,
-    describe_machine,
-    parse_args,
+from experiments.common.config import MQAR_BATCH_SIZES, MQAR_FULL_SIZE, accelerator_presets
+from experiments.common.models import count_params
+from experiments.common.mqar import (
+    mqar_notes,
+    run_mqar_variants,
+    train_on_mqar,
+    write_mqar_outputs,
 )
+from experiments.titans.common import Controlled
+from memjax.models.sequence_model import SequenceModel
+from memjax.models.titans import build_model
+from memjax.models.titans.lmm import TitansLMM
+from memjax.train import TrainConfig, parse_args
 
 VARIANTS = (
-    "lmm_deep", "lmm_linear", "lmm_no_momentum", "lmm_no_decay", "lmm_no_conv",
-    "lmm_no_persistent", "lmm_wrapper", "lmm_uniform_conv", "lmm_identity_conv", "lmm_both",
-    "gated_delta", "attention",
+    "lmm_deep",
+    "lmm_linear",
+    "lmm_no_momentum",
+    "lmm_no_decay",
+    "lmm_no_conv",
+    "lmm_no_persistent",
+    "lmm_wrapper",
+    "lmm_uniform_conv",
+    "lmm_identity_conv",
+    "lmm_both",
+    "gated_delta",
+    "attention",
 )
 # how each LMM variant differs from lmm_deep (L_M = 2, library defaults): TitansLMM fields ...
 LMM_FIELDS = {
@@ -98,57 +104,46 @@ class Config(TrainConfig):
     eval_batches: int = 2
 
 
-_FULL_SIZE = {
-    "steps": 5000,
-    "d_model": 128,
-    "num_layers": 2,
-    "attention_layers": 2,
-    "kv_pairs": (8, 16, 32, 64, 128),
-    "seq_len": 512,
-    "vocab_size": 8192,
-    "chunk_size": 64,
-    "remat": True,
-    "log_every": 100,
-    "checkpoint_every": 1000,
-    "eval_batches": 16,
-}
-PRESETS = {
-    "cpu": {"steps": 400, "log_every": 100, "checkpoint_every": 400},
-    "gpu": {**_FULL_SIZE, "batch_size": 256},
-    "tpu": {**_FULL_SIZE, "batch_size": 512},
-}
+PRESETS = accelerator_presets(
+    {"steps": 400, "log_every": 100, "checkpoint_every": 400},
+    {**MQAR_FULL_SIZE, "attention_layers": 2, "chunk_size": 64, "remat": True},
+    **MQAR_BATCH_SIZES,
+)
 
 
 def lmm_layer(config: Config, variant: str) -> TitansLMM | Controlled:
     """The LMM of an ``lmm_*`` variant (module doc, :data:`LMM_FIELDS`, :data:`LMM_CONTROLS`)."""
-    fields = {"chunk_size": config.chunk_size, "conv_width": config.conv_width,
-              "remat": config.remat, **LMM_FIELDS[variant]}
+    fields = {
+        "chunk_size": config.chunk_size,
+        "conv_width": config.conv_width,
+        "remat": config.remat,
+        **LMM_FIELDS[variant],
+    }
     layer = TitansLMM(config.d_model, config.num_heads, **fields)
     if variant in LMM_CONTROLS:
         return Controlled(layer, LMM_CONTROLS[variant])
     return layer
 
 
-def build_model(config: Config, variant: str) -> SequenceModel:
-    """The variant's model (module doc)."""
+def variant_model(config: Config, variant: str) -> SequenceModel:
+    """The variant's model (module doc): an ``lmm_*`` layer, or the ``gated_delta`` /
+    ``attention`` kind of :func:`memjax.models.titans.build_model`."""
     d, h = config.d_model, config.num_heads
-    layers = config.num_layers
     if variant in LMM_FIELDS:
-        mixer: Any = lmm_layer(config, variant)
-    elif variant == "gated_delta":
-        d_head = d // h
-        memory = LinearMemory(
-            d_head, d_head, alpha=0.01, gated=("theta", "alpha"), decay_form="gated_deltanet"
+        return SequenceModel(config.vocab_size, d, config.num_layers, lmm_layer(config, variant))
+    if variant == "gated_delta":
+        return build_model(
+            "gated_delta",
+            config.vocab_size,
+            d,
+            config.num_layers,
+            num_heads=h,
+            conv_width=config.conv_width,
+            chunk_size=config.chunk_size,
         )
-        mixer = AssociativeLayer(
-            d, h, memory, conv_width=config.conv_width, chunk_size=config.chunk_size
-        )
-    elif variant == "attention":
-        mixer = Attention(d, h)
-        layers = config.attention_layers
-    else:
-        raise ValueError(f"variants: expected names from {VARIANTS}, got {variant!r}")
-    return SequenceModel(config.vocab_size, d, layers, mixer)
+    if variant == "attention":
+        return build_model("attention", config.vocab_size, d, config.attention_layers, num_heads=h)
+    raise ValueError(f"variants: expected names from {VARIANTS}, got {variant!r}")
 
 
 def memory_size(config: Config, variant: str) -> str:
@@ -168,16 +163,14 @@ def memory_size(config: Config, variant: str) -> str:
 
 
 def run_variant(config: Config, variant: str, run_args) -> list[dict]:
-    """Train the model ``variant`` on MQAR (the associative-recall experiment's
-    :func:`~experiments.associative_recall.run.train_on_mqar`), adding its size and time."""
-    model = build_model(config, variant)
+    """Train the model ``variant`` on MQAR (:func:`experiments.common.mqar.train_on_mqar`),
+    adding its size and time."""
+    model = variant_model(config, variant)
     start = time.perf_counter()
     rows = train_on_mqar(config, model, variant, run_args)
     seconds = time.perf_counter() - start
-    shapes = jax.eval_shape(model.init_params, jax.random.key(0))
-    params = int(sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(shapes)))
     extra = {
-        "params": params,
+        "params": count_params(model),
         "state per head": memory_size(config, variant),
         "seconds": round(seconds, 1),
     }
@@ -189,27 +182,24 @@ def main(argv=None) -> list[dict]:
         Config, PRESETS, argv, experiment="titans_recall", description=__doc__.splitlines()[0]
     )
     config: Config = run.config
-    start = time.perf_counter()
-    rows = [row for v in config.variants for row in run_variant(config, v, run)]
-    total = time.perf_counter() - start
+    rows, total = run_mqar_variants(run, run_variant)
     d_head = config.d_model // config.num_heads
-    notes = {
-        "preset": run.preset,
-        "machine": describe_machine(),
-        "seed": config.seed,
-        "steps per variant": config.steps,
-        "model": f"{config.num_layers} layer(s) ({config.attention_layers} for attention), "
-        f"d_model {config.d_model}, {config.num_heads} heads (d_head = {d_head}), "
-        f"conv {config.conv_width}",
-        "lmm settings": f"chunk {config.chunk_size}, TitansLMM defaults except "
-        + "; ".join(f"{v}: {LMM_FIELDS[v] or dict(LMM_CONTROLS[v])}" for v in config.variants
-                    if LMM_FIELDS.get(v) or v in LMM_CONTROLS),
-        "task": f"MQAR, vocab {config.vocab_size}, length {config.seq_len}, pairs "
-        f"{config.kv_pairs} in turn; chance = 1/{config.vocab_size // 2}",
-        "optimizer": f"AdamW lr {config.learning_rate}, weight decay 0.01, batch "
-        f"{config.batch_size}",
-        "wall time": f"{total:.0f} s",
-    }
+    changed = [v for v in config.variants if LMM_FIELDS.get(v) or v in LMM_CONTROLS]
+    notes = mqar_notes(
+        run,
+        total,
+        {
+            "model": f"{config.num_layers} layer(s) ({config.attention_layers} for attention), "
+            f"d_model {config.d_model}, {config.num_heads} heads (d_head = {d_head}), "
+            f"conv {config.conv_width}",
+            "lmm settings": f"chunk {config.chunk_size}, TitansLMM defaults except "
+            + "; ".join(f"{v}: {LMM_FIELDS[v] or dict(LMM_CONTROLS[v])}" for v in changed),
+            "task": f"MQAR, vocab {config.vocab_size}, length {config.seq_len}, pairs "
+            f"{config.kv_pairs} in turn; chance = 1/{config.vocab_size // 2}",
+            "optimizer": f"AdamW lr {config.learning_rate}, weight decay 0.01, batch "
+            f"{config.batch_size}",
+        },
+    )
     write_mqar_outputs(
         run.out_dir,
         rows,

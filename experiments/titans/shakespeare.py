@@ -3,9 +3,9 @@ attention baseline at equal parameter count and step budget.
 
 Both are :func:`memjax.models.titans.build_model` models (embedding → pre-norm blocks of
 [mixer + MLP] → read-out) trained with AdamW on random ``block_size`` windows of the training
-split (:func:`memjax.data.sample_char_batch`, nanoGPT's 90/10 split): the baseline
-(``baseline``, default full causal attention with RoPE) at ``d_model``, and each Titans kind of
-``models`` at the width whose parameter count is closest to the baseline's (within
+split (:func:`experiments.common.char_lm.shakespeare_batches`, nanoGPT's 90/10 split): the
+baseline (``baseline``, default full causal attention with RoPE) at ``d_model``, and each Titans
+kind of ``models`` at the width whose parameter count is closest to the baseline's (within
 ``param_tolerance``). Validation loss is the mean next-token cross-entropy over
 ``eval_batches`` fixed validation windows. Writes ``results.md``, ``val_loss.png`` and
 ``summary.json``.
@@ -21,23 +21,17 @@ For scale: nanoGPT's CPU configuration (4 layers, 4 heads, width 128, block 64, 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
-from experiments.titans.common import (
-    LMMOptions,
-    batch_logits,
-    build_model,
-    count_params,
-    train_variant,
-)
-from memjax.data import sample_char_batch, tiny_shakespeare
-from memjax.train import TrainConfig, describe_machine, parse_args, plot_lines, write_results_table
+from experiments.common.char_lm import VOCAB_SIZE, shakespeare_batches, train_lm, val_loss_fn
+from experiments.common.config import LONG_RUN, accelerator_presets
+from experiments.common.models import count_params
+from experiments.common.outputs import report, run_notes, write_outputs
+from experiments.titans.common import LMMOptions
+from memjax.models.titans import build_model
+from memjax.train import TrainConfig, parse_args
 
 NANOGPT_VAL_LOSS = 1.88
 
@@ -65,6 +59,7 @@ class Config(TrainConfig):
 
 
 _FULL_SIZE = {
+    **LONG_RUN,
     "models": ("lmm", "mac", "mag", "mal"),
     "d_model": 384,
     "num_layers": 6,
@@ -72,29 +67,22 @@ _FULL_SIZE = {
     "window": 64,
     "block_size": 256,
     "batch_size": 64,
-    "steps": 5000,
     "eval_batches": 50,
-    "log_every": 100,
     "eval_every": 500,
-    "checkpoint_every": 1000,
 }
-PRESETS = {
-    "cpu": {},
-    "nanogpt": {"steps": 2000, "eval_every": 500, "checkpoint_every": 500},
-    "gpu": _FULL_SIZE,
-    "tpu": _FULL_SIZE,
-}
+PRESETS = accelerator_presets(
+    {}, _FULL_SIZE, nanogpt={"steps": 2000, "eval_every": 500, "checkpoint_every": 500}
+)
 
 
 def make(config: Config, kind: str, d_model: int):
-    lmm = None
+    """The ``kind`` model at width ``d_model`` (``lmm``: with the config's two open choices)."""
+    layers, heads = config.num_layers, config.num_heads
     if kind == "lmm":
         lmm = LMMOptions(conv_init=config.lmm_conv_init, residual_norm=config.lmm_residual_norm)
-    return build_model(kind, VOCAB_SIZE, d_model, config.num_layers,
-                       num_heads=config.num_heads, window=config.window, lmm=lmm)
-
-
-VOCAB_SIZE = 65
+        return lmm.model(VOCAB_SIZE, d_model, layers, num_heads=heads)
+    w = config.window
+    return build_model(kind, VOCAB_SIZE, d_model, layers, num_heads=heads, window=w, segment_size=w)
 
 
 def matched_width(config: Config, kind: str, target: int) -> int:
@@ -107,18 +95,11 @@ def matched_width(config: Config, kind: str, target: int) -> int:
 
 
 def main(argv=None) -> list[dict]:
-    run = parse_args(Config, PRESETS, argv, experiment="titans_shakespeare",
-                     description=__doc__.splitlines()[0])
+    run = parse_args(
+        Config, PRESETS, argv, experiment="titans_shakespeare", description=__doc__.splitlines()[0]
+    )
     config: Config = run.config
-    data = tiny_shakespeare()
-    assert data.vocab.size == VOCAB_SIZE
-    val = [sample_char_batch(data.val, config.batch_size, config.block_size, config.seed + 1, i)
-           for i in range(config.eval_batches)]
-
-    def get_batch(step):
-        return sample_char_batch(data.train, config.batch_size, config.block_size, config.seed,
-                                 step)
-
+    get_batch, val = shakespeare_batches(config)
     start = time.perf_counter()
     baseline = make(config, config.baseline, config.d_model)
     target = count_params(baseline)
@@ -130,52 +111,53 @@ def main(argv=None) -> list[dict]:
     for kind, d, model in entries:
         params = count_params(model)
         if abs(params - target) > config.param_tolerance * target:
-            raise ValueError(f"{kind}: no width within {config.param_tolerance:.0%} of "
-                             f"{target} params (closest d_model={d}: {params})")
-
-        @jax.jit
-        def val_loss(p, x, y, model=model):
-            logits = batch_logits(model, p, x)
-            return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
-
-        def eval_fn(p, val_loss=val_loss):
-            return {"val_loss": float(np.mean([float(val_loss(p, x, y)) for x, y in val]))}
-
+            raise ValueError(
+                f"{kind}: no width within {config.param_tolerance:.0%} of "
+                f"{target} params (closest d_model={d}: {params})"
+            )
+        eval_fn = val_loss_fn(model, val, average=np.mean)
         t0 = time.perf_counter()
-        result = train_variant(config, run, f"{kind}_d{d}", model, get_batch, eval_fn)
+        result = train_lm(config, run, f"{kind}_d{d}", model, get_batch, eval_fn)
         seconds = time.perf_counter() - t0
         evals = [r for r in result.history if r["split"] == "eval"]
         curves[f"{kind} (d={d})"] = ([r["step"] for r in evals], [r["val_loss"] for r in evals])
-        rows.append({
-            "model": kind,
-            "d_model": d,
-            "params": params,
-            "steps": config.steps,
-            "val_loss": evals[-1]["val_loss"],
-            "train_s": round(seconds),
-        })
+        rows.append(
+            {
+                "model": kind,
+                "d_model": d,
+                "params": params,
+                "steps": config.steps,
+                "val_loss": evals[-1]["val_loss"],
+                "train_s": round(seconds),
+            }
+        )
     total = time.perf_counter() - start
-    notes = {
-        "preset": run.preset,
-        "machine": describe_machine(),
-        "seed": config.seed,
-        "budget": f"{config.steps} steps x {config.batch_size} windows of {config.block_size} "
-        f"characters, AdamW lr {config.learning_rate} (warm-up + cosine), "
-        f"{config.num_layers} layers, {config.num_heads} heads",
-        "val loss": f"mean over {config.eval_batches} x {config.batch_size} validation windows",
-        "lmm": f"conv_init={config.lmm_conv_init}, residual_norm={config.lmm_residual_norm}",
-        "reference": f"nanoGPT CPU config (4 layers, 4 heads, 128 wide, block 64, 2,000 "
-        f"iterations): {NANOGPT_VAL_LOSS}",
-        "wall time": f"{total:.0f} s",
-    }
-    text = write_results_table(run.out_dir / "results.md", rows,
-                               title="tiny-shakespeare validation loss (nats per character)",
-                               notes=notes, float_format=".3f")
-    plot_lines(run.out_dir / "val_loss.png", curves, xlabel="step", ylabel="validation loss",
-               title="tiny-shakespeare")
-    (run.out_dir / "summary.json").write_text(json.dumps(rows, indent=2))
-    print(text)
-    print(f"wrote {run.out_dir / 'results.md'} in {total:.0f} s")
+    notes = run_notes(
+        run,
+        total,
+        {
+            "budget": f"{config.steps} steps x {config.batch_size} windows of {config.block_size} "
+            f"characters, AdamW lr {config.learning_rate} (warm-up + cosine), "
+            f"{config.num_layers} layers, {config.num_heads} heads",
+            "val loss": f"mean over {config.eval_batches} x {config.batch_size} validation windows",
+            "lmm": f"conv_init={config.lmm_conv_init}, residual_norm={config.lmm_residual_norm}",
+            "reference": f"nanoGPT CPU config (4 layers, 4 heads, 128 wide, block 64, 2,000 "
+            f"iterations): {NANOGPT_VAL_LOSS}",
+        },
+    )
+    text = write_outputs(
+        run.out_dir,
+        rows,
+        title="tiny-shakespeare validation loss (nats per character)",
+        notes=notes,
+        float_format=".3f",
+        plot_name="val_loss.png",
+        series=curves,
+        xlabel="step",
+        ylabel="validation loss",
+        plot_title="tiny-shakespeare",
+    )
+    report(run.out_dir, text, total)
     return rows
 
 

@@ -6,8 +6,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from experiments.common.models import count_params
 from experiments.titans import ablations, mqar_capacity, niah, shakespeare
-from experiments.titans.common import Controlled, LMMOptions, build_model, count_params
+from experiments.titans.common import Controlled, LMMOptions
+from memjax.models.titans import build_model
 
 COMMON = ["--no-progress", "--steps", "2", "--set", "log_every=1", "--set", "checkpoint_every=2"]
 
@@ -19,13 +21,33 @@ def _outputs(path, plot):
 
 
 def test_niah_writes_table2_shaped_results(tmp_path):
-    rows = niah.main([
-        *COMMON, "--out", str(tmp_path), "--set", "models=(gated_delta,swa)",
-        "--set", "needles=(passkey,number)", "--set", "train_len=240",
-        "--set", "eval_lens=(256,)", "--set", "d_model=8", "--set", "num_layers=1",
-        "--set", "batch_size=2", "--set", "eval_examples=1", "--set", "eval_batch=2",
-        "--set", "window=8",
-    ])
+    rows = niah.main(
+        [
+            *COMMON,
+            "--out",
+            str(tmp_path),
+            "--set",
+            "models=(gated_delta,swa)",
+            "--set",
+            "needles=(passkey,number)",
+            "--set",
+            "train_len=240",
+            "--set",
+            "eval_lens=(256,)",
+            "--set",
+            "d_model=8",
+            "--set",
+            "num_layers=1",
+            "--set",
+            "batch_size=2",
+            "--set",
+            "eval_examples=1",
+            "--set",
+            "eval_batch=2",
+            "--set",
+            "window=8",
+        ]
+    )
     assert [r["model"] for r in rows] == ["gated_delta", "swa"]
     for r in rows:
         assert set(r["scores"]) == {"passkey@256", "number@256"}
@@ -36,11 +58,27 @@ def test_niah_writes_table2_shaped_results(tmp_path):
 
 
 def test_ablations_runs_variants(tmp_path):
-    rows = ablations.main([
-        *COMMON, "--out", str(tmp_path), "--set", "variants=(w/o momentum,)",
-        "--set", "d_model=8", "--set", "num_layers=1", "--set", "block_size=16",
-        "--set", "batch_size=2", "--set", "eval_batches=1", "--set", "window=4",
-    ])
+    rows = ablations.main(
+        [
+            *COMMON,
+            "--out",
+            str(tmp_path),
+            "--set",
+            "variants=(w/o momentum,)",
+            "--set",
+            "d_model=8",
+            "--set",
+            "num_layers=1",
+            "--set",
+            "block_size=16",
+            "--set",
+            "batch_size=2",
+            "--set",
+            "eval_batches=1",
+            "--set",
+            "window=4",
+        ]
+    )
     assert [r["variant"] for r in rows] == ["w/o momentum"]
     assert all(0.0 < r["val_loss"] < 10.0 for r in rows)
     table, summary = _outputs(tmp_path, "train_loss.png")
@@ -48,10 +86,22 @@ def test_ablations_runs_variants(tmp_path):
 
 
 def test_mqar_capacity_grid(tmp_path):
-    rows = mqar_capacity.main([
-        "--out", str(tmp_path), "--set", "depths=(1,2)", "--set", "widths=(4,)",
-        "--set", "num_pairs=(2,4)", "--set", "trials=1", "--set", "passes=2",
-    ])
+    rows = mqar_capacity.main(
+        [
+            "--out",
+            str(tmp_path),
+            "--set",
+            "depths=(1,2)",
+            "--set",
+            "widths=(4,)",
+            "--set",
+            "num_pairs=(2,4)",
+            "--set",
+            "trials=1",
+            "--set",
+            "passes=2",
+        ]
+    )
     assert [(r["depth L_M"], r["width d"]) for r in rows] == [(1, 4), (2, 4)]
     assert rows[0]["memory params"] < rows[1]["memory params"]
     assert all(0.0 <= r[f"N={n}"] <= 1.0 for r in rows for n in (2, 4))
@@ -61,11 +111,27 @@ def test_mqar_capacity_grid(tmp_path):
 
 
 def test_shakespeare_matches_parameters(tmp_path):
-    rows = shakespeare.main([
-        *COMMON, "--out", str(tmp_path), "--set", "d_model=24", "--set", "num_layers=1",
-        "--set", "num_heads=2", "--set", "block_size=16", "--set", "batch_size=2",
-        "--set", "eval_batches=1", "--set", "eval_every=2",
-    ])
+    rows = shakespeare.main(
+        [
+            *COMMON,
+            "--out",
+            str(tmp_path),
+            "--set",
+            "d_model=24",
+            "--set",
+            "num_layers=1",
+            "--set",
+            "num_heads=2",
+            "--set",
+            "block_size=16",
+            "--set",
+            "batch_size=2",
+            "--set",
+            "eval_batches=1",
+            "--set",
+            "eval_every=2",
+        ]
+    )
     assert [r["model"] for r in rows] == ["attention", "lmm"]
     base = rows[0]["params"]
     assert abs(rows[1]["params"] - base) <= 0.1 * base
@@ -77,9 +143,10 @@ def test_shakespeare_matches_parameters(tmp_path):
 @pytest.mark.parametrize("name", ["eta", "alpha"])
 def test_controlled_lmm_switches_a_gate_off(name):
     """``Controlled`` equals the LMM called with the control, persistent tokens included."""
-    opts = LMMOptions(depth=1, num_persistent=2, chunk_size=4,
-                      momentum=name != "eta", decay=name != "alpha")
-    mixer = build_model("lmm", 10, 8, 1, lmm=opts).mixer
+    opts = LMMOptions(
+        depth=1, num_persistent=2, chunk_size=4, momentum=name != "eta", decay=name != "alpha"
+    )
+    mixer = opts.model(10, 8, 1).mixer
     assert isinstance(mixer, Controlled) and mixer.controls == ((name, 0.0),)
     layer = mixer.layer
     p = layer.init_params(jax.random.key(0))
@@ -89,6 +156,12 @@ def test_controlled_lmm_switches_a_gate_off(name):
     want, _ = layer.reference_apply(p, state, xs, **{name: 0.0})
     got, _ = mixer.apply(p, mixer.init_state(p), xs)
     assert jnp.allclose(got, want, atol=1e-5)
-    assert count_params(build_model("lmm", 10, 8, 1, lmm=opts)) == count_params(
-        build_model("lmm", 10, 8, 1, lmm=LMMOptions(depth=1, num_persistent=2, chunk_size=4))
+    assert count_params(opts.model(10, 8, 1)) == count_params(
+        LMMOptions(depth=1, num_persistent=2, chunk_size=4).model(10, 8, 1)
     )
+
+
+def test_default_lmm_options_are_the_library_lmm():
+    """With no ablation, :meth:`LMMOptions.model` is the ``lmm`` kind of ``build_model``."""
+    assert LMMOptions().model(10, 8, 1, num_heads=2) == build_model("lmm", 10, 8, 1, num_heads=2)
+    assert not isinstance(LMMOptions(depth=1).model(10, 8, 1).mixer, Controlled)

@@ -63,13 +63,13 @@ def test_recall_writes_finite_results_and_resumes(tmp_path):
 def test_models_build_and_lmm_settings():
     config = recall.Config(d_model=8, vocab_size=16)
     for variant in recall.VARIANTS:
-        model = recall.build_model(config, variant)
+        model = recall.variant_model(config, variant)
         logits, _ = jax.eval_shape(
             lambda p, m=model: m.apply(p, m.init_state(p), jnp.zeros(6, jnp.int32)),
             jax.eval_shape(model.init_params, jax.random.key(0)),
         )
         assert logits.shape == (6, 16)
-    mixers = {v: recall.build_model(config, v).mixer for v in recall.LMM_FIELDS}
+    mixers = {v: recall.variant_model(config, v).mixer for v in recall.LMM_FIELDS}
     assert mixers["lmm_deep"] == TitansLMM(8, 2, remat=False)  # the library defaults
     assert mixers["lmm_linear"].depth == 1
     assert mixers["lmm_wrapper"].residual_norm
@@ -83,4 +83,4 @@ def test_models_build_and_lmm_settings():
     assert dict(mixers["lmm_no_decay"].controls) == {"alpha": 0.0}
     assert mixers["lmm_no_conv"].conv_width == 0 and mixers["lmm_no_persistent"].num_persistent == 0
     with pytest.raises(ValueError, match="variants"):
-        recall.build_model(config, "nope")
+        recall.variant_model(config, "nope")
