@@ -58,7 +58,7 @@ def l1_scores(kernel, *, layout: str = "NHWC", normalize=None) -> jax.Array:
 
 @jax.jit
 def _mean_rank(maps):
-    n, h, w, c = maps.shape
+    _, h, w, _ = maps.shape
     stacked = jnp.transpose(maps, (0, 3, 1, 2))
     s = jnp.linalg.svd(stacked, compute_uv=False)  # (N, C, min(H, W))
     tol = jnp.max(s, axis=-1, keepdims=True) * (max(h, w) * jnp.finfo(s.dtype).eps)

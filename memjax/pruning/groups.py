@@ -64,6 +64,7 @@ import numpy as np
 
 from memjax.core.checks import check_choice
 from memjax.pruning._flow import Info, Tracer, UntraceableOpError
+from memjax.pruning._rules import RULES
 
 __all__ = ["Group", "Member", "UntraceableOpError", "path_name", "trace_groups", "tree_paths"]
 
@@ -134,8 +135,10 @@ class Group:
         name = path_name(name)
         found = [m for m in self.members if m.name == name and axis in (None, m.axis)]
         if len(found) != 1:
-            raise KeyError(f"name: group {self.name!r} has {len(found)} members {name!r}"
-                           f"{'' if axis is None else f' on axis {axis}'}")
+            raise KeyError(
+                f"name: group {self.name!r} has {len(found)} members {name!r}"
+                f"{'' if axis is None else f' on axis {axis}'}"
+            )
         return found[0]
 
 
@@ -170,13 +173,14 @@ def trace_groups(
     closed = jax.make_jaxpr(fn)(*trees, *inputs)
     jaxpr = closed.jaxpr
     n_leaves = len(paths)
-    tracer = Tracer([path_name(p) for p in paths], on_unknown)
+    tracer = Tracer([path_name(p) for p in paths], on_unknown, RULES)
     ins = []
     for k, var in enumerate(jaxpr.invars):
         shape = tuple(var.aval.shape)
         if k < n_leaves:
-            prov = {a: ((k, a, np.arange(n, dtype=np.int64)),)
-                    for a, n in enumerate(shape) if n > 1}
+            prov = {
+                a: ((k, a, np.arange(n, dtype=np.int64)),) for a, n in enumerate(shape) if n > 1
+            }
             ins.append(Info(shape, True, {}, frozenset(), prov))
         else:
             ins.append(Info(shape, False))
@@ -249,6 +253,7 @@ def _assemble(tracer: Tracer, paths) -> tuple[Group, ...]:
     groups = []
     for (name, size, nodes, reasons), mem in zip(infos, members):
         producers = tuple(dict.fromkeys(tracer.nodes[k][0] for k in nodes))
-        groups.append(Group(name, size, tuple(mem), producers, not reasons,
-                            reasons[0] if reasons else None))
+        groups.append(
+            Group(name, size, tuple(mem), producers, not reasons, reasons[0] if reasons else None)
+        )
     return tuple(groups)

@@ -82,8 +82,10 @@ def group_scores(layer_scores: Mapping, groups: Sequence[Group], *, reduce: str 
                 continue
             s = scores[m.name]
             if s.ndim != 1 or s.shape[0] <= m.positions.max():
-                raise ValueError(f"layer_scores[{m.name!r}]: expected one score per channel of "
-                                 f"axis {m.axis} (> {m.positions.max()}), got shape {s.shape}")
+                raise ValueError(
+                    f"layer_scores[{m.name!r}]: expected one score per channel of "
+                    f"axis {m.axis} (> {m.positions.max()}), got shape {s.shape}"
+                )
             used.add(m.name)
             row = np.full(group.size, np.nan)
             for u in np.unique(m.units):
@@ -108,26 +110,29 @@ def _per_group(name: str, value, groups: Sequence[Group], check) -> list:
         out = [None] * len(groups)
         for key, v in value.items():
             key = path_name(key)
-            hits = [i for i, g in enumerate(groups)
-                    if g.name == key or key in g.producers]
+            hits = [i for i, g in enumerate(groups) if g.name == key or key in g.producers]
             if not hits:
                 raise KeyError(f"{name}: {key!r} names no group (nor a producer in one)")
             i = hits[0]
             if out[i] is not None and out[i] != v:
-                raise ValueError(f"{name}: group {groups[i].name!r} is given {out[i]!r} and "
-                                 f"{v!r} (its producers are coupled)")
+                raise ValueError(
+                    f"{name}: group {groups[i].name!r} is given {out[i]!r} and "
+                    f"{v!r} (its producers are coupled)"
+                )
             out[i] = check(v)
         return out
     if isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) != len(groups):
-            raise ValueError(f"{name}: expected one entry per group ({len(groups)}), got "
-                             f"{len(value)}")
+            raise ValueError(
+                f"{name}: expected one entry per group ({len(groups)}), got {len(value)}"
+            )
         return [None if v is None else check(v) for v in value]
     return check(value)
 
 
-def masks_from_scores(scores, groups: Sequence[Group], *, ratio=None, n_keep=None,
-                      round_to: int | None = None) -> list[np.ndarray]:
+def masks_from_scores(
+    scores, groups: Sequence[Group], *, ratio=None, n_keep=None, round_to: int | None = None
+) -> list[np.ndarray]:
     """One boolean keep-mask per group from unit scores (module doc).
 
     Args:
@@ -144,8 +149,9 @@ def masks_from_scores(scores, groups: Sequence[Group], *, ratio=None, n_keep=Non
         table = _per_group("scores", scores, groups, lambda v: v)
     else:
         if len(scores) != len(groups):
-            raise ValueError(f"scores: expected one entry per group ({len(groups)}), got "
-                             f"{len(scores)}")
+            raise ValueError(
+                f"scores: expected one entry per group ({len(groups)}), got {len(scores)}"
+            )
         table = list(scores)
     if ratio is not None:
         amounts = _per_group("ratio", ratio, groups, _check_ratio)
@@ -168,16 +174,21 @@ def masks_from_scores(scores, groups: Sequence[Group], *, ratio=None, n_keep=Non
             raise ValueError(f"scores: group {group.name!r} has a {name} but no scores")
         s = np.asarray(s, np.float64)
         if s.shape != (group.size,) or np.isnan(s).any():
-            raise ValueError(f"scores: group {group.name!r} needs {group.size} non-NaN scores, "
-                             f"got shape {s.shape}")
+            raise ValueError(
+                f"scores: group {group.name!r} needs {group.size} non-NaN scores, "
+                f"got shape {s.shape}"
+            )
         if name == "ratio":
             kept = keep_count(group.size, amount, round_to=round_to)
         else:
-            kept = amount if round_to is None else min(group.size, -(-amount // round_to) *
-                                                       round_to)
+            kept = (
+                amount if round_to is None else min(group.size, -(-amount // round_to) * round_to)
+            )
         if not 1 <= kept <= group.size:
-            raise ValueError(f"{name}: {amount!r} keeps {kept} of the {group.size} channels of "
-                             f"group {group.name!r}; at least one must stay")
+            raise ValueError(
+                f"{name}: {amount!r} keeps {kept} of the {group.size} channels of "
+                f"group {group.name!r}; at least one must stay"
+            )
         order = np.lexsort((np.arange(group.size), -s))
         mask = np.zeros(group.size, bool)
         mask[order[:kept]] = True
@@ -204,8 +215,10 @@ def check_masks(masks, groups: Sequence[Group]) -> list[np.ndarray]:
     for mask, group in zip(masks, groups):
         mask = np.asarray(mask)
         if mask.shape != (group.size,) or mask.dtype != bool:
-            raise ValueError(f"masks: group {group.name!r} needs a bool mask of shape "
-                             f"({group.size},), got {mask.dtype} {mask.shape}")
+            raise ValueError(
+                f"masks: group {group.name!r} needs a bool mask of shape "
+                f"({group.size},), got {mask.dtype} {mask.shape}"
+            )
         if not mask.any():
             raise ValueError(f"masks: group {group.name!r} would lose every channel")
         if not group.prunable and not mask.all():
@@ -242,7 +255,6 @@ def apply_masks(params, groups: Sequence[Group], masks, *, prefix: str = "params
                 keep[gone] = False
                 shape = [1] * jnp.ndim(leaf)
                 shape[axis] = -1
-                leaf = jnp.where(jnp.reshape(jnp.asarray(keep), shape), leaf,
-                                 jnp.zeros_like(leaf))
+                leaf = jnp.where(jnp.reshape(jnp.asarray(keep), shape), leaf, jnp.zeros_like(leaf))
         out.append(leaf)
     return jax.tree_util.tree_unflatten(treedef, out)

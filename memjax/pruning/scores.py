@@ -129,8 +129,11 @@ def minmax(scores) -> jax.Array:
 def _pair(name, value) -> tuple[int, int]:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return (value, value)
-    if (isinstance(value, tuple) and len(value) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
+    if (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    ):
         return value
     raise ValueError(f"{name}: expected a positive int or a pair of them, got {value!r}")
 
@@ -140,7 +143,7 @@ def _pads(padding, spatial, window, stride) -> tuple[tuple[int, int], tuple[int,
     if isinstance(padding, str):
         check_choice("padding", padding, ("SAME", "VALID"))
         return tuple(jax.lax.padtype_to_pads(spatial, window, stride, padding))
-    ok = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0  # noqa: E731
+    ok = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0
     if ok(padding):
         return ((padding, padding), (padding, padding))
     if isinstance(padding, tuple) and len(padding) == 2:
@@ -148,8 +151,10 @@ def _pads(padding, spatial, window, stride) -> tuple[tuple[int, int], tuple[int,
             return ((padding[0],) * 2, (padding[1],) * 2)
         if all(isinstance(v, tuple) and len(v) == 2 and all(map(ok, v)) for v in padding):
             return padding
-    raise ValueError("padding: expected 'SAME', 'VALID', a non-negative int, a pair of them or "
-                     f"((lo_h, hi_h), (lo_w, hi_w)), got {padding!r}")
+    raise ValueError(
+        "padding: expected 'SAME', 'VALID', a non-negative int, a pair of them or "
+        f"((lo_h, hi_h), (lo_w, hi_w)), got {padding!r}"
+    )
 
 
 def _window_matrix(n_out, n_in, size, stride, dilation, offset=0) -> np.ndarray:
@@ -200,16 +205,30 @@ def _geometry(kernel, x, y, stride, padding, dilation, mode):
     dilation = _pair("dilation", dilation)
     window = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
     pads = _pads(padding, (h, w), window, stride)
-    want = tuple((size + lo + hi - win) // s + 1
-                 for size, (lo, hi), win, s in zip((h, w), pads, window, stride))
+    want = tuple(
+        (size + lo + hi - win) // s + 1
+        for size, (lo, hi), win, s in zip((h, w), pads, window, stride)
+    )
     if tuple(y.shape[1:3]) != want:
-        raise ValueError(f"conv_output: spatial shape {tuple(y.shape[1:3])} does not match the "
-                         f"convolution of conv_input {(h, w)} (expected {want})")
+        raise ValueError(
+            f"conv_output: spatial shape {tuple(y.shape[1:3])} does not match the "
+            f"convolution of conv_input {(h, w)} (expected {want})"
+        )
     return kh, kw, groups, stride, dilation, pads
 
 
-def beta_rank_statistics(kernel, conv_input, conv_output, *, stride, padding, layout,
-                         mode="paper", dilation=1, shift=None) -> BetaRankStatistics:
+def beta_rank_statistics(
+    kernel,
+    conv_input,
+    conv_output,
+    *,
+    stride,
+    padding,
+    layout,
+    mode="paper",
+    dilation=1,
+    shift=None,
+) -> BetaRankStatistics:
     """The batch sums of one chunk (module doc); add two chunks' sums leafwise to merge them
     (pass the first chunk's ``(in_shift, out_shift)`` as ``shift`` to later chunks)."""
     check_choice("mode", mode, ("paper", "code_compat"))
@@ -238,8 +257,13 @@ def _statistics(x, y, shift, *, pads, mode) -> BetaRankStatistics:
         in_sq = jnp.transpose(jnp.sum(jnp.square(xc), (0, 2)))
     yc = y - out_shift[None]
     return BetaRankStatistics(
-        jnp.asarray(x.shape[0], jnp.float32), in_sum, in_sq, in_shift,
-        jnp.sum(yc, 0), jnp.sum(jnp.square(yc), 0), out_shift,
+        jnp.asarray(x.shape[0], jnp.float32),
+        in_sum,
+        in_sq,
+        in_shift,
+        jnp.sum(yc, 0),
+        jnp.sum(jnp.square(yc), 0),
+        out_shift,
     )
 
 
@@ -248,9 +272,20 @@ def _mean_var(total, total_sq, count):
     return mean, jnp.maximum(total_sq / count - jnp.square(mean), 0.0)
 
 
-def beta_rank_from_statistics(stats: BetaRankStatistics, kernel, *, conv_input_shape,
-                              conv_output_shape, stride, padding, layout, mode="paper",
-                              reduce="sum", normalize="minmax", dilation=1) -> jax.Array:
+def beta_rank_from_statistics(
+    stats: BetaRankStatistics,
+    kernel,
+    *,
+    conv_input_shape,
+    conv_output_shape,
+    stride,
+    padding,
+    layout,
+    mode="paper",
+    reduce="sum",
+    normalize="minmax",
+    dilation=1,
+) -> jax.Array:
     """Scores ``(C_out,)`` from accumulated :class:`BetaRankStatistics` (module doc).
 
     ``conv_input_shape``/``conv_output_shape``: one chunk's shapes in ``layout`` (only the
@@ -259,20 +294,33 @@ def beta_rank_from_statistics(stats: BetaRankStatistics, kernel, *, conv_input_s
     check_choice("reduce", reduce, ("sum", "pooled"))
     check_choice("normalize", normalize, ("minmax", None))
     if mode == "code_compat" and reduce != "sum":
-        raise ValueError("reduce: code_compat sums over valid positions as the released code "
-                         f"does; got {reduce!r}")
+        raise ValueError(
+            "reduce: code_compat sums over valid positions as the released code "
+            f"does; got {reduce!r}"
+        )
     k = kernel_hwio(kernel, layout)
-    x_shape = jax.ShapeDtypeStruct(_nhwc_shape("conv_input_shape", conv_input_shape, layout),
-                                   jnp.float32)
-    y_shape = jax.ShapeDtypeStruct(_nhwc_shape("conv_output_shape", conv_output_shape, layout),
-                                   jnp.float32)
+    x_shape = jax.ShapeDtypeStruct(
+        _nhwc_shape("conv_input_shape", conv_input_shape, layout), jnp.float32
+    )
+    y_shape = jax.ShapeDtypeStruct(
+        _nhwc_shape("conv_output_shape", conv_output_shape, layout), jnp.float32
+    )
     geometry = _geometry(k, x_shape, y_shape, stride, padding, dilation, mode)
-    return _finalize(stats, k, geometry=geometry[:5], out_shape=y_shape.shape,
-                     in_shape=x_shape.shape, mode=mode, reduce=reduce, normalize=normalize)
+    return _finalize(
+        stats,
+        k,
+        geometry=geometry[:5],
+        out_shape=y_shape.shape,
+        in_shape=x_shape.shape,
+        mode=mode,
+        reduce=reduce,
+        normalize=normalize,
+    )
 
 
-@functools.partial(jax.jit, static_argnames=("geometry", "out_shape", "in_shape", "mode",
-                                             "reduce", "normalize"))
+@functools.partial(
+    jax.jit, static_argnames=("geometry", "out_shape", "in_shape", "mode", "reduce", "normalize")
+)
 def _finalize(stats, k, *, geometry, out_shape, in_shape, mode, reduce, normalize):
     kh, kw, groups, (sh, sw), (dh, dw) = geometry
     n = stats.count
@@ -322,8 +370,19 @@ def _finalize(stats, k, *, geometry, out_shape, in_shape, mode, reduce, normaliz
     return minmax(scores) if normalize == "minmax" else scores
 
 
-def beta_rank_scores(kernel, conv_input, conv_output, *, stride, padding, layout,
-                     mode="paper", reduce="sum", normalize="minmax", dilation=1) -> jax.Array:
+def beta_rank_scores(
+    kernel,
+    conv_input,
+    conv_output,
+    *,
+    stride,
+    padding,
+    layout,
+    mode="paper",
+    reduce="sum",
+    normalize="minmax",
+    dilation=1,
+) -> jax.Array:
     """Beta-Rank scores ``(C_out,)`` of a convolution's filters (module doc).
 
     Args:
@@ -340,10 +399,26 @@ def beta_rank_scores(kernel, conv_input, conv_output, *, stride, padding, layout
         normalize: ``"minmax"`` per layer, or ``None``.
         dilation: the conv's kernel dilation (paper mode).
     """
-    stats = beta_rank_statistics(kernel, conv_input, conv_output, stride=stride,
-                                 padding=padding, layout=layout, mode=mode, dilation=dilation)
+    stats = beta_rank_statistics(
+        kernel,
+        conv_input,
+        conv_output,
+        stride=stride,
+        padding=padding,
+        layout=layout,
+        mode=mode,
+        dilation=dilation,
+    )
     return beta_rank_from_statistics(
-        stats, kernel, conv_input_shape=tuple(conv_input.shape),
-        conv_output_shape=tuple(conv_output.shape), stride=stride, padding=padding,
-        layout=layout, mode=mode, reduce=reduce, normalize=normalize, dilation=dilation,
+        stats,
+        kernel,
+        conv_input_shape=tuple(conv_input.shape),
+        conv_output_shape=tuple(conv_output.shape),
+        stride=stride,
+        padding=padding,
+        layout=layout,
+        mode=mode,
+        reduce=reduce,
+        normalize=normalize,
+        dilation=dilation,
     )

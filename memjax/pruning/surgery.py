@@ -90,12 +90,15 @@ def shrink(params, groups: Sequence[Group], masks, *, model_state=None) -> Shrun
     known = {(m.name, m.axis) for g in groups for m in g.members}
     kept: dict = {}
     new_params = _shrink_tree(params, "params", drop, kept)
-    new_state = None if model_state is None else _shrink_tree(model_state, "model_state", drop,
-                                                              kept)
+    new_state = (
+        None if model_state is None else _shrink_tree(model_state, "model_state", drop, kept)
+    )
     missing = sorted(k for k in drop if k not in kept and k in known)
     if missing:
-        raise ValueError(f"params: groups name {missing}, which are not in the given trees "
-                         "(trace and shrink the same params and model_state)")
+        raise ValueError(
+            f"params: groups name {missing}, which are not in the given trees "
+            "(trace and shrink the same params and model_state)"
+        )
     return Shrunk(new_params, new_state, kept)
 
 
@@ -111,19 +114,25 @@ def materialize(spec, params, groups: Sequence[Group], masks, *, model_state=Non
     """
     pruned = getattr(spec, "pruned", None)
     if not callable(pruned):
-        raise TypeError(f"spec: {type(spec).__name__} has no pruned(kept) method to rebuild "
-                        "itself; use shrink() for the arrays alone")
+        raise TypeError(
+            f"spec: {type(spec).__name__} has no pruned(kept) method to rebuild "
+            "itself; use shrink() for the arrays alone"
+        )
     small = shrink(params, groups, masks, model_state=model_state)
     new_spec = pruned(small.kept)
     want = jax.eval_shape(new_spec.init_params, jax.random.key(0))
     if _shapes(want) != _shapes(small.params):
-        raise ValueError(f"spec: {type(spec).__name__}.pruned gives params shaped "
-                         f"{_shapes(want)}, but surgery made {_shapes(small.params)}")
+        raise ValueError(
+            f"spec: {type(spec).__name__}.pruned gives params shaped "
+            f"{_shapes(want)}, but surgery made {_shapes(small.params)}"
+        )
     if model_state is not None and hasattr(new_spec, "init_state"):
         want = jax.eval_shape(new_spec.init_state)
         if _shapes(want) != _shapes(small.model_state):
-            raise ValueError(f"spec: {type(spec).__name__}.pruned gives a model_state shaped "
-                             f"{_shapes(want)}, but surgery made {_shapes(small.model_state)}")
+            raise ValueError(
+                f"spec: {type(spec).__name__}.pruned gives a model_state shaped "
+                f"{_shapes(want)}, but surgery made {_shapes(small.model_state)}"
+            )
     return new_spec, small.params, small.model_state
 
 

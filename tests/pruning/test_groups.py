@@ -14,8 +14,9 @@ RNG = np.random.default_rng(0)
 
 def table(group):
     """``{(name, axis): [(position, unit), ...]}`` of a group."""
-    return {(m.name, m.axis): list(zip(m.positions.tolist(), m.units.tolist()))
-            for m in group.members}
+    return {
+        (m.name, m.axis): list(zip(m.positions.tolist(), m.units.tolist())) for m in group.members
+    }
 
 
 def identity(n, offset=0):
@@ -23,8 +24,9 @@ def identity(n, offset=0):
 
 
 def zeros_like_shapes(fn, *args):
-    return jax.tree_util.tree_map(lambda s: jnp.asarray(RNG.normal(size=s.shape), s.dtype),
-                                  jax.eval_shape(fn, *args))
+    return jax.tree_util.tree_map(
+        lambda s: jnp.asarray(RNG.normal(size=s.shape), s.dtype), jax.eval_shape(fn, *args)
+    )
 
 
 def conv(c_in, c_out, **kw):
@@ -46,9 +48,12 @@ def test_conv_batchnorm_conv_group():
     first, last = trace_groups(f, params, jnp.ones((2, 6, 6, 3)), model_state=state)
     assert (first.name, first.size, first.prunable) == ("params/c1/kernel", 4, True)
     assert table(first) == {
-        ("params/c1/kernel", 3): identity(4), ("params/c1/bias", 0): identity(4),
-        ("params/bn/scale", 0): identity(4), ("params/bn/bias", 0): identity(4),
-        ("model_state/bn/mean", 0): identity(4), ("model_state/bn/var", 0): identity(4),
+        ("params/c1/kernel", 3): identity(4),
+        ("params/c1/bias", 0): identity(4),
+        ("params/bn/scale", 0): identity(4),
+        ("params/bn/bias", 0): identity(4),
+        ("model_state/bn/mean", 0): identity(4),
+        ("model_state/bn/var", 0): identity(4),
         ("params/c2/kernel", 2): identity(4),
     }
     assert not last.prunable and "output" in last.reason
@@ -69,8 +74,10 @@ def test_two_convs_feeding_an_add_share_a_group():
     assert [g.name for g in groups] == ["params/a/kernel", "params/c/kernel"]
     assert groups[0].producers == ("params/a/kernel", "params/b/kernel")
     assert table(groups[0]) == {
-        ("params/a/kernel", 3): identity(4), ("params/a/bias", 0): identity(4),
-        ("params/b/kernel", 3): identity(4), ("params/c/kernel", 2): identity(4),
+        ("params/a/kernel", 3): identity(4),
+        ("params/a/bias", 0): identity(4),
+        ("params/b/kernel", 3): identity(4),
+        ("params/c/kernel", 2): identity(4),
     }
 
 
@@ -133,8 +140,10 @@ def test_depthwise_conv_passes_channels_through():
     a, last = trace_groups(f, params, jnp.ones((1, 4, 4, 3)))
     halves = [(o, o // 2) for o in range(8)]
     assert table(a) == {
-        ("params/a/kernel", 3): identity(4), ("params/a/bias", 0): identity(4),
-        ("params/dw/kernel", 3): halves, ("params/dw/bias", 0): halves,
+        ("params/a/kernel", 3): identity(4),
+        ("params/a/bias", 0): identity(4),
+        ("params/dw/kernel", 3): halves,
+        ("params/dw/bias", 0): halves,
         ("params/pw/kernel", 2): halves,
     }
     assert a.member("params/dw/kernel").role == "depthwise"
@@ -145,22 +154,40 @@ def test_resnet_identity_and_option_a_shortcuts():
     net = ResNet(blocks_per_stage=1, widths=(2, 4, 8), num_classes=3)
     params = zeros_like_shapes(net.init_params, jax.random.key(0))
     state = net.init_state()
-    groups = trace_groups(lambda p, s, x: net.apply(p, s, x, train=False)[0], params,
-                          jnp.ones((1, 8, 8, 3)), model_state=state)
+    groups = trace_groups(
+        lambda p, s, x: net.apply(p, s, x, train=False)[0],
+        params,
+        jnp.ones((1, 8, 8, 3)),
+        model_state=state,
+    )
     names = [g.name for g in groups]
-    assert names == ["params/blocks/2/conv2/kernel", "params/blocks/0/conv1/kernel",
-                     "params/blocks/1/conv1/kernel", "params/blocks/2/conv1/kernel",
-                     "params/fc/kernel"]
+    assert names == [
+        "params/blocks/2/conv2/kernel",
+        "params/blocks/0/conv1/kernel",
+        "params/blocks/1/conv1/kernel",
+        "params/blocks/2/conv1/kernel",
+        "params/fc/kernel",
+    ]
     stream = groups[0]
     # block 0 identity (2 -> 2); block 1 pads 1 channel low (2 -> 4); block 2 pads 2 (4 -> 8)
     s0, s1, s2 = identity(2, 3), identity(4, 2), identity(8)
     feature = {"scale": 0, "bias": 0}
-    expected = {("params/stem/kernel", 3): s0, ("params/blocks/0/conv1/kernel", 2): s0,
-                ("params/blocks/0/conv2/kernel", 3): s0, ("params/blocks/1/conv1/kernel", 2): s0,
-                ("params/blocks/1/conv2/kernel", 3): s1, ("params/blocks/2/conv1/kernel", 2): s1,
-                ("params/blocks/2/conv2/kernel", 3): s2, ("params/fc/kernel", 0): s2}
-    for bn, units in [("stem_bn", s0), ("blocks/0/bn2", s0), ("blocks/1/bn2", s1),
-                      ("blocks/2/bn2", s2)]:
+    expected = {
+        ("params/stem/kernel", 3): s0,
+        ("params/blocks/0/conv1/kernel", 2): s0,
+        ("params/blocks/0/conv2/kernel", 3): s0,
+        ("params/blocks/1/conv1/kernel", 2): s0,
+        ("params/blocks/1/conv2/kernel", 3): s1,
+        ("params/blocks/2/conv1/kernel", 2): s1,
+        ("params/blocks/2/conv2/kernel", 3): s2,
+        ("params/fc/kernel", 0): s2,
+    }
+    for bn, units in [
+        ("stem_bn", s0),
+        ("blocks/0/bn2", s0),
+        ("blocks/1/bn2", s1),
+        ("blocks/2/bn2", s2),
+    ]:
         for leaf in feature:
             expected[(f"params/{bn}/{leaf}", 0)] = units
         for leaf in ("mean", "var"):
@@ -221,8 +248,14 @@ def test_channels_meeting_input_data_or_grouped_convs_are_fixed():
 def test_equinox_model_through_partition():
     eqx = pytest.importorskip("equinox")
     k1, k2 = jax.random.split(jax.random.key(0))
-    model = eqx.nn.Sequential([eqx.nn.Conv2d(2, 3, 3, key=k1), eqx.nn.Lambda(jax.nn.relu),
-                               eqx.nn.Lambda(jnp.ravel), eqx.nn.Linear(3 * 2 * 2, 5, key=k2)])
+    model = eqx.nn.Sequential(
+        [
+            eqx.nn.Conv2d(2, 3, 3, key=k1),
+            eqx.nn.Lambda(jax.nn.relu),
+            eqx.nn.Lambda(jnp.ravel),
+            eqx.nn.Linear(3 * 2 * 2, 5, key=k2),
+        ]
+    )
     params, static = eqx.partition(model, eqx.is_array)
 
     def f(p, x):  # unbatched CHW, vmapped outside

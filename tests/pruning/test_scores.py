@@ -19,8 +19,12 @@ def std_filters_reference(inp, out, filters, *, count_valid=False):
         for out_dim1 in range(out.shape[2]):
             for out_dim2 in range(out.shape[3]):
                 a = np.std(out[:, out_ch, out_dim1, out_dim2], axis=0)
-                block = inp[:, out_dim1 * stride : out_dim1 * stride + filters.shape[2],
-                            out_dim2 * stride : out_dim2 * stride + filters.shape[3], :]
+                block = inp[
+                    :,
+                    out_dim1 * stride : out_dim1 * stride + filters.shape[2],
+                    out_dim2 * stride : out_dim2 * stride + filters.shape[3],
+                    :,
+                ]
                 b = np.std(block) if block.size else np.nan
                 if str(b) != "nan":
                     acc += np.abs(filters[out_ch] * a / b)
@@ -64,8 +68,13 @@ def paper_reference(x, y, kernel, *, stride, pads, dilation=(1, 1), reduce="sum"
 
 def conv(x, kernel, stride, padding, dilation=(1, 1), groups=1):
     return jax.lax.conv_general_dilated(
-        x, kernel, stride, padding, rhs_dilation=dilation,
-        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups,
+        x,
+        kernel,
+        stride,
+        padding,
+        rhs_dilation=dilation,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=groups,
     )
 
 
@@ -86,21 +95,49 @@ def relative(a, b):
     ],
 )
 @pytest.mark.parametrize("reduce", ["sum", "pooled"])
-def test_paper_mode_equals_brute_force_patch_std(shape, kernel_shape, stride, padding,
-                                                 dilation, groups, reduce):
+def test_paper_mode_equals_brute_force_patch_std(
+    shape, kernel_shape, stride, padding, dilation, groups, reduce
+):
     x = RNG.normal(size=shape).astype(np.float32) + 0.5
     kernel = RNG.normal(size=kernel_shape).astype(np.float32)
     y = np.asarray(conv(jnp.asarray(x), jnp.asarray(kernel), stride, padding, dilation, groups))
     window = tuple(d * (k - 1) + 1 for d, k in zip(dilation, kernel_shape[:2]))
-    pads = (padding if not isinstance(padding, str)
-            else jax.lax.padtype_to_pads(shape[1:3], window, stride, padding))
-    want = paper_reference(x.astype(np.float64), y.astype(np.float64), kernel, stride=stride,
-                           pads=tuple(map(tuple, pads)), dilation=dilation, reduce=reduce)
-    got = beta_rank_scores(kernel, x, y, stride=stride, padding=padding, layout="NHWC",
-                           dilation=dilation, reduce=reduce, normalize=None)
+    pads = (
+        padding
+        if not isinstance(padding, str)
+        else jax.lax.padtype_to_pads(shape[1:3], window, stride, padding)
+    )
+    want = paper_reference(
+        x.astype(np.float64),
+        y.astype(np.float64),
+        kernel,
+        stride=stride,
+        pads=tuple(map(tuple, pads)),
+        dilation=dilation,
+        reduce=reduce,
+    )
+    got = beta_rank_scores(
+        kernel,
+        x,
+        y,
+        stride=stride,
+        padding=padding,
+        layout="NHWC",
+        dilation=dilation,
+        reduce=reduce,
+        normalize=None,
+    )
     assert relative(got, want) < 2e-4
-    normalised = beta_rank_scores(kernel, x, y, stride=stride, padding=padding, layout="NHWC",
-                                  dilation=dilation, reduce=reduce)
+    normalised = beta_rank_scores(
+        kernel,
+        x,
+        y,
+        stride=stride,
+        padding=padding,
+        layout="NHWC",
+        dilation=dilation,
+        reduce=reduce,
+    )
     np.testing.assert_allclose(normalised, (want - want.min()) / np.ptp(want), atol=2e-4)
 
 
@@ -111,8 +148,9 @@ def test_paper_mode_counts_padded_zeros_and_skips_constant_positions():
     kernel = np.ones((3, 3, 1, 2), np.float32)
     kernel[..., 1] *= 2
     y = np.asarray(conv(jnp.asarray(x), jnp.asarray(kernel), (1, 1), "SAME"))
-    want = paper_reference(x.astype(np.float64), y.astype(np.float64), kernel, stride=(1, 1),
-                           pads=((1, 1), (1, 1)))
+    want = paper_reference(
+        x.astype(np.float64), y.astype(np.float64), kernel, stride=(1, 1), pads=((1, 1), (1, 1))
+    )
     got = beta_rank_scores(kernel, x, y, stride=1, padding=1, layout="NHWC", normalize=None)
     assert want[0] > 0 and relative(got, want) < 1e-5  # 9 positions see the pixel, 16 skipped
 
@@ -128,19 +166,28 @@ def test_paper_mode_counts_padded_zeros_and_skips_constant_positions():
 def test_code_compat_equals_numpy_transcription(shape, kernel_shape, stride, padding):
     x = RNG.normal(size=shape).astype(np.float32)  # NCHW, as the released code
     kernel = RNG.normal(size=kernel_shape).astype(np.float32)  # OIHW
-    y = jax.lax.conv_general_dilated(jnp.asarray(x), jnp.asarray(kernel), (stride,) * 2,
-                                     [(padding, padding)] * 2)
+    y = jax.lax.conv_general_dilated(
+        jnp.asarray(x), jnp.asarray(kernel), (stride,) * 2, [(padding, padding)] * 2
+    )
     y = np.asarray(y)
-    want, valid = std_filters_reference(x.astype(np.float64), y.astype(np.float64),
-                                        kernel.astype(np.float64), count_valid=True)
+    want, valid = std_filters_reference(
+        x.astype(np.float64), y.astype(np.float64), kernel.astype(np.float64), count_valid=True
+    )
     if shape[1] == 3:
         assert valid == 96 and y.shape[2] * y.shape[3] == 1024
-    got = beta_rank_scores(kernel, x, y, stride=None, padding=None, layout="NCHW",
-                           mode="code_compat", normalize=None)
+    got = beta_rank_scores(
+        kernel, x, y, stride=None, padding=None, layout="NCHW", mode="code_compat", normalize=None
+    )
     assert relative(got, want) < 1e-4
-    nhwc = beta_rank_scores(np.transpose(kernel, (2, 3, 1, 0)), np.transpose(x, (0, 2, 3, 1)),
-                            np.transpose(y, (0, 2, 3, 1)), stride=None, padding=None,
-                            layout="NHWC", mode="code_compat")
+    nhwc = beta_rank_scores(
+        np.transpose(kernel, (2, 3, 1, 0)),
+        np.transpose(x, (0, 2, 3, 1)),
+        np.transpose(y, (0, 2, 3, 1)),
+        stride=None,
+        padding=None,
+        layout="NHWC",
+        mode="code_compat",
+    )
     np.testing.assert_allclose(nhwc, (want - want.min()) / np.ptp(want), atol=1e-4)
 
 
@@ -151,10 +198,23 @@ def test_code_compat_is_the_inverse_ratio_and_not_the_paper_score():
     y = RNG.normal(size=(16, 3, 8, 8)).astype(np.float32)
     y2 = y.copy()
     y2[:, 0] *= 4.0
-    code = [beta_rank_scores(kernel, x, out, stride=None, padding=None, layout="NCHW",
-                             mode="code_compat", normalize=None) for out in (y, y2)]
-    paper = [beta_rank_scores(kernel, x, out, stride=1, padding=1, layout="NCHW",
-                              normalize=None) for out in (y, y2)]
+    code = [
+        beta_rank_scores(
+            kernel,
+            x,
+            out,
+            stride=None,
+            padding=None,
+            layout="NCHW",
+            mode="code_compat",
+            normalize=None,
+        )
+        for out in (y, y2)
+    ]
+    paper = [
+        beta_rank_scores(kernel, x, out, stride=1, padding=1, layout="NCHW", normalize=None)
+        for out in (y, y2)
+    ]
     np.testing.assert_allclose(code[1][0] / code[0][0], 4.0, rtol=1e-5)
     np.testing.assert_allclose(paper[1][0] / paper[0][0], 0.25, rtol=1e-5)
     np.testing.assert_allclose(code[1][1:], code[0][1:], rtol=1e-6)
@@ -170,8 +230,14 @@ def test_layouts_agree_in_paper_mode():
     kernel = RNG.normal(size=(3, 3, 3, 4)).astype(np.float32)
     y = np.asarray(conv(jnp.asarray(x), jnp.asarray(kernel), (2, 2), "SAME"))
     a = beta_rank_scores(kernel, x, y, stride=2, padding="SAME", layout="NHWC")
-    b = beta_rank_scores(np.transpose(kernel, (3, 2, 0, 1)), np.transpose(x, (0, 3, 1, 2)),
-                         np.transpose(y, (0, 3, 1, 2)), stride=2, padding="SAME", layout="NCHW")
+    b = beta_rank_scores(
+        np.transpose(kernel, (3, 2, 0, 1)),
+        np.transpose(x, (0, 3, 1, 2)),
+        np.transpose(y, (0, 3, 1, 2)),
+        stride=2,
+        padding="SAME",
+        layout="NCHW",
+    )
     np.testing.assert_allclose(a, b, atol=1e-6)
 
 
@@ -180,11 +246,9 @@ def test_bad_input_names_the_argument():
     kernel = jnp.ones((3, 3, 3, 2))
     y = jnp.ones((4, 8, 8, 2))
     with pytest.raises(ValueError, match="conv_output"):
-        beta_rank_scores(kernel, x, jnp.ones((4, 7, 8, 2)), stride=1, padding="SAME",
-                         layout="NHWC")
+        beta_rank_scores(kernel, x, jnp.ones((4, 7, 8, 2)), stride=1, padding="SAME", layout="NHWC")
     with pytest.raises(ValueError, match="conv_output"):
-        beta_rank_scores(kernel, x, jnp.ones((3, 8, 8, 2)), stride=1, padding="SAME",
-                         layout="NHWC")
+        beta_rank_scores(kernel, x, jnp.ones((3, 8, 8, 2)), stride=1, padding="SAME", layout="NHWC")
     with pytest.raises(ValueError, match="kernel"):
         beta_rank_scores(jnp.ones((3, 3, 2, 2)), x, y, stride=1, padding="SAME", layout="NHWC")
     with pytest.raises(ValueError, match="mode"):
@@ -192,12 +256,19 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match="layout"):
         beta_rank_scores(kernel, x, y, stride=1, padding="SAME", layout="HWC")
     with pytest.raises(ValueError, match="reduce"):
-        beta_rank_scores(kernel, x, y, stride=None, padding=None, layout="NHWC",
-                         mode="code_compat", reduce="pooled")
+        beta_rank_scores(
+            kernel,
+            x,
+            y,
+            stride=None,
+            padding=None,
+            layout="NHWC",
+            mode="code_compat",
+            reduce="pooled",
+        )
     with pytest.raises(ValueError, match="padding"):
         beta_rank_scores(kernel, x, y, stride=1, padding="FULL", layout="NHWC")
     with pytest.raises(ValueError, match="stride"):
         beta_rank_scores(kernel, x, y, stride=0, padding="SAME", layout="NHWC")
     with pytest.raises(ValueError, match="conv_input"):
-        beta_rank_scores(kernel, jnp.ones((8, 8, 3)), y, stride=1, padding="SAME",
-                         layout="NHWC")
+        beta_rank_scores(kernel, jnp.ones((8, 8, 3)), y, stride=1, padding="SAME", layout="NHWC")

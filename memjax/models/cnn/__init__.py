@@ -31,5 +31,13 @@ from memjax.models.cnn.resnet import (
 )
 from memjax.models.cnn.vgg import VGG as VGG, VGG16 as VGG16
 
-__all__ = ["VGG", "VGG16", "LeNet5", "ResNet", "resnet20", "resnet56", "resnet110",
-           "select_channels"]
+__all__ = [
+    "VGG",
+    "VGG16",
+    "LeNet5",
+    "ResNet",
+    "resnet20",
+    "resnet56",
+    "resnet110",
+    "select_channels",
+]

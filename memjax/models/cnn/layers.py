@@ -32,8 +32,7 @@ import numpy as np
 
 from memjax.core.taps import tap
 
-__all__ = ["global_avg_pool", "max_pool", "remap_channels", "select_channels", "tapped",
-           "width"]
+__all__ = ["global_avg_pool", "max_pool", "remap_channels", "select_channels", "tapped", "width"]
 
 
 def tapped(layer_name: str, layer, params, x):
@@ -85,5 +84,7 @@ def remap_channels(channel_map, kept_in, kept_out) -> tuple[int, ...]:
     """A channel map after surgery: new output ``j`` reads new input ``i`` where old output
     ``kept_out[j]`` read old input ``kept_in[i]`` (``-1``: zero, or an input that was pruned)."""
     position = {int(old): new for new, old in enumerate(np.asarray(kept_in).tolist())}
-    return tuple(position.get(int(channel_map[o]), -1) if channel_map[o] >= 0 else -1
-                 for o in np.asarray(kept_out).tolist())
+    return tuple(
+        position.get(int(channel_map[o]), -1) if channel_map[o] >= 0 else -1
+        for o in np.asarray(kept_out).tolist()
+    )

@@ -116,7 +116,8 @@ class LeNet5:
 
     def pruned(self, kept) -> LeNet5:
         """The spec after surgery (``kept``: :func:`memjax.pruning.shrink`)."""
-        c = tuple(width(kept, f"params/conv{i}/kernel", 3, w)
-                  for i, w in zip((1, 2), self.channels))
+        c = tuple(
+            width(kept, f"params/conv{i}/kernel", 3, w) for i, w in zip((1, 2), self.channels)
+        )
         h = tuple(width(kept, f"params/fc{i}/kernel", 1, w) for i, w in zip((1, 2), self.hidden))
         return LeNet5(self.in_channels, self.num_classes, self.image_size, c, h, self.dtype)

@@ -41,8 +41,7 @@ import numpy as np
 from memjax.core.checks import check_array, check_positive_int
 from memjax.core.spec import spec
 from memjax.core.taps import tap
-from memjax.models.cnn.layers import global_avg_pool, remap_channels, select_channels, tapped, \
-    width
+from memjax.models.cnn.layers import global_avg_pool, remap_channels, select_channels, tapped, width
 from memjax.nn import BatchNorm, Conv2D, Dense
 
 __all__ = ["ResNet", "resnet20", "resnet56", "resnet110"]
@@ -99,18 +98,27 @@ class ResNet:
         _widths("block_widths", self.block_widths, self.num_blocks)
         _widths("mid_widths", self.mid_widths, self.num_blocks)
         if self.shortcut_maps is not None:
-            if not isinstance(self.shortcut_maps, tuple) or len(self.shortcut_maps) != \
-                    self.num_blocks:
-                raise ValueError(f"shortcut_maps: expected a tuple of {self.num_blocks} entries,"
-                                 f" got {self.shortcut_maps!r}")
+            if (
+                not isinstance(self.shortcut_maps, tuple)
+                or len(self.shortcut_maps) != self.num_blocks
+            ):
+                raise ValueError(
+                    f"shortcut_maps: expected a tuple of {self.num_blocks} entries,"
+                    f" got {self.shortcut_maps!r}"
+                )
             for b, m in enumerate(self.shortcut_maps):
                 if m is None:
                     continue
-                ok = isinstance(m, tuple) and len(m) == self.block_width(b) and all(
-                    isinstance(v, int) and -1 <= v < self.block_in(b) for v in m)
+                ok = (
+                    isinstance(m, tuple)
+                    and len(m) == self.block_width(b)
+                    and all(isinstance(v, int) and -1 <= v < self.block_in(b) for v in m)
+                )
                 if not ok:
-                    raise ValueError(f"shortcut_maps: block {b} needs {self.block_width(b)} "
-                                     f"ints in [-1, {self.block_in(b)}), got {m!r}")
+                    raise ValueError(
+                        f"shortcut_maps: block {b} needs {self.block_width(b)} "
+                        f"ints in [-1, {self.block_in(b)}), got {m!r}"
+                    )
 
     @property
     def num_blocks(self) -> int:
@@ -149,15 +157,25 @@ class ResNet:
         return (s, tuple(given))
 
     def _conv(self, c_in, c_out, stride=1) -> Conv2D:
-        return Conv2D(c_in, c_out, 3, stride=stride, padding=1, use_bias=False, init=self.init,
-                      dtype=self.dtype)
+        return Conv2D(
+            c_in,
+            c_out,
+            3,
+            stride=stride,
+            padding=1,
+            use_bias=False,
+            init=self.init,
+            dtype=self.dtype,
+        )
 
     def _bn(self, n) -> BatchNorm:
         return BatchNorm(n, momentum=self.bn_momentum, dtype=self.dtype)
 
     def _block(self, b):
-        return (self._conv(self.block_in(b), self.mid_width(b), self.stride(b)),
-                self._conv(self.mid_width(b), self.block_width(b)))
+        return (
+            self._conv(self.block_in(b), self.mid_width(b), self.stride(b)),
+            self._conv(self.mid_width(b), self.block_width(b)),
+        )
 
     def _fc(self) -> Dense:
         return Dense(self.block_width(self.num_blocks - 1), self.num_classes, dtype=self.dtype)
@@ -181,29 +199,43 @@ class ResNet:
         for b in range(self.num_blocks):
             k1, k2 = jax.random.split(keys[b + 1])
             conv1, conv2 = self._block(b)
-            blocks.append({"conv1": conv1.init_params(k1),
-                           "bn1": self._bn(conv1.out_channels).init_params(k1),
-                           "conv2": conv2.init_params(k2),
-                           "bn2": self._bn(conv2.out_channels).init_params(k2)})
-        return {"stem": self._conv(self.in_channels, stem_width).init_params(keys[0]),
-                "stem_bn": self._bn(stem_width).init_params(keys[0]),
-                "blocks": tuple(blocks), "fc": self._fc().init_params(keys[-1])}
+            blocks.append(
+                {
+                    "conv1": conv1.init_params(k1),
+                    "bn1": self._bn(conv1.out_channels).init_params(k1),
+                    "conv2": conv2.init_params(k2),
+                    "bn2": self._bn(conv2.out_channels).init_params(k2),
+                }
+            )
+        return {
+            "stem": self._conv(self.in_channels, stem_width).init_params(keys[0]),
+            "stem_bn": self._bn(stem_width).init_params(keys[0]),
+            "blocks": tuple(blocks),
+            "fc": self._fc().init_params(keys[-1]),
+        }
 
     def init_state(self) -> dict:
         """BatchNorm running statistics, shaped like the BN params."""
-        blocks = tuple({"bn1": self._bn(self.mid_width(b)).init_state(),
-                        "bn2": self._bn(self.block_width(b)).init_state()}
-                       for b in range(self.num_blocks))
-        return {"stem_bn": self._bn(self.stem_width or self.widths[0]).init_state(),
-                "blocks": blocks}
+        blocks = tuple(
+            {
+                "bn1": self._bn(self.mid_width(b)).init_state(),
+                "bn2": self._bn(self.block_width(b)).init_state(),
+            }
+            for b in range(self.num_blocks)
+        )
+        return {
+            "stem_bn": self._bn(self.stem_width or self.widths[0]).init_state(),
+            "blocks": blocks,
+        }
 
     def apply(self, params: dict, state: dict, x, *, train: bool):
         """``x (N, H, W, in_channels) -> (logits (N, num_classes), new state)``."""
         check_array("x", x, shape=(None, None, None, self.in_channels), floating=True)
         stem_width = self.stem_width or self.widths[0]
         h = tapped("stem", self._conv(self.in_channels, stem_width), params["stem"], x)
-        h, stem_state = self._bn(stem_width).apply(params["stem_bn"], state["stem_bn"], h,
-                                                   train=train)
+        h, stem_state = self._bn(stem_width).apply(
+            params["stem_bn"], state["stem_bn"], h, train=train
+        )
         h = tap("stem:act", jax.nn.relu(h))
         blocks = []
         for b in range(self.num_blocks):
@@ -230,10 +262,14 @@ class ResNet:
         """The spec after surgery: new widths and each block's shortcut map between the
         channels that survive (``kept``: :func:`memjax.pruning.shrink`)."""
         stem = width(kept, "params/stem/kernel", 3, self.stem_width or self.widths[0])
-        blocks = tuple(width(kept, f"params/blocks/{b}/conv2/kernel", 3, self.block_width(b))
-                       for b in range(self.num_blocks))
-        mids = tuple(width(kept, f"params/blocks/{b}/conv1/kernel", 3, self.mid_width(b))
-                     for b in range(self.num_blocks))
+        blocks = tuple(
+            width(kept, f"params/blocks/{b}/conv2/kernel", 3, self.block_width(b))
+            for b in range(self.num_blocks)
+        )
+        mids = tuple(
+            width(kept, f"params/blocks/{b}/conv1/kernel", 3, self.mid_width(b))
+            for b in range(self.num_blocks)
+        )
         maps = []
         for b in range(self.num_blocks):
             c_in, c_out = self.block_in(b), self.block_width(b)
@@ -244,8 +280,19 @@ class ResNet:
             new = remap_channels(old, kept_in, kept_out)
             identity = self.stride(b) == 1 and new == tuple(range(len(kept_in)))
             maps.append(None if identity else new)
-        return ResNet(self.blocks_per_stage, self.widths, self.num_classes, self.in_channels,
-                      stem, blocks, mids, tuple(maps), self.bn_momentum, self.init, self.dtype)
+        return ResNet(
+            self.blocks_per_stage,
+            self.widths,
+            self.num_classes,
+            self.in_channels,
+            stem,
+            blocks,
+            mids,
+            tuple(maps),
+            self.bn_momentum,
+            self.init,
+            self.dtype,
+        )
 
     def ratios(self, compress_rate) -> dict:
         """HRankPlus ``[stem, stage1_out, stage2_out, mid_1 … mid_3n]`` rates as
@@ -254,11 +301,15 @@ class ResNet:
         rates = list(compress_rate)
         n = 3 + self.num_blocks
         if len(rates) != n:
-            raise ValueError(f"compress_rate: expected {n} entries (stem, two stage outputs, "
-                             f"{self.num_blocks} mids), got {len(rates)}")
+            raise ValueError(
+                f"compress_rate: expected {n} entries (stem, two stage outputs, "
+                f"{self.num_blocks} mids), got {len(rates)}"
+            )
         if len(set(rates[:3])) != 1:
-            raise ValueError(f"compress_rate: the stem and stage-output rates {rates[:3]} differ,"
-                             " but option-A shortcuts couple them into one group")
+            raise ValueError(
+                f"compress_rate: the stem and stage-output rates {rates[:3]} differ,"
+                " but option-A shortcuts couple them into one group"
+            )
         out = {"params/stem/kernel": rates[0]}
         out.update({f"params/blocks/{b}/conv1/kernel": r for b, r in enumerate(rates[3:])})
         return out

@@ -28,7 +28,6 @@ Example:
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from memjax.core.checks import check_array, check_positive_int
 from memjax.core.spec import spec
@@ -65,8 +64,9 @@ class VGG:
 
     def __post_init__(self):
         if not isinstance(self.cfg, tuple) or not any(c != "M" for c in self.cfg):
-            raise ValueError(f"cfg: expected a tuple of widths and 'M' with a conv, got "
-                             f"{self.cfg!r}")
+            raise ValueError(
+                f"cfg: expected a tuple of widths and 'M' with a conv, got {self.cfg!r}"
+            )
         for c in self.cfg:
             if c != "M":
                 check_positive_int("cfg", c)
@@ -80,22 +80,29 @@ class VGG:
 
     def _convs(self) -> list[Conv2D]:
         ins = (self.in_channels, *self.widths[:-1])
-        return [Conv2D(i, o, 3, padding=1, init=self.init, dtype=self.dtype)
-                for i, o in zip(ins, self.widths)]
+        return [
+            Conv2D(i, o, 3, padding=1, init=self.init, dtype=self.dtype)
+            for i, o in zip(ins, self.widths)
+        ]
 
     def _bn(self, n: int) -> BatchNorm:
         return BatchNorm(n, momentum=self.bn_momentum, dtype=self.dtype)
 
     def _dense(self):
-        return (Dense(self.widths[-1], self.hidden, init=self.init, dtype=self.dtype),
-                Dense(self.hidden, self.num_classes, dtype=self.dtype))
+        return (
+            Dense(self.widths[-1], self.hidden, init=self.init, dtype=self.dtype),
+            Dense(self.hidden, self.num_classes, dtype=self.dtype),
+        )
 
     def conv_layers(self) -> tuple:
         """``(layer name, kernel path in params, layer spec)`` for every conv and dense."""
         convs = tuple((f"conv{k}", (f"conv{k}", "kernel"), c) for k, c in enumerate(self._convs()))
         l1, l2 = self._dense()
-        return (*convs, ("linear1", ("linear1", "kernel"), l1),
-                ("linear2", ("linear2", "kernel"), l2))
+        return (
+            *convs,
+            ("linear1", ("linear1", "kernel"), l1),
+            ("linear2", ("linear2", "kernel"), l2),
+        )
 
     def init_params(self, key: jax.Array) -> dict:
         """``conv{k}``, ``bn{k}``, ``linear1``, ``norm1``, ``linear2``."""
@@ -129,14 +136,16 @@ class VGG:
                 continue
             k, conv = next(convs)
             h = tapped(f"conv{k}", conv, params[f"conv{k}"], h)
-            h, new_state[f"bn{k}"] = self._bn(c).apply(params[f"bn{k}"], state[f"bn{k}"], h,
-                                                       train=train)
+            h, new_state[f"bn{k}"] = self._bn(c).apply(
+                params[f"bn{k}"], state[f"bn{k}"], h, train=train
+            )
             h = tap(f"conv{k}:act", jax.nn.relu(h))
         h = global_avg_pool(h)
         l1, l2 = self._dense()
         h = tapped("linear1", l1, params["linear1"], h)
-        h, new_state["norm1"] = self._bn(self.hidden).apply(params["norm1"], state["norm1"], h,
-                                                            train=train)
+        h, new_state["norm1"] = self._bn(self.hidden).apply(
+            params["norm1"], state["norm1"], h, train=train
+        )
         h = tap("linear1:act", jax.nn.relu(h))
         return tapped("linear2", l2, params["linear2"], h), new_state
 
@@ -144,18 +153,21 @@ class VGG:
 
     def pruned(self, kept) -> VGG:
         """The spec after surgery (``kept``: :func:`memjax.pruning.shrink`)."""
-        widths = iter(width(kept, f"params/conv{k}/kernel", 3, w)
-                      for k, w in enumerate(self.widths))
+        widths = iter(
+            width(kept, f"params/conv{k}/kernel", 3, w) for k, w in enumerate(self.widths)
+        )
         cfg = tuple(c if c == "M" else next(widths) for c in self.cfg)
         hidden = width(kept, "params/linear1/kernel", 1, self.hidden)
-        return VGG(cfg, hidden, self.num_classes, self.in_channels, self.bn_momentum,
-                   self.init, self.dtype)
+        return VGG(
+            cfg, hidden, self.num_classes, self.in_channels, self.bn_momentum, self.init, self.dtype
+        )
 
     def ratios(self, compress_rate) -> dict:
         """HRankPlus compress rates (one per conv but the last) as ``{kernel name: ratio}``."""
         n = len(self.widths) - 1
         rates = list(compress_rate)
         if len(rates) != n:
-            raise ValueError(f"compress_rate: expected {n} entries (one per conv but the last), "
-                             f"got {len(rates)}")
+            raise ValueError(
+                f"compress_rate: expected {n} entries (one per conv but the last), got {len(rates)}"
+            )
         return {f"params/conv{k}/kernel": r for k, r in enumerate(rates)}
