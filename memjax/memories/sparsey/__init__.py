@@ -5,6 +5,15 @@
 * :mod:`~memjax.memories.sparsey.readout` — read-outs from codes to labels;
 * :mod:`~memjax.memories.sparsey.adapter` — :class:`SparseyMemory`, a mac as a
   :class:`memjax.core.Memory` (keys = binary patterns, values = codes or labels).
+
+Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from memjax.memories.sparsey import SparseyMac
+    >>> mac = SparseyMac(n_inputs=32, Q=4, K=8)
+    >>> xs = (jax.random.uniform(jax.random.key(0), (3, 32)) < 0.2).astype(jnp.uint8)
+    >>> state, learned = mac.learn(mac.init_state(), xs, key=jax.random.key(1))
+    >>> bool((mac.recognize(state, xs).code == learned.code).all())
+    True
 """
 
 from memjax.memories.sparsey.adapter import (
