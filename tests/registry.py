@@ -1,12 +1,25 @@
-"""The test registry: every memory in memjax, as factories ``dtype -> memory``.
+"""The test registries: every memory, cell and sequence layer in memjax, tiny sizes.
 
-Each entry passes the whole contract in ``tests/core/test_contract.py``. A new memory adds
-itself here with configurations that exercise its learnable params.
+* ``MEMORY_FACTORIES`` — ``dtype -> memory``; the memory contract (``tests/core/test_contract.py``).
+* ``CELL_FACTORIES`` — ``dtype -> cell``; the cell contract (``tests/core/test_cell_contract.py``).
+* ``LAYER_CASES`` — :class:`~memjax.core.testing.layer_contract.LayerCase` per layer; the layer
+  contract (``tests/core/test_layer_contract.py``). ``LAYER_FACTORIES`` are their factories.
+
+A new component adds itself here with configurations that exercise its learnable params.
 """
 
 from memjax.core import MultiHead
+from memjax.core.testing.layer_contract import LayerCase
 from memjax.memories.linear import LinearMemory
 from memjax.memories.titans.memory import TitansMemory
+from memjax.models.associative import AssociativeLayer
+from memjax.models.memory_cell import ControllerMemoryCell
+from memjax.models.sequence_model import SequenceModel
+from memjax.models.titans.hybrids import MAG, MAL
+from memjax.models.titans.lmm import TitansLMM
+from memjax.models.titans.mac import MAC
+from memjax.nn.attention import Attention
+from memjax.nn.lstm import LSTMCell
 
 MEMORY_FACTORIES = {
     "delta_rule": lambda dtype: LinearMemory(
@@ -59,3 +72,63 @@ MEMORY_FACTORIES = {
         dtype=dtype,
     ),
 }
+
+CELL_FACTORIES = {
+    "lstm": lambda dtype: LSTMCell(d_input=3, d_hidden=4, dtype=dtype),
+    "lstm_over_linear_memory": lambda dtype: ControllerMemoryCell.build(
+        LSTMCell,
+        LinearMemory(d_key=4, d_value=3, eta=0.5, alpha=0.1, learn_init=True, dtype=dtype),
+        d_input=2,
+        d_hidden=5,
+    ),
+}
+
+D = 8  # d_model of every layer
+
+
+def _gated_delta(dtype):
+    memory = LinearMemory(
+        4, 4, alpha=0.1, gated=("theta", "alpha"), decay_form="gated_deltanet", dtype=dtype
+    )
+    return AssociativeLayer(D, 2, memory, chunk_size=3, conv_width=3)
+
+
+def _lmm(dtype, num_persistent=2):
+    return TitansLMM(D, 2, chunk_size=3, depth=2, num_persistent=num_persistent, dtype=dtype)
+
+
+# Attention takes its softmax in float32 even in float64, and the Titans hybrids build their
+# attention in float32, so these gradient checks are as exact as float32 allows.
+_F32_SOFTMAX = dict(grad_rtol=1e-3, fd_eps=1e-4)
+
+LAYER_CASES = {
+    "associative": LayerCase(_gated_delta, split=5),
+    "titans_lmm": LayerCase(_lmm, split=5),
+    "mac": LayerCase(
+        lambda dtype: MAC(D, 2, segment_size=4, num_persistent=2, memory=_lmm(dtype, 0)),
+        split=4,
+        length=10,
+        **_F32_SOFTMAX,
+    ),
+    "mag": LayerCase(
+        lambda dtype: MAG(D, 2, window=3, num_persistent=2, memory=_lmm(dtype, 0)),
+        split=5,
+        **_F32_SOFTMAX,
+    ),
+    "mal": LayerCase(
+        lambda dtype: MAL(D, 2, window=3, num_persistent=2, memory=_lmm(dtype, 0)),
+        split=5,
+        **_F32_SOFTMAX,
+    ),
+    "attention": LayerCase(
+        lambda dtype: Attention(D, 2, num_persistent=2, dtype=dtype), split=None, **_F32_SOFTMAX
+    ),
+    "sliding_window_attention": LayerCase(
+        lambda dtype: Attention(D, 2, window=3, dtype=dtype), split=5, **_F32_SOFTMAX
+    ),
+    "sequence_model": LayerCase(
+        lambda dtype: SequenceModel(11, D, 2, _gated_delta(dtype), mlp_ratio=2), split=5
+    ),
+}
+
+LAYER_FACTORIES = {name: case.factory for name, case in LAYER_CASES.items()}

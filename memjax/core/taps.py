@@ -18,7 +18,9 @@ vmap). memjax's drivers use them (:func:`memjax.core.scan`, :func:`memjax.core.s
 :class:`memjax.core.MultiHead`, :func:`memjax.core.unroll`), so a tap in a cell's ``step`` comes out
 of ``unroll`` as ``(T, ...)``. A requested tap met inside a plain JAX transformation started
 after :func:`collect_taps` raises an error naming it (instead of leaking a tracer); with nothing
-requested the plain transformations run unchanged.
+requested the plain transformations run unchanged. Put :func:`collect_taps` *inside*
+``jax.jit``: a function jitted and traced before keeps its cached trace, whose taps are gone
+(collecting from it reports the names as not tapped).
 
 **For driver authors.** A driver that runs one sequence in pieces (whole chunks by ``lax.scan``,
 then a shorter last chunk) collects each piece unrecorded (:func:`scan_collect`,
@@ -314,16 +316,17 @@ def checkpoint(f, **kwargs):
     """
     plain = jax.checkpoint(f, **kwargs)
 
-    def child(*args):
-        return _run_child(lambda: f(*args), _identity)
-
-    collecting = jax.checkpoint(child, **kwargs)
-
     @functools.wraps(f)
     def wrapped(*args):
         if _current() is None:
             return plain(*args)
-        out, values = collecting(*args)
+
+        # A new function per call: the child's perturbation lookup closes over tracers of the
+        # current trace, which a cached trace of an earlier call must not reuse.
+        def child(*a):
+            return _run_child(lambda: f(*a), _identity)
+
+        out, values = jax.checkpoint(child, **kwargs)(*args)
         record_all(values)
         return out
 

@@ -57,14 +57,17 @@ def loop_of_cell_steps(cell: Cell, params, carry, xs, **controls):
     return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *ys), carry
 
 
+def _normal(seed: int, shape, dtype) -> jax.Array:
+    """Standard normal draws from NumPy (no per-shape compile of a JAX random kernel)."""
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), dtype)
+
+
 def _setup(factory: CellFactory, dtype: str, length: int, seed: int):
     cell = factory(dtype)
     params = cell.init_params(jax.random.key(seed))
-    params = jax.tree_util.tree_map(
-        lambda p: p + 0.1 * jax.random.normal(jax.random.key(seed + 1), p.shape, p.dtype), params
-    )
+    params = jax.tree_util.tree_map(lambda p: p + 0.1 * _normal(seed + 1, p.shape, p.dtype), params)
     carry = cell.init_carry(params)
-    xs = jax.random.normal(jax.random.key(seed + 2), (length, *input_shape(cell)), dtype)
+    xs = _normal(seed + 2, (length, *input_shape(cell)), dtype)
     return cell, params, carry, xs
 
 
@@ -77,7 +80,12 @@ def check_unroll_equals_loop(factory: CellFactory, length: int = 7) -> None:
         loop = jax.jit(lambda p, c, x, k: loop_of_cell_steps(cell, p, c, x, key=k))
         ref = loop(params, carry, xs, jax.random.split(key, length))
         for remat, truncate in ((False, None), (True, 3), (False, 1)):
-            out = unroll(cell, params, carry, xs, remat=remat, truncate=truncate, key=key)
+            run = jax.jit(
+                lambda p, c, x, k, r=remat, w=truncate: unroll(
+                    cell, p, c, x, remat=r, truncate=w, key=k
+                )
+            )
+            out = run(params, carry, xs, key)
             what = f"unroll(remat={remat}, truncate={truncate}) vs loop of step"
             assert_trees_allclose(out, ref, rtol=1e-12, atol=1e-12, what=what)
 
@@ -92,9 +100,10 @@ def check_cell_jit_equals_eager(factory: CellFactory, length: int = 6) -> None:
 def check_cell_vmap_equals_stacked(factory: CellFactory, length: int = 5, batch: int = 3) -> None:
     cell, params, carry, _ = _setup(factory, "float32", length, 3)
     shape = (length, *input_shape(cell))
-    xs = [jax.random.normal(jax.random.key(20 + b), shape) for b in range(batch)]
-    batched = jax.vmap(lambda x: unroll(cell, params, carry, x))(jnp.stack(xs))
-    singles = [unroll(cell, params, carry, x) for x in xs]
+    xs = [_normal(20 + b, shape, "float32") for b in range(batch)]
+    one = jax.jit(lambda x: unroll(cell, params, carry, x))
+    batched = jax.jit(jax.vmap(one))(jnp.stack(xs))
+    singles = [one(x) for x in xs]
     expected = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *singles)
     assert_trees_allclose(batched, expected, rtol=1e-5, atol=1e-5, what="vmap vs stacked unrolls")
 
@@ -105,15 +114,16 @@ def check_cell_gradients(factory: CellFactory, length: int = 6, eps: float = 1e-
         cell, params, _, xs = _setup(factory, "float64", length, 4)
         assert jax.tree_util.tree_leaves(params), "the cell has no params to differentiate"
 
+        @jax.jit
         def loss(p):
             ys, last = unroll(cell, p, cell.init_carry(p), xs, remat=True)
             leaves = jax.tree_util.tree_leaves((ys, last))
             return sum(jnp.sum(jnp.sin(a)) for a in leaves if jnp.issubdtype(a.dtype, jnp.inexact))
 
-        grads = jax.grad(loss)(params)
+        grads = jax.jit(jax.grad(loss))(params)
         for i in range(3):
             direction = jax.tree_util.tree_map(
-                lambda p, k=i: jax.random.normal(jax.random.key(200 + k), p.shape, p.dtype), params
+                lambda p, k=i: _normal(200 + k, p.shape, p.dtype), params
             )
             analytic = sum(
                 jnp.vdot(g, d)
@@ -153,7 +163,7 @@ def _input_jacobian(cell, params, carry, xs, truncate):
         leaves = jax.tree_util.tree_leaves(ys)
         return jnp.concatenate([a.reshape(a.shape[0], -1) for a in leaves], axis=1)
 
-    jac = np.asarray(jax.jacrev(out)(xs))  # (T, d_out, T, *input)
+    jac = np.asarray(jax.jit(jax.jacrev(out))(xs))  # (T, d_out, T, *input)
     return jac.reshape(*jac.shape[:3], -1)
 
 
@@ -217,8 +227,8 @@ def check_boundary_injects_gradient(factory: CellFactory, length: int = 7, windo
             return total
 
         assert_trees_allclose(
-            jax.grad(loss)(params),
-            jax.grad(reference)(params),
+            jax.jit(jax.grad(loss))(params),
+            jax.jit(jax.grad(reference))(params),
             rtol=1e-10,
             atol=1e-12,
             what="boundary-injected gradient vs window loop",
