@@ -1,7 +1,9 @@
 """Contract checks that every memjax component passes, for use in memjax's and users' tests.
 
 * :func:`check_memory_contract` — memories (:class:`memjax.core.Memory`) under ``scan``/``step``;
-* :func:`check_cell_contract` — closed-loop cells (:class:`memjax.core.Cell`) under ``unroll``.
+* :func:`check_cell_contract` — closed-loop cells (:class:`memjax.core.Cell`) under ``unroll``;
+* :func:`check_layer_contract` — sequence layers (:class:`memjax.core.SequenceLayer`), each
+  described by a :class:`LayerCase`.
 
 Example:
     >>> from memjax.core.testing import check_memory_contract
@@ -13,6 +15,11 @@ from memjax.core.testing.cell_contract import (
     CELL_CHECKS as CELL_CHECKS,
     check_cell_contract as check_cell_contract,
     loop_of_cell_steps as loop_of_cell_steps,
+)
+from memjax.core.testing.layer_contract import (
+    LAYER_CHECKS as LAYER_CHECKS,
+    LayerCase as LayerCase,
+    check_layer_contract as check_layer_contract,
 )
 from memjax.core.testing.memory_contract import (
     CONTRACT_CHECKS as CONTRACT_CHECKS,
@@ -27,8 +34,11 @@ from memjax.core.testing.memory_contract import (
 __all__ = [
     "CELL_CHECKS",
     "CONTRACT_CHECKS",
+    "LAYER_CHECKS",
+    "LayerCase",
     "assert_trees_allclose",
     "check_cell_contract",
+    "check_layer_contract",
     "check_memory_contract",
     "directional_fd",
     "float64",
