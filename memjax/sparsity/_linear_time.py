@@ -16,16 +16,24 @@ reduce to the root ``t`` of ``H(t) = Σ_j clip(α_j t − β_j, 0, 1) − k``
    (``R`` if ``L = −∞``) — **the §5 trap**: with exactly ``k`` groups saturated the ``+a`` and
    ``−a`` of their hinges cancel in ``A`` to ~1e-16, and dividing by it returns garbage.
 
-**Worst-case linear selection.** Each step's pivot is chosen introselect-style: the median of
+**A sampled first step.** For ``m ≥ 32768`` the first step brackets the root of the problem
+restricted to a strided sample of 8192 groups (``k`` scaled; Floyd & Rivest's selection idea),
+checks both bracket ends on all groups and folds or drops every hinge outside the bracket,
+in one pass straight from ``α, β`` (saturated groups are folded as a whole: exact, no ``+a − a``
+residue). About 5 % of the hinges stay live when the sample is representative; when it is not,
+the step still removes one side, like any other step.
+
+**Worst-case linear selection.** Each later step's pivot is chosen introselect-style: the median of
 a strided sample (cheap) as long as a step drops at least 30 % of the live hinges, and after a
 step that drops less, the median of the medians of groups of five (Blum, Floyd, Pratt, Rivest &
 Tarjan 1973), which has at least 3/10 of the live breakpoints on each side. Any two consecutive
 steps thus shrink ``Ω`` by ≥ 30 %, and the steps cost ``O(|Ω|)`` in total — at most
-``2 × 10/3`` hinge visits per hinge, about 2 in practice. The median of the medians is found by
-the same kind of selection (:func:`select`, exact BFPRT), all in vectorised NumPy (a min/max
-sorting network over five rows; no Python loop over groups). ``np.partition`` alone is not
-enough for a worst-case bound: on x86 NumPy ≥ 2 dispatches it to x86-simd-sort's quickselect,
-whose fallback is a full sort (``O(n log n)``); memjax calls it only on at most ``_SMALL``
+``2 × 10/3`` hinge visits per hinge; about 2 in practice, about 1.1 after a sampled first
+step. The median of the medians is found by the same kind of selection (:func:`select`,
+exact BFPRT), all in vectorised NumPy (a min/max sorting network over five rows; no Python
+loop over groups). ``np.partition`` alone is not enough for a worst-case bound: on x86
+NumPy ≥ 2 dispatches it to x86-simd-sort's quickselect, whose fallback is a full sort
+(``O(n log n)``); memjax calls it only on at most ``_SMALL``
 entries, where it costs ``O(1)``.
 
 Everything runs in float64; the result has ``x``'s dtype. Arguments are checked like the jit
@@ -153,28 +161,109 @@ class _Hinges:
         return float(np.einsum("i,i->", self.a, w)), float(np.einsum("i,i,i->", self.a, self.p, w))
 
 
+_SAMPLE = 8192  # groups in the strided sample of the first bracketing step
+
+
+def _sample_bracket(alpha, beta, k):
+    """Breakpoints ``l < r`` around the root of the problem restricted to a strided sample of
+    ``_SAMPLE`` groups (with ``k`` scaled): about ``6/√(2·_SAMPLE)`` ≈ 5 % of the breakpoints
+    fall between them when the sample is representative (Floyd & Rivest's selection idea)."""
+    stride = max(1, alpha.size // _SAMPLE)
+    a = alpha[::stride]
+    b = beta[::stride] if np.ndim(beta) else np.full(a.size, beta)
+    k_s = k * a.size / alpha.size
+    p = np.sort(np.concatenate([b / a, (b + 1.0) / a]))
+    lo, hi = 0, p.size - 1  # binary search: H_s(p[lo]) < 0 <= H_s(p[hi])
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if np.clip(a * p[mid] - b, 0.0, 1.0).sum() < k_s:
+            lo = mid
+        else:
+            hi = mid
+    width = int(3 * np.sqrt(p.size)) + 1
+    return p[max(lo - width, 0)], p[min(hi + width, p.size - 1)]
+
+
+def _first_step(alpha, beta, k, scratch, tol_h):
+    """Fold or drop every hinge outside a sampled bracket in one O(m) pass, straight from
+    ``α, β`` (no m-sized breakpoint arrays). Returns ``(left, right, slope, intercept, live,
+    root)``; ``root`` is set when a bracket end is the root within tolerance."""
+    lo, hi = _sample_bracket(alpha, beta, k)
+    h = {}
+    for t in (lo, hi):
+        out = np.multiply(alpha, t, out=scratch)
+        out -= beta
+        np.clip(out, 0.0, 1.0, out=out)
+        h[t] = float(out.sum()) - k
+        if abs(h[t]) <= tol_h:
+            return None, None, 0.0, 0.0, None, t
+    left = lo if h[lo] < 0 else -np.inf  # H(lo) >= 0: the root is left of lo
+    right = hi if h[hi] > 0 else np.inf  # H(hi) <= 0: the root is right of hi
+    if h[lo] >= 0:
+        right = lo
+    if h[hi] <= 0:
+        left = hi
+    slope = intercept = 0.0
+    if np.isfinite(left):
+        at_left = np.multiply(alpha, left, out=scratch)
+        rise_on = at_left >= beta  # max(α t − β, 0) is linear for every t >= left
+        fall_on = at_left >= beta + 1.0  # the group is saturated for every t >= left
+        linear = rise_on & ~fall_on
+        # fold per group, not per hinge: a saturated group adds exactly 1 (no +α − α residue)
+        slope = float(np.einsum("i,i->", alpha, linear.astype(np.float64)))
+        b_lin = beta * linear if np.ndim(beta) else beta * float(np.count_nonzero(linear))
+        intercept = float(np.sum(b_lin)) - float(np.count_nonzero(fall_on))
+    else:
+        rise_on = fall_on = np.zeros(alpha.size, bool)
+    if np.isfinite(right):
+        at_right = np.multiply(alpha, right, out=scratch)
+        rise_off, fall_off = at_right <= beta, at_right <= beta + 1.0
+    else:
+        rise_off = fall_off = np.zeros(alpha.size, bool)
+    live = []
+    for on, off, offset in ((rise_on, rise_off, 0.0), (fall_on, fall_off, 1.0)):
+        keep = ~(on | off)
+        a = np.compress(keep, alpha)
+        c = (np.compress(keep, beta) if np.ndim(beta) else beta) + offset
+        live.append((a, c / a))
+    return left, right, slope, intercept, live, None
+
+
 def _clip_sum_root(alpha, beta, k, stats=None):
     """Root of ``Σ_j clip(α_j t − β_j, 0, 1) = k`` for ``α_j > 0`` (float64, more than ``k``
     entries; ``β`` an array or a scalar) by the §5 hinge elimination. ``stats`` (a dict)
     receives the work done.
 
-    Pivots, introselect-style: the median of a strided sample while a step drops ≥ 30 % of the
-    live hinges; after a step that drops less, the median of medians (which drops ≥ 30 %).
-    Any two consecutive steps therefore shrink ``Ω`` by ≥ 30 %: ``O(m)`` in the worst case.
+    Large problems start with one O(m) bracketing step around a root estimated on a strided
+    sample (:func:`_first_step`). Pivots, introselect-style: the median of a strided sample
+    while a step drops ≥ 30 % of the live hinges; after a step that drops less, the median of
+    medians (which drops ≥ 30 %). Any two consecutive steps therefore shrink ``Ω`` by ≥ 30 %:
+    ``O(m)`` in the worst case.
     """
     scratch = np.empty(alpha.shape[0])
     mask = np.empty(alpha.shape[0], bool)
-    p_rise = np.divide(beta, alpha)
-    p_fall = np.divide(1.0, alpha)
-    p_fall += p_rise  # (β + 1)/α without another m-sized temporary
-    rising = _Hinges(alpha, p_rise, scratch)  # s = +1: switches on at β/α
-    falling = _Hinges(alpha, p_fall, scratch)  # s = −1: saturates at (β + 1)/α
     total_a = 2.0 * float(alpha.sum())
-    slope = intercept = 0.0
-    left, right = -np.inf, np.inf
     tol_h = 1e-12 * max(1.0, float(k))
     touched = steps = guaranteed = 0
-    cheap = True
+    left, right, slope, intercept = -np.inf, np.inf, 0.0, 0.0
+    if alpha.size >= 4 * _SAMPLE:
+        left, right, slope, intercept, live, root = _first_step(alpha, beta, k, scratch, tol_h)
+        steps, touched = 1, 2 * alpha.size
+        if root is not None:
+            if stats is not None:
+                stats.update(
+                    steps=1, touched=touched, hinges=2 * alpha.size, slope=0.0, guaranteed_pivots=0
+                )
+            return root
+        rising, falling = (_Hinges(a, p, scratch) for a, p in live)
+        cheap = rising.size + falling.size <= 0.7 * 2 * alpha.size
+    else:
+        p_rise = np.divide(beta, alpha)
+        p_fall = np.divide(1.0, alpha)
+        p_fall += p_rise  # (β + 1)/α without another m-sized temporary
+        rising = _Hinges(alpha, p_rise, scratch)  # s = +1: switches on at β/α
+        falling = _Hinges(alpha, p_fall, scratch)  # s = −1: saturates at (β + 1)/α
+        cheap = True
     while rising.size + falling.size:
         size = rising.size + falling.size
         steps += 1

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import itertools
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from memjax.sparsity import prox_wgsef_linear_time, select, wgsef_value_linear_time
+from memjax.core.testing import float64
+from memjax.sparsity import prox_wgsef, prox_wgsef_linear_time, select, wgsef_value_linear_time
 from memjax.sparsity._linear_time import _SMALL, _median5, _pivot
 
 
@@ -77,8 +79,9 @@ def test_work_is_linear_in_the_number_of_groups(layout):
 
 def test_guaranteed_pivot_takes_over_when_the_sample_fails():
     """Against an input whose strided sample is unrepresentative the median-of-medians pivot
-    steps in and the work stays linear."""
-    m = 40_000
+    steps in and the work stays linear (m below the sampled-bracket size, so the elimination
+    loop runs from the start)."""
+    m = 20_000
     stride = max(1, 2 * m // 2048)
     norms = np.full(m, 1.0)
     norms[::stride] = 1e6  # the sampled entries are outliers; the bulk is elsewhere
@@ -87,6 +90,31 @@ def test_guaranteed_pivot_takes_over_when_the_sample_fails():
     prox_wgsef_linear_time(norms, np.arange(m), m, m // 2, 0.5, stats=stats)
     assert stats["guaranteed_pivots"] >= 1
     assert stats["touched"] <= 20 / 3 * stats["hinges"] + 50
+
+
+@pytest.mark.parametrize("case", ["random", "sample outliers", "saturated", "zero groups"])
+def test_large_problems_through_the_sampled_first_step(case):
+    """m ≥ 4 × 8192 starts with one bracketing step around a sampled root estimate; a bad
+    sample (its entries are outliers) only costs that step. Checked against the jitted prox
+    (float64) and the work bound."""
+    rng = np.random.default_rng(7)
+    m, k, lam = 40_000, 4_000, 0.5
+    norms = rng.exponential(size=m)
+    if case == "sample outliers":
+        norms[:: max(1, m // 8192)] = 1e6
+    if case == "saturated":  # exactly k saturated groups, H flat at 0 (the §5 trap)
+        norms = np.where(np.arange(m) < k, 10.0, 0.05)[rng.permutation(m)]
+    if case == "zero groups":
+        norms[rng.random(m) < 0.3] = 0.0
+    x = norms * rng.choice([-1.0, 1.0], m)
+    stats = {}
+    w = prox_wgsef_linear_time(x, np.arange(m), m, k, lam, stats=stats)
+    with float64():
+        ref = np.asarray(prox_wgsef(jnp.asarray(x), jnp.arange(m), m, k, lam))
+    np.testing.assert_allclose(w, ref, rtol=1e-10, atol=1e-12)
+    assert stats["touched"] <= 20 / 3 * stats["hinges"] + 50
+    if case == "saturated":
+        assert np.count_nonzero(w) == k
 
 
 def test_sorted_and_unsorted_segment_ids_and_empty_groups():
