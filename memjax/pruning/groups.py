@@ -44,7 +44,7 @@ Example:
     >>> import jax, jax.numpy as jnp
     >>> from memjax.pruning import trace_groups
     >>> def mlp(params, x):
-    ...     h = jax.nn.relu(x @ params["w1"] + params["b1"])
+    ...     h = jax.nn.relu(x @ params["w1"] + params["b1"][None])
     ...     return h @ params["w2"]
     >>> params = {"w1": jnp.ones((3, 4)), "b1": jnp.zeros(4), "w2": jnp.ones((4, 2))}
     >>> groups = trace_groups(mlp, params, jnp.ones((5, 3)))

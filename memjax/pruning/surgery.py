@@ -24,7 +24,7 @@ Example:
     >>> import jax, jax.numpy as jnp, numpy as np
     >>> from memjax.pruning import apply_masks, shrink, trace_groups
     >>> def mlp(params, x):
-    ...     return jax.nn.relu(x @ params["w1"] + params["b1"]) @ params["w2"]
+    ...     return jax.nn.relu(x @ params["w1"] + params["b1"][None]) @ params["w2"]
     >>> params = {"w1": jnp.arange(12.0).reshape(3, 4), "b1": jnp.ones(4),
     ...           "w2": jnp.ones((4, 2))}
     >>> groups = trace_groups(mlp, params, jnp.ones((1, 3)))
