@@ -4,7 +4,12 @@
   linear Titans memory (momentum and decay);
 * :mod:`~memjax.memories.gates` — data-dependent gates shared by the memories;
 * :mod:`~memjax.memories.titans` — Titans' deep neural memory (:class:`TitansMemory`);
-* :mod:`~memjax.memories.sparsey` — Sparsey's SDR macs (:class:`SparseyMac`).
+* :mod:`~memjax.memories.sparsey` — Sparsey's SDR macs (:class:`SparseyMac`);
+* :mod:`~memjax.memories.ntm`, :mod:`~memjax.memories.mann`, :mod:`~memjax.memories.nmn` — the
+  memory cells of Fast & Slow Learning: the Neural Turing Machine (:class:`NTMCell`), MANN with
+  least-recently-used access (:class:`MANNCell`) and the reconstructed NMN (:class:`NMNCell`),
+  each with its memory (:class:`NTMMemory`, …), on :mod:`~memjax.memories.addressing` and
+  :mod:`~memjax.memories.head_cell`.
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -16,7 +21,23 @@ Example:
     Array([3.], dtype=float32)
 """
 
+from memjax.memories.head_cell import (
+    FeedForwardController as FeedForwardController,
+    HeadCellCarry as HeadCellCarry,
+)
 from memjax.memories.linear import LinearMemory as LinearMemory, LinearState as LinearState
+from memjax.memories.mann import (
+    MANNCell as MANNCell,
+    MANNMemory as MANNMemory,
+    MANNState as MANNState,
+)
+from memjax.memories.nmn import (
+    NMNCarry as NMNCarry,
+    NMNCell as NMNCell,
+    NMNMemory as NMNMemory,
+    NMNState as NMNState,
+)
+from memjax.memories.ntm import NTMCell as NTMCell, NTMMemory as NTMMemory, NTMState as NTMState
 from memjax.memories.sparsey import SparseyMac as SparseyMac, SparseyState as SparseyState
 from memjax.memories.titans import (
     MemoryMLP as MemoryMLP,
@@ -25,9 +46,21 @@ from memjax.memories.titans import (
 )
 
 __all__ = [
+    "FeedForwardController",
+    "HeadCellCarry",
     "LinearMemory",
     "LinearState",
+    "MANNCell",
+    "MANNMemory",
+    "MANNState",
     "MemoryMLP",
+    "NMNCarry",
+    "NMNCell",
+    "NMNMemory",
+    "NMNState",
+    "NTMCell",
+    "NTMMemory",
+    "NTMState",
     "SparseyMac",
     "SparseyState",
     "TitansMemory",
