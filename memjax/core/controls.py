@@ -64,7 +64,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from memjax.core.checks import is_scalar_like
+from memjax.core.checks import check_prng_key, is_scalar_like
 
 __all__ = [
     "ControlCheck",
@@ -135,11 +135,7 @@ def in_range(name: str, low: float | None = None, high: float | None = None) -> 
 
 
 def _check_key(value) -> None:
-    if not is_prng_key(value):
-        raise TypeError(
-            f"key: expected a typed PRNG key (jax.random.key(seed)), got "
-            f"{type(value).__name__} {getattr(value, 'dtype', '')}".rstrip()
-        )
+    check_prng_key("key", value)
 
 
 def register_control(name: str, check: ControlCheck | None = None) -> None:

@@ -7,6 +7,11 @@ the same checks on it::
     check_memory_contract(lambda dtype: MyMemory(..., dtype=dtype))
 
 Each check raises ``AssertionError`` with a message naming what broke.
+
+Example:
+    >>> from memjax.core.testing.memory_contract import check_scan_equals_loop
+    >>> from memjax.memories.linear import LinearMemory
+    >>> check_scan_equals_loop(lambda dtype: LinearMemory(d_key=3, d_value=2, dtype=dtype))
 """
 
 from __future__ import annotations
