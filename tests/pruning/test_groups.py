@@ -266,3 +266,38 @@ def test_equinox_model_through_partition():
     assert t[("params/layers/0/weight", 0)] == identity(3)
     assert t[("params/layers/0/bias", 0)] == identity(3)  # (C, 1, 1)
     assert t[("params/layers/3/weight", 1)] == [(f, f // 4) for f in range(12)]  # CHW: blocked
+
+
+def test_flax_nnx_model_through_split_traces_and_shrinks():
+    nnx = pytest.importorskip("flax.nnx")
+    from memjax.pruning import apply_masks, shrink
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.c1 = nnx.Conv(3, 4, (3, 3), rngs=rngs)
+            self.bn = nnx.BatchNorm(4, use_running_average=True, rngs=rngs)
+            self.c2 = nnx.Conv(4, 2, (3, 3), rngs=rngs)
+
+        def __call__(self, x):
+            return self.c2(jax.nn.relu(self.bn(self.c1(x))))
+
+    graphdef, state = nnx.split(Net(nnx.Rngs(0)))
+
+    def f(s, x):
+        return nnx.merge(graphdef, s)(x)
+
+    x = jnp.asarray(RNG.normal(size=(2, 5, 5, 3)), jnp.float32)
+    first, last = trace_groups(f, state, x)
+    assert sorted(table(first)) == sorted(
+        [
+            (f"params/{name}/value", 0)
+            for name in ("c1/bias", "bn/scale", "bn/bias", "bn/mean", "bn/var")
+        ]
+        + [("params/c1/kernel/value", 3), ("params/c2/kernel/value", 2)]
+    )
+    masks = [np.array([True, False, True, True]), np.ones(2, bool)]
+    small = shrink(state, [first, last], masks)
+    assert small.params["c2"]["kernel"][...].shape == (3, 3, 3, 2)
+    np.testing.assert_allclose(
+        f(small.params, x), f(apply_masks(state, [first, last], masks), x), atol=1e-6
+    )
