@@ -1,7 +1,8 @@
 r"""Beta-Rank filter scores (Homayounfar et al. 2023, arXiv 2304.07461; code mohofar/Beta-Rank).
 
 Beta-Rank ranks the filters :math:`f_k` of a convolution by their weight magnitude times a ratio
-of activation spreads (spec ``beta_rank.md`` §2, the README's equation)
+of activation spreads (spec ``beta_rank.md`` §2: the README's ``images/Equation5.png``, which we
+take to be the paper's eq. 5)
 
 .. math::
 
