@@ -18,6 +18,39 @@ _generated.mkdir(exist_ok=True)
 for _src in sorted((ROOT / "tutorials").glob("[0-9]*.py")):
     shutil.copyfile(_src, _generated / _src.name)
 
+
+def _write_api_reference(path: pathlib.Path) -> None:
+    """``api.md``: one section per subpackage, an ``automodule`` per public module (all of them)."""
+    import importlib
+    import pkgutil
+
+    import memjax
+
+    names = sorted(
+        m.name
+        for m in pkgutil.walk_packages(memjax.__path__, "memjax.")
+        if not any(part.startswith("_") for part in m.name.split("."))
+    )
+    sections: dict[str, list[str]] = {}
+    for name in names:
+        sections.setdefault(".".join(name.split(".")[:2]), []).append(name)
+    lines = ["# API reference", ""]
+    lines += ["```{eval-rst}", ".. automodule:: memjax", "   :no-members:", "```", ""]
+    for package, modules in sections.items():
+        summary = (importlib.import_module(package).__doc__ or "").strip().splitlines()[0]
+        lines += [f"## `{package}`", "", summary, "", "```{eval-rst}"]
+        for module in modules:
+            lines.append(f".. automodule:: {module}")
+            if module == package or pkgutil.resolve_name(module).__spec__.submodule_search_locations:
+                lines.append("   :no-members:")
+        lines += ["```", ""]
+    text = "\n".join(lines)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+_write_api_reference(pathlib.Path(__file__).parent / "api.md")
+
 project = "memjax"
 author = "memjax developers"
 copyright = "2026, memjax developers"
