@@ -377,8 +377,10 @@ class _Run:
         return dict(self.eval_fn(state.params))
 
     def extra_metrics(self, state: TrainState, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        # A jitted step returns its metrics with sorted keys; records keep "loss" first.
+        metrics = {**({"loss": metrics["loss"]} if "loss" in metrics else {}), **metrics}
         if self.metrics_fn is None:
-            return dict(metrics)
+            return metrics
         extra = dict(_jit_metrics(self.metrics_fn)(state))
         clash = sorted(set(extra) & set(metrics))
         if clash:
