@@ -210,9 +210,12 @@ def _first_step(alpha, beta, k, scratch, tol_h):
         fall_on = at_left >= beta + 1.0  # the group is saturated for every t >= left
         linear = rise_on & ~fall_on
         # fold per group, not per hinge: a saturated group adds exactly 1 (no +α − α residue)
-        slope = float(np.einsum("i,i->", alpha, linear.astype(np.float64)))
-        b_lin = beta * linear if np.ndim(beta) else beta * float(np.count_nonzero(linear))
-        intercept = float(np.sum(b_lin)) - float(np.count_nonzero(fall_on))
+        slope = float(np.multiply(alpha, linear, out=scratch).sum())
+        if np.ndim(beta):
+            b_lin = float(np.multiply(beta, linear, out=scratch).sum())
+        else:
+            b_lin = beta * float(np.count_nonzero(linear))
+        intercept = b_lin - float(np.count_nonzero(fall_on))
     else:
         rise_on = fall_on = np.zeros(alpha.size, bool)
     if np.isfinite(right):
@@ -229,10 +232,10 @@ def _first_step(alpha, beta, k, scratch, tol_h):
     return left, right, slope, intercept, live, None
 
 
-def _clip_sum_root(alpha, beta, k, stats=None):
+def _clip_sum_root(alpha, beta, k, stats=None, scratch=None):
     """Root of ``Σ_j clip(α_j t − β_j, 0, 1) = k`` for ``α_j > 0`` (float64, more than ``k``
     entries; ``β`` an array or a scalar) by the §5 hinge elimination. ``stats`` (a dict)
-    receives the work done.
+    receives the work done; ``scratch``: an optional float64 buffer of ``alpha``'s size.
 
     Large problems start with one O(m) bracketing step around a root estimated on a strided
     sample (:func:`_first_step`). Pivots, introselect-style: the median of a strided sample
@@ -240,7 +243,7 @@ def _clip_sum_root(alpha, beta, k, stats=None):
     medians (which drops ≥ 30 %). Any two consecutive steps therefore shrink ``Ω`` by ≥ 30 %:
     ``O(m)`` in the worst case.
     """
-    scratch = np.empty(alpha.shape[0])
+    scratch = np.empty(alpha.shape[0]) if scratch is None else scratch[: alpha.shape[0]]
     mask = np.empty(alpha.shape[0], bool)
     total_a = 2.0 * float(alpha.sum())
     tol_h = 1e-12 * max(1.0, float(k))
@@ -329,11 +332,7 @@ def _validate(x, segment_ids, num_groups, k, lam, weights, uses_lam):
     if not _all_finite(x):
         raise ValueError("x: expected finite values")
     ids = np.asarray(segment_ids).reshape(-1)
-    d = (
-        np.ones(num_groups)
-        if weights is None
-        else np.broadcast_to(np.asarray(weights, np.float64), (num_groups,))
-    )
+    d = None if weights is None else np.broadcast_to(np.asarray(weights, np.float64), (num_groups,))
     return x, ids, num_groups, k, d
 
 
@@ -358,9 +357,10 @@ def _regular_layout(ids, num_groups) -> int:
 
 
 def group_squares(x, ids, num_groups):
-    """``Σ_{i∈G_j} x_i²`` (squares and sums in float64) and, when the ids are sorted, the
-    group sizes. Equal contiguous groups: ``np.add.reduceat`` chunk by chunk; other sorted ids:
-    one ``np.add.reduceat`` over the runs of equal ids; unsorted ids: ``np.bincount``."""
+    """``Σ_{i∈G_j} x_i²`` (squares and sums in float64) and the layout: the group size ``g``
+    for equal contiguous groups (then ``np.add.reduceat`` chunk by chunk), the group sizes for
+    other sorted ids (one ``np.add.reduceat`` over the runs of equal ids), ``None`` for
+    unsorted ids (``np.bincount``)."""
     flat = x.reshape(-1)
     if ids.size == 0:
         return np.zeros(num_groups), None
@@ -374,7 +374,7 @@ def group_squares(x, ids, num_groups):
             r1 = min(num_groups, r0 + step)
             chunk = np.square(flat[r0 * g : r1 * g], out=buffer[: (r1 - r0) * g], dtype=np.float64)
             np.add.reduceat(chunk, starts[: r1 - r0], out=sums[r0:r1])
-        return sums, np.full(num_groups, g)
+        return sums, g
     x2 = np.square(flat, dtype=np.float64)
     step = np.diff(ids)
     if step.size and step.min() < 0:
@@ -387,14 +387,14 @@ def group_squares(x, ids, num_groups):
     return sums, sizes
 
 
-def apply_group_scale(x, ids, scale, sizes):
-    """``x_i · scale[group(i)]`` in ``x``'s dtype: a broadcast when the ids are sorted and
-    every group has the same size, ``np.repeat`` when sorted, a gather otherwise."""
+def apply_group_scale(x, ids, scale, layout):
+    """``x_i · scale[group(i)]`` in ``x``'s dtype, for the ``layout`` of :func:`group_squares`:
+    a broadcast for equal contiguous groups, ``np.repeat`` for sorted ids, a gather otherwise."""
     flat = x.reshape(-1)
     scale = scale.astype(flat.dtype)
-    if sizes is not None and sizes.size and np.all(sizes == sizes[0]) and sizes[0] > 0:
-        return (flat.reshape(sizes.size, -1) * scale[:, None]).reshape(x.shape)
-    per_entry = np.repeat(scale, sizes) if sizes is not None else scale[ids]
+    if isinstance(layout, int):
+        return (flat.reshape(scale.size, layout) * scale[:, None]).reshape(x.shape)
+    per_entry = np.repeat(scale, layout) if layout is not None else scale[ids]
     np.multiply(per_entry, flat, out=per_entry)
     return per_entry.reshape(x.shape)
 
@@ -419,7 +419,7 @@ def prox_wgsef_linear_time(x, segment_ids, num_groups, k, lam, weights=None, *, 
     lam = float(np.asarray(lam))
     if lam == 0.0:
         return x.copy()
-    alpha, sizes = group_squares(x, ids, m)
+    alpha, layout = group_squares(x, ids, m)
     np.sqrt(alpha, out=alpha)  # ν_j, then α_j = √(λ d_j) ν_j in place (few m-sized arrays)
     beta = lam if weights is None else lam * d  # λ d_j: a scalar when the weights are uniform
     alpha *= np.sqrt(beta)
@@ -428,18 +428,18 @@ def prox_wgsef_linear_time(x, segment_ids, num_groups, k, lam, weights=None, *, 
     if n_active <= k:
         scale = 1.0 / (1.0 + np.broadcast_to(beta, (m,)))
     else:
+        scratch = np.empty(m)  # one buffer for the root finder and then the scale
         if n_active == m:
-            t = _clip_sum_root(alpha, beta, k, stats)
+            t = _clip_sum_root(alpha, beta, k, stats, scratch)
         else:
-            t = _clip_sum_root(
-                alpha[active], beta if np.ndim(beta) == 0 else beta[active], k, stats
-            )
+            b_active = beta if np.ndim(beta) == 0 else beta[active]
+            t = _clip_sum_root(alpha[active], b_active, k, stats, scratch)
         u = np.multiply(alpha, t, out=alpha)  # u_j = clip(α_j t − β_j, 0, 1), in place
         u -= beta
         np.clip(u, 0.0, 1.0, out=u)
-        scale = np.add(u, beta)
+        scale = np.add(u, beta, out=scratch)
         np.divide(u, scale, out=scale)  # u_j / (u_j + λ d_j); 0 for zero groups (u_j = 0)
-    return apply_group_scale(x, ids, scale, sizes)
+    return apply_group_scale(x, ids, scale, layout)
 
 
 def wgsef_value_linear_time(x, segment_ids, num_groups, k, weights=None):
@@ -457,7 +457,7 @@ def wgsef_value_linear_time(x, segment_ids, num_groups, k, weights=None):
     """
     x, ids, m, k, d = _validate(x, segment_ids, num_groups, k, None, weights, False)
     sq, _ = group_squares(x, ids, m)
-    z = np.sqrt(d * sq)
+    z = np.sqrt(sq if d is None else d * sq)
     nz = z[z > 0]
     if nz.size <= k:
         return 0.5 * float(np.sum(nz * nz))
