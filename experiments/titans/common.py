@@ -100,12 +100,7 @@ class Controlled:
         return self.layer.init_params(key)
 
     def init_state(self, params):
-        state = self.layer.empty_state(params)
-        if self.layer.num_persistent:
-            _, state = self.layer.memory_apply(
-                params, state, params["persistent"], **dict(self.controls)
-            )
-        return state
+        return self.layer.init_state(params, **dict(self.controls))
 
     def apply(self, params, state, xs, /, **controls):
         return self.layer.apply(params, state, xs, **{**dict(self.controls), **controls})
