@@ -184,10 +184,11 @@ def _sample_bracket(alpha, beta, k):
     return p[max(lo - width, 0)], p[min(hi + width, p.size - 1)]
 
 
-def _first_step(alpha, beta, k, scratch, tol_h):
+def _first_step(alpha, beta, k, scratch, masks, tol_h):
     """Fold or drop every hinge outside a sampled bracket in one O(m) pass, straight from
-    ``α, β`` (no m-sized breakpoint arrays). Returns ``(left, right, slope, intercept, live,
-    root)``; ``root`` is set when a bracket end is the root within tolerance."""
+    ``α, β`` (no m-sized breakpoint arrays; the three boolean ``masks`` rows are the only
+    work space). Returns ``(left, right, slope, intercept, live, root)``; ``root`` is set when
+    a bracket end is the root within tolerance."""
     lo, hi = _sample_bracket(alpha, beta, k)
     h = {}
     for t in (lo, hi):
@@ -203,12 +204,14 @@ def _first_step(alpha, beta, k, scratch, tol_h):
         right = lo
     if h[hi] <= 0:
         left = hi
+    rise_on, fall_on, work = masks
     slope = intercept = 0.0
     if np.isfinite(left):
         at_left = np.multiply(alpha, left, out=scratch)
-        rise_on = at_left >= beta  # max(α t − β, 0) is linear for every t >= left
-        fall_on = at_left >= beta + 1.0  # the group is saturated for every t >= left
-        linear = rise_on & ~fall_on
+        np.greater_equal(at_left, beta, out=rise_on)  # max(α t − β, 0) linear for t >= left
+        at_left -= 1.0
+        np.greater_equal(at_left, beta, out=fall_on)  # saturated for every t >= left
+        linear = np.logical_and(rise_on, np.logical_not(fall_on, out=work), out=work)
         # fold per group, not per hinge: a saturated group adds exactly 1 (no +α − α residue)
         slope = float(np.multiply(alpha, linear, out=scratch).sum())
         if np.ndim(beta):
@@ -217,15 +220,18 @@ def _first_step(alpha, beta, k, scratch, tol_h):
             b_lin = beta * float(np.count_nonzero(linear))
         intercept = b_lin - float(np.count_nonzero(fall_on))
     else:
-        rise_on = fall_on = np.zeros(alpha.size, bool)
-    if np.isfinite(right):
-        at_right = np.multiply(alpha, right, out=scratch)
-        rise_off, fall_off = at_right <= beta, at_right <= beta + 1.0
-    else:
-        rise_off = fall_off = np.zeros(alpha.size, bool)
+        rise_on[...] = False
+        fall_on[...] = False
+    at_right = np.multiply(alpha, right if np.isfinite(right) else 0.0, out=scratch)
     live = []
-    for on, off, offset in ((rise_on, rise_off, 0.0), (fall_on, fall_off, 1.0)):
-        keep = ~(on | off)
+    for on, offset in ((rise_on, 0.0), (fall_on, 1.0)):
+        if np.isfinite(right):  # off for every t <= right: α right − (β + offset) <= 0
+            if offset:
+                at_right -= offset
+            np.less_equal(at_right, beta, out=work)
+        else:
+            work[...] = False
+        keep = np.logical_not(np.logical_or(on, work, out=work), out=work)
         a = np.compress(keep, alpha)
         c = (np.compress(keep, beta) if np.ndim(beta) else beta) + offset
         live.append((a, c / a))
@@ -244,13 +250,16 @@ def _clip_sum_root(alpha, beta, k, stats=None, scratch=None):
     ``O(m)`` in the worst case.
     """
     scratch = np.empty(alpha.shape[0]) if scratch is None else scratch[: alpha.shape[0]]
-    mask = np.empty(alpha.shape[0], bool)
+    masks = np.empty((3, alpha.shape[0]), bool)
+    mask = masks[0]
     total_a = 2.0 * float(alpha.sum())
     tol_h = 1e-12 * max(1.0, float(k))
     touched = steps = guaranteed = 0
     left, right, slope, intercept = -np.inf, np.inf, 0.0, 0.0
     if alpha.size >= 4 * _SAMPLE:
-        left, right, slope, intercept, live, root = _first_step(alpha, beta, k, scratch, tol_h)
+        left, right, slope, intercept, live, root = _first_step(
+            alpha, beta, k, scratch, masks, tol_h
+        )
         steps, touched = 1, 2 * alpha.size
         if root is not None:
             if stats is not None:
