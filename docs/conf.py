@@ -41,8 +41,8 @@ def _write_api_reference(path: pathlib.Path) -> None:
         lines += [f"## `{package}`", "", summary, "", "```{eval-rst}"]
         for module in modules:
             lines.append(f".. automodule:: {module}")
-            if module == package or pkgutil.resolve_name(module).__spec__.submodule_search_locations:
-                lines.append("   :no-members:")
+            if importlib.import_module(module).__spec__.submodule_search_locations:
+                lines.append("   :no-members:")  # a package: its members are in its modules
         lines += ["```", ""]
     text = "\n".join(lines)
     if not path.exists() or path.read_text() != text:
