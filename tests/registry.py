@@ -93,8 +93,8 @@ def _gated_delta(dtype):
     return AssociativeLayer(D, 2, memory, chunk_size=3, conv_width=3)
 
 
-def _lmm(dtype, num_persistent=2):
-    return TitansLMM(D, 2, chunk_size=3, depth=2, num_persistent=num_persistent, dtype=dtype)
+def _lmm(dtype, num_persistent=2, depth=2):
+    return TitansLMM(D, 2, chunk_size=3, depth=depth, num_persistent=num_persistent, dtype=dtype)
 
 
 # Attention takes its softmax in float32 even in float64, and the Titans hybrids build their
@@ -102,32 +102,31 @@ def _lmm(dtype, num_persistent=2):
 _F32_SOFTMAX = dict(grad_rtol=1e-3, fd_eps=1e-4)
 
 LAYER_CASES = {
-    "associative": LayerCase(_gated_delta, split=5),
-    "titans_lmm": LayerCase(_lmm, split=5),
+    "associative": LayerCase(_gated_delta, split=4),
+    "titans_lmm": LayerCase(_lmm, split=4),
     "mac": LayerCase(
-        lambda dtype: MAC(D, 2, segment_size=4, num_persistent=2, memory=_lmm(dtype, 0)),
+        lambda dtype: MAC(D, 2, segment_size=4, num_persistent=2, memory=_lmm(dtype, 0, depth=1)),
         split=4,
-        length=10,
         **_F32_SOFTMAX,
     ),
     "mag": LayerCase(
-        lambda dtype: MAG(D, 2, window=3, num_persistent=2, memory=_lmm(dtype, 0)),
-        split=5,
+        lambda dtype: MAG(D, 2, window=3, num_persistent=2, memory=_lmm(dtype, 0, depth=1)),
+        split=4,
         **_F32_SOFTMAX,
     ),
     "mal": LayerCase(
-        lambda dtype: MAL(D, 2, window=3, num_persistent=2, memory=_lmm(dtype, 0)),
-        split=5,
+        lambda dtype: MAL(D, 2, window=3, num_persistent=2, memory=_lmm(dtype, 0, depth=1)),
+        split=4,
         **_F32_SOFTMAX,
     ),
     "attention": LayerCase(
         lambda dtype: Attention(D, 2, num_persistent=2, dtype=dtype), split=None, **_F32_SOFTMAX
     ),
     "sliding_window_attention": LayerCase(
-        lambda dtype: Attention(D, 2, window=3, dtype=dtype), split=5, **_F32_SOFTMAX
+        lambda dtype: Attention(D, 2, window=3, dtype=dtype), split=4, **_F32_SOFTMAX
     ),
     "sequence_model": LayerCase(
-        lambda dtype: SequenceModel(11, D, 2, _gated_delta(dtype), mlp_ratio=2), split=5
+        lambda dtype: SequenceModel(11, D, 2, _gated_delta(dtype), mlp_ratio=2), split=4
     ),
 }
 

@@ -3,6 +3,9 @@
 A layer is described by a :class:`LayerCase`: ``factory(dtype) -> layer``, where a streaming
 layer may cut its input (``split``), and the finite-difference tolerance of its gradient check.
 Inputs are ``(T, d_model)`` floats, or ``(T,)`` token ids for a layer with a ``vocab_size``.
+Every check runs in float64, and the checks share one jitted ``apply`` (so a layer at one shape
+compiles once for the streaming, jit, vmap and retrace checks); a streaming split at ``T/2``
+makes both pieces share a compile too.
 Each check raises ``AssertionError`` naming what broke::
 
     from memjax.core.testing.layer_contract import LayerCase, check_layer_contract
@@ -115,19 +118,21 @@ def check_layer_streams(case: LayerCase) -> None:
 
 
 def check_layer_jit_equals_eager(case: LayerCase) -> None:
-    layer, params, state, xs = _setup(case, "float32", 2)
-    eager = layer.apply(params, state, xs)
-    jitted = _apply(layer, params, state, xs)
-    assert_trees_allclose(jitted, eager, rtol=1e-5, atol=1e-5, what="jit vs eager apply")
+    with float64():
+        layer, params, state, xs = _setup(case, "float64", 2)
+        eager = layer.apply(params, state, xs)
+        jitted = _apply(layer, params, state, xs)
+        assert_trees_allclose(jitted, eager, rtol=1e-6, atol=1e-6, what="jit vs eager apply")
 
 
 def check_layer_vmap_equals_stacked(case: LayerCase, batch: int = 2) -> None:
-    layer, params, state, _ = _setup(case, "float32", 3)
-    xs = [layer_inputs(layer, case.length, 30 + b) for b in range(batch)]
-    batched = jax.jit(jax.vmap(lambda x: layer.apply(params, state, x)))(jnp.stack(xs))
-    singles = [_apply(layer, params, state, x) for x in xs]
-    expected = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *singles)
-    assert_trees_allclose(batched, expected, rtol=1e-5, atol=1e-5, what="vmap vs stacked apply")
+    with float64():
+        layer, params, state, _ = _setup(case, "float64", 3)
+        xs = [layer_inputs(layer, case.length, 30 + b, "float64") for b in range(batch)]
+        batched = jax.jit(jax.vmap(lambda x: layer.apply(params, state, x)))(jnp.stack(xs))
+        singles = [_apply(layer, params, state, x) for x in xs]
+        expected = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *singles)
+        assert_trees_allclose(batched, expected, rtol=1e-6, atol=1e-6, what="vmap vs stacked")
 
 
 def check_layer_gradients(case: LayerCase) -> None:
@@ -167,12 +172,13 @@ def check_layer_gradients(case: LayerCase) -> None:
 
 def check_layer_no_retrace(case: LayerCase) -> None:
     """A second jitted call with an equal spec (a new object) and new values does not retrace."""
-    layer, params, state, xs = _setup(case, "float32", 5)
-    _apply(layer, params, state, xs)  # traces at most once (the jit check may have already)
-    before = len(_TRACES)
-    other = layer_inputs(layer, case.length, 99)
-    _apply(case.factory("float32"), params, state, other)
-    assert len(_TRACES) == before, f"second call retraced ({len(_TRACES) - before} traces)"
+    with float64():
+        layer, params, state, xs = _setup(case, "float64", 5)
+        _apply(layer, params, state, xs)  # traces at most once (the jit check may have already)
+        before = len(_TRACES)
+        other = layer_inputs(layer, case.length, 99, "float64")
+        _apply(case.factory("float64"), params, state, other)
+        assert len(_TRACES) == before, f"second call retraced ({len(_TRACES) - before} traces)"
 
 
 def check_layer_unknown_control_raises(case: LayerCase) -> None:
