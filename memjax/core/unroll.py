@@ -67,16 +67,20 @@ Boundary = Callable[[Carry, jax.Array], Any]
 
 
 @jax.custom_vjp
-def _inject(x, gradient):
-    return x
+def _inject(xs, gradients):
+    # One custom_vjp over all the leaves: reverse mode skips an equation whose cotangents are all
+    # symbolic zeros, so a per-leaf version would drop the gradient injected into a leaf that
+    # nothing later differentiates (e.g. MANN's usage, which only feeds an argmin).
+    return xs
 
 
-def _inject_fwd(x, gradient):
-    return x, gradient
+def _inject_fwd(xs, gradients):
+    return xs, gradients
 
 
-def _inject_bwd(gradient, cotangent):
-    return gradient.astype(cotangent.dtype), jnp.zeros_like(gradient)
+def _inject_bwd(gradients, cotangents):
+    injected = tuple(g.astype(c.dtype) for g, c in zip(gradients, cotangents))
+    return injected, tuple(jnp.zeros_like(g) for g in gradients)
 
 
 _inject.defvjp(_inject_fwd, _inject_bwd)
@@ -100,16 +104,21 @@ def cut(carry: Carry, gradient: Carry | None = None) -> Carry:
         return jax.tree_util.tree_map(jax.lax.stop_gradient, carry)
     leaves, treedef = jax.tree_util.tree_flatten(carry)
     grads = treedef.flatten_up_to(gradient)
-    out = []
+    out, where, xs, gs = [], [], [], []
     for i, (x, g) in enumerate(zip(leaves, grads)):
+        out.append(jax.lax.stop_gradient(x))
         if not jnp.issubdtype(jnp.result_type(x), jnp.inexact):
-            out.append(jax.lax.stop_gradient(x))
             continue
         if jnp.shape(g) != jnp.shape(x):
             raise ValueError(
                 f"gradient: leaf {i} expected shape {jnp.shape(x)}, got {jnp.shape(g)}"
             )
-        out.append(_inject(x, jax.lax.stop_gradient(jnp.asarray(g, jnp.result_type(x)))))
+        where.append(i)
+        xs.append(x)
+        gs.append(jax.lax.stop_gradient(jnp.asarray(g, jnp.result_type(x))))
+    if xs:
+        for i, x in zip(where, _inject(tuple(xs), tuple(gs))):
+            out[i] = x
     return treedef.unflatten(out)
 
 
