@@ -26,6 +26,12 @@ number of reads to memory" [L]). Ties among equal usages go to the higher slot i
 (:func:`memjax.memories.addressing.least_used`, snowkylin's ``tf.nn.top_k`` order [C]); only one
 slot — the least used — is zeroed before the write (Santoro §3.2 [L], snowkylin [C]).
 
+**Near-ties.** With :math:`n > 1` heads, :math:`w^{lu}` puts every head's write on the same
+:math:`n` slots, so they hold (nearly) the same content and their usages then differ by rounding
+only; which of them is "least used" next is decided by the last bits, so a batched (``vmap``)
+and a single call may pick different slots in float32. The selection has no gradient, so each
+run is still exactly differentiable; compare multi-head runs in float64.
+
 **Order.** ``order="write_read"`` (default) is the paper's indexing: the read weights and the
 read both use :math:`M_t`, after the write (the write uses only :math:`w^r_{t-1}`, so nothing is
 circular). ``"read_write"`` reads :math:`M_{t-1}` first. (snowkylin/ntm mixes the two: read

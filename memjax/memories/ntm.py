@@ -39,6 +39,15 @@ always address :math:`M_{t-1}`.
 **Initial state** [I]: every slot :math:`10^{-6}` (a small constant, Collier & Beel 2018's best
 init, spec §3.4) and every weighting one-hot on slot 0. ``eps`` sits inside every square root.
 
+**Long backward passes** [D: measured in ``tests/memories/test_memory_cells.py``'s setting]:
+from the init, with zero or huge inputs and with every gate saturated, 10,000 steps forward and
+backward stay finite. Sharpening with :math:`\gamma \gg 1` is expansive (its Jacobian scales
+like :math:`\gamma/\tilde w`), so in a chaotic regime — e.g. all weights of a small NTM-LSTM
+×10 — the *true* BPTT gradient grows exponentially (about ×1.06 per step there, overflowing
+float32 after ~1,500 steps). That is the model's gradient, not a numerical guard failing:
+bound the horizon with truncation windows (:func:`memjax.core.unroll` ``truncate=``, where
+synthetic gradients attach) and clip gradient norms.
+
 **Cell** (:class:`NTMCell`): an LSTM or feed-forward controller on :math:`[x_t \| r_{t-1}]`,
 outputs clipped at ±20, the interface split into the taps ``"read"`` ``(H_r, ·)`` and
 ``"write"`` ``(H_w, ·)`` (:mod:`memjax.memories.head_cell`); the memory taps the weightings as
@@ -204,8 +213,9 @@ class NTMMemory(Memory):
     def _weights(self, heads, w_prev, memory):
         return jax.vmap(self.address, in_axes=(0, 0, None))(heads, w_prev, memory)
 
-    def _write(self, state: NTMState, key, value) -> NTMState:
-        w = taps.tap("write_weights", self._weights(key, state.write_weights, state.memory))
+    def _write(self, state: NTMState, w, value) -> NTMState:
+        """Erase and add at the write weighting ``w (H_w, N)`` (eqs. 3–4)."""
+        w = taps.tap("write_weights", w)
         width = self.memory_width
         erase, add = jax.nn.sigmoid(value[:, :width]), value[:, width:]
         return NTMState(addressing.erase_add(state.memory, w, erase, add), state.read_weights, w)
@@ -216,7 +226,7 @@ class NTMMemory(Memory):
         self._check_state(state)
         check_array("key", key, shape=self.key_size, floating=True)
         check_array("value", value, shape=self.value_size, floating=True)
-        return self._write(state, key, value)
+        return self._write(state, self._weights(key, state.write_weights, state.memory), value)
 
     def read(self, params, state: NTMState, query, /, **controls) -> jax.Array:
         """Peek: the reads ``(H_r, W)`` with the current addressing; the state is unchanged."""
@@ -246,12 +256,19 @@ class NTMMemory(Memory):
         check_array("value", value, shape=self.value_size, floating=True)
         check_array("query", query, shape=self.query_size, floating=True)
         if order == "write_read":
-            state = self._write(state, key, value)
-        w_read = self._weights(query, state.read_weights, state.memory)
+            w_write = self._weights(key, state.write_weights, state.memory)
+            state = self._write(state, w_write, value)
+            w_read = self._weights(query, state.read_weights, state.memory)
+        else:  # every head addresses M_{t-1}: one batched addressing of all heads
+            heads = jnp.concatenate([query, key])
+            w = self._weights(
+                heads, jnp.concatenate([state.read_weights, state.write_weights]), state.memory
+            )
+            w_read, w_write = w[: self.num_read_heads], w[self.num_read_heads :]
         w_read = taps.tap("read_weights", w_read)
         reads = addressing.read_slots(state.memory, w_read)
         if order == "read_write":
-            state = self._write(state, key, value)
+            state = self._write(state, w_write, value)
         return reads, NTMState(state.memory, w_read, state.write_weights)
 
 

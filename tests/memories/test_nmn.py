@@ -54,7 +54,6 @@ def np_cell(cell, params, xs):
 CONFIGS = [
     dict(controller="lstm"),
     dict(controller="feedforward", write_input="read", similarity="cosine"),
-    dict(controller="lstm", write_input="read", similarity="cosine"),
 ]
 
 
