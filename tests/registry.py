@@ -11,6 +11,9 @@ A new component adds itself here with configurations that exercise its learnable
 from memjax.core import MultiHead
 from memjax.core.testing.layer_contract import LayerCase
 from memjax.memories.linear import LinearMemory
+from memjax.memories.mann import MANNCell
+from memjax.memories.nmn import NMNCell
+from memjax.memories.ntm import NTMCell
 from memjax.memories.titans.memory import TitansMemory
 from memjax.models.associative import AssociativeLayer
 from memjax.models.memory_cell import ControllerMemoryCell
@@ -80,6 +83,25 @@ CELL_FACTORIES = {
         LinearMemory(d_key=4, d_value=3, eta=0.5, alpha=0.1, learn_init=True, dtype=dtype),
         d_input=2,
         d_hidden=5,
+    ),
+    # Fast & Slow Learning's memory cells, one per memory, both controllers between them (the
+    # other controller of each is in tests/memories/test_memory_cells.py). MANN has one head
+    # here: with more, float32 near-ties among least-used slots break vmap == stacked.
+    "ntm_lstm": lambda dtype: NTMCell(
+        3, 4, memory_size=5, memory_width=3, num_read_heads=2, num_write_heads=2, dtype=dtype
+    ),
+    "mann_lstm": lambda dtype: MANNCell(
+        3, 4, memory_size=5, memory_width=3, num_heads=1, dtype=dtype
+    ),
+    "nmn_feedforward": lambda dtype: NMNCell(
+        3,
+        4,
+        memory_size=5,
+        memory_width=3,
+        controller="feedforward",
+        write_input="read",
+        similarity="cosine",
+        dtype=dtype,
     ),
 }
 
