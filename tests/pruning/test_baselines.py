@@ -73,16 +73,17 @@ def test_random_bn_scale_and_taylor_scores():
 
 @pytest.fixture(scope="module")
 def lenet():
+    rng = np.random.default_rng(3)  # its own generator: the fixture must not depend on test order
     net = LeNet5(channels=(3, 4), hidden=(6, 5), num_classes=3)
     shapes = jax.eval_shape(net.init_params, jax.random.key(0))
     params = jax.tree_util.tree_map(
         lambda s: jnp.asarray(
-            RNG.normal(size=s.shape) / np.sqrt(np.prod(s.shape[:-1]) or 1), s.dtype
+            rng.normal(size=s.shape) / np.sqrt(np.prod(s.shape[:-1]) or 1), s.dtype
         ),
         shapes,
     )
     params["conv2"]["bias"] = params["conv2"]["bias"] + 2.0  # live ReLUs into fc1
-    x = jnp.asarray(RNG.normal(size=(10, 32, 32, 1)), jnp.float32)
+    x = jnp.asarray(rng.normal(size=(10, 32, 32, 1)), jnp.float32)
     return net, params, x
 
 
