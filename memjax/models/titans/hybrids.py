@@ -38,7 +38,7 @@ from memjax.core.checks import check_array, check_positive_int
 from memjax.core.controls import check_controls
 from memjax.core.spec import spec
 from memjax.models.titans.lmm import TitansLMM
-from memjax.models.titans.mac import init_gate, memory_gate
+from memjax.models.titans.mac import init_gated_params, memory_gate
 from memjax.nn.attention import Attention
 
 __all__ = ["MAG", "MAL", "HybridState"]
@@ -111,12 +111,7 @@ class MAG(_MemoryAttentionHybrid):
     """
 
     def init_params(self, key: jax.Array) -> dict:
-        k_mem, k_attn, k_gate = jax.random.split(key, 3)
-        return {
-            "memory": self.lmm.init_params(k_mem),
-            "attention": self.attention.init_params(k_attn),
-            "gate": init_gate(k_gate, self.d_model, self.lmm.dtype),
-        }
+        return init_gated_params(self, key)
 
     def init_state(self, params: dict, **controls) -> HybridState:
         """The memory after writing ``[p]`` (controls ``theta=``, ``eta=``, ``alpha=`` override

@@ -70,7 +70,7 @@ from memjax.models.titans.lmm import LMMState, TitansLMM
 from memjax.nn.attention import Attention, masked_attention
 from memjax.nn.norms import rms_norm
 
-__all__ = ["MAC", "MACState", "SegmentTrace", "init_gate", "memory_gate"]
+__all__ = ["MAC", "MACState", "SegmentTrace", "init_gate", "init_gated_params", "memory_gate"]
 
 
 def init_gate(key: jax.Array, d_model: int, dtype="float32") -> dict:
@@ -79,6 +79,17 @@ def init_gate(key: jax.Array, d_model: int, dtype="float32") -> dict:
         "norm_y": jnp.ones((d_model,), dtype),
         "norm_m": jnp.ones((d_model,), dtype),
         "out": jax.random.normal(key, (d_model, d_model), dtype) / math.sqrt(d_model),
+    }
+
+
+def init_gated_params(spec, key: jax.Array) -> dict:
+    """``{"memory", "attention", "gate"}`` params of a memory + attention + :func:`memory_gate`
+    spec (MAC, MAG): its ``lmm``, its ``attention`` and :func:`init_gate`, from one key."""
+    k_mem, k_attn, k_gate = jax.random.split(key, 3)
+    return {
+        "memory": spec.lmm.init_params(k_mem),
+        "attention": spec.attention.init_params(k_attn),
+        "gate": init_gate(k_gate, spec.d_model, spec.lmm.dtype),
     }
 
 
@@ -156,12 +167,7 @@ class MAC:
         )
 
     def init_params(self, key: jax.Array) -> dict:
-        k_mem, k_attn, k_gate = jax.random.split(key, 3)
-        return {
-            "memory": self.lmm.init_params(k_mem),
-            "attention": self.attention.init_params(k_attn),
-            "gate": init_gate(k_gate, self.d_model, self.lmm.dtype),
-        }
+        return init_gated_params(self, key)
 
     def init_state(self, params: dict, **controls) -> MACState:
         """The LMM's empty state (no persistent tokens in it) and a zero query tail; known
