@@ -52,6 +52,7 @@ import jax
 import jax.numpy as jnp
 
 from memjax.core.checks import check_array, check_heads, check_positive_int
+from memjax.core.controls import check_controls
 from memjax.core.spec import spec
 from memjax.nn.channels import ChannelAxes
 
@@ -72,11 +73,13 @@ def rope(x: jax.Array, positions: jax.Array, base: float = 10000.0) -> jax.Array
 def masked_attention(q, k, v, mask) -> jax.Array:
     """Softmax attention of ``q (T, H, d)`` over ``k, v (S, H, d)`` where ``mask (T, S)`` is True.
 
-    Every query must see at least one key.
+    Every query must see at least one key. The softmax runs in the inputs' dtype, at least
+    float32 (bfloat16/float16 scores are upcast; float64 stays float64).
     """
     logits = jnp.einsum("thd,shd->hts", q, k) / math.sqrt(q.shape[-1])
     logits = jnp.where(mask[None], logits, NEG_INF)
-    weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
+    dtype = jnp.promote_types(logits.dtype, jnp.float32)
+    weights = jax.nn.softmax(logits.astype(dtype), axis=-1).astype(v.dtype)
     return jnp.einsum("hts,shd->thd", weights, v)
 
 
@@ -219,6 +222,8 @@ class Attention:
     def apply(self, params: dict, state: AttentionState, xs, /, **controls):
         """``(ys, state)`` for ``xs`` ``(T, d_model)``; the persistent tokens are the prefix.
 
-        Controls are ignored.
+        No control changes attention; an unknown control name (or a registered one with a bad
+        value) raises, as in every other layer (:func:`memjax.core.controls.check_controls`).
         """
+        check_controls(controls, where="Attention.apply")
         return self.attend(params, state, xs, params.get("persistent"))
