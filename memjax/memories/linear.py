@@ -26,6 +26,23 @@ k_t + b_\theta)`, :math:`\eta_t = \sigma(w_\eta^\top k_t + b_\eta)`, :math:`\alp
 gate's weights start at zero and its bias at the logit of the constant, so a gated memory starts
 equal to the constant one. Per-call controls ``theta=``, ``eta=``, ``alpha=`` override both.
 
+**Stability.** Without momentum or decay a write multiplies the memory's error along the key,
+:math:`(M k - v)`, by :math:`1 - 2c\,\theta_t\lVert k_t\rVert^2` (the other directions are
+untouched), so the recurrence is stable iff
+
+.. math::
+
+   0 < 2c\,\theta_t \lVert k_t\rVert_2^2 < 2, \qquad\text{i.e.}\quad
+   \theta_t \lVert k_t\rVert_2^2 < 2 \ \text{for the delta rule's}\ c = 1/2,
+
+the classic LMS/NLMS step-size condition (Widrow–Hoff). Past it each write overshoots and the
+reads grow geometrically while staying finite for a long time: N(0, 1) keys in 16 dimensions
+with θ = 0.5 give :math:`\theta\lVert k\rVert^2 \approx 8` and reads of order 1e27 after 128
+tokens. ℓ2-normalise the keys (as :class:`memjax.models.associative.AssociativeLayer` does with
+``qk_norm=True``) and keep θ < 2; ``loss="sum"`` halves the bound (θ‖k‖² < 1), ``loss="mean"``
+multiplies it by ``d_value``. A decay α shifts the factor to :math:`1 - \alpha_t - 2c\theta_t
+\lVert k_t\rVert^2` (Gated DeltaNet's form multiplies it by :math:`1-\alpha_t`).
+
 This memory is memjax's baseline and the oracle for the deeper memories (Titans with
 ``L_M = 1`` and no momentum or decay must equal it).
 
