@@ -1,6 +1,7 @@
 """The experiment runner: configs and presets, the training loop over a :class:`TrainState`
 (pluggable step functions, hooks, phases, metrics from the state), orbax checkpoints, metrics,
-plots, progress and the device mesh (data parallel, FSDP).
+plots (a style per series, the legend outside), progress, the persistent compilation cache and the
+device mesh (data parallel, FSDP).
 
 Example (an experiment script)::
 
@@ -32,6 +33,13 @@ Example (two phases: dense, then a fixed mask re-applied by a hook after every u
     ([True, False, True, False], ['dense', 'dense', 'sparse'])
 """
 
+from memjax.train.cache import (
+    CACHE_ENV,
+    compilation_cache_hits,
+    default_cache_dir,
+    disable_compilation_cache,
+    enable_compilation_cache,
+)
 from memjax.train.checkpoint import Checkpointer, abstract_like, load_pytree, save_pytree
 from memjax.train.config import (
     ConfigError,
@@ -60,19 +68,19 @@ from memjax.train.mesh import (
 from memjax.train.metrics import (
     MetricsLogger,
     describe_machine,
-    plot_lines,
-    plot_metric,
     read_jsonl,
     to_float,
     truncate_jsonl,
     write_results_table,
 )
 from memjax.train.phases import Phase
+from memjax.train.plots import draw_lines, legend_outside, plot_lines, plot_metric, series_styles
 from memjax.train.progress import Progress, use_progress_bar
 from memjax.train.state import TrainState, step_key
 from memjax.train.steps import Hook, StepFn, make_supervised_step, make_train_step
 
 __all__ = [
+    "CACHE_ENV",
     "DATA_AXIS",
     "MODEL_AXIS",
     "Checkpointer",
@@ -89,12 +97,18 @@ __all__ = [
     "abstract_like",
     "apply_overrides",
     "build_config",
+    "compilation_cache_hits",
     "config_to_dict",
     "data_mesh",
+    "default_cache_dir",
     "describe_machine",
+    "disable_compilation_cache",
+    "draw_lines",
+    "enable_compilation_cache",
     "fsdp_mesh",
     "fsdp_spec",
     "initialize_distributed",
+    "legend_outside",
     "load_config",
     "load_pytree",
     "make_supervised_step",
@@ -106,6 +120,7 @@ __all__ = [
     "read_jsonl",
     "replicate",
     "save_pytree",
+    "series_styles",
     "shard_batch",
     "shard_state",
     "state_shardings",

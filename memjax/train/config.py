@@ -12,9 +12,11 @@ get the fields the training loop reads) and a dict of presets, one per machine c
 :func:`parse_args` turns a command line into a :class:`RunArgs`: the preset's values applied to the
 dataclass defaults, then ``--seed``/``--steps``, then every ``--set key=value`` (typed by the
 dataclass field's annotation), plus the run options (``--resume``, ``--out``, ``--data-parallel``,
-``--fsdp N``, ``--distributed``, ``--no-progress``, ``--overwrite``). Unknown keys and values that
-do not parse raise :class:`ConfigError` naming the key (on the command line: a usage error, exit
-status 2).
+``--fsdp N``, ``--distributed``, ``--no-progress``, ``--overwrite``, ``--cache-dir DIR``,
+``--no-cache``). It turns on the persistent compilation cache
+(:func:`memjax.train.enable_compilation_cache`), so a second run does not compile again. Unknown
+keys and values that do not parse raise :class:`ConfigError` naming the key (on the command line:
+a usage error, exit status 2).
 
 Example:
     >>> import dataclasses
@@ -41,6 +43,8 @@ import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from memjax.train.cache import CACHE_ENV, default_cache_dir, enable_compilation_cache
 
 __all__ = [
     "ConfigError",
@@ -96,6 +100,7 @@ class RunArgs:
     distributed: bool = False
     progress: bool = True
     fsdp: int = 0
+    cache_dir: Path | None = None
 
     def train_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`memjax.train.train` (``out_dir``, ``resume``, ...)."""
@@ -305,8 +310,9 @@ def parse_args(
     ``--data-parallel`` (shard the batch over all local devices), ``--fsdp N`` (also shard
     parameters and optimizer state over N devices: the gpu/tpu presets), ``--distributed`` (calls
     ``jax.distributed.initialize()`` here, before anything touches a device: for multi-host TPU
-    slices), ``--no-progress`` and ``--overwrite`` (start over in a run folder that has
-    checkpoints).
+    slices), ``--no-progress``, ``--overwrite`` (start over in a run folder that has
+    checkpoints), ``--cache-dir DIR`` (the persistent compilation cache folder, default
+    ``$MEMJAX_CACHE_DIR`` or ``~/.cache/memjax/jax``) and ``--no-cache``.
 
     Args:
         config_cls: the experiment's frozen dataclass config type.
@@ -347,6 +353,11 @@ def parse_args(
                         help="call jax.distributed.initialize() (multi-host TPU slices)")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar: print a short line at each log step")
+    parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                        help=f"persistent compilation cache folder (default ${CACHE_ENV} or "
+                             f"{default_cache_dir()}; 'off': none)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="do not use the persistent compilation cache")
     ns = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
 
     overrides: dict[str, Any] = {}
@@ -372,6 +383,10 @@ def parse_args(
         initialize_distributed()
     if ns.fsdp < 0:
         parser.error(f"--fsdp must be >= 0, got {ns.fsdp}")
+    try:
+        cache_dir = enable_compilation_cache("off" if ns.no_cache else ns.cache_dir)
+    except (OSError, ValueError) as e:
+        parser.error(f"--cache-dir: {e}")
     out_dir = ns.out if ns.out is not None else Path("runs") / experiment / ns.preset
     return RunArgs(
         config=config,
@@ -384,4 +399,5 @@ def parse_args(
         distributed=ns.distributed,
         progress=not ns.no_progress,
         fsdp=ns.fsdp,
+        cache_dir=cache_dir,
     )

@@ -7,8 +7,10 @@
   run is byte-identical to an uninterrupted one.
 * ``results.md``: :func:`write_results_table` renders a list of dict rows as a markdown table with
   a title and notes (preset, machine: see :func:`describe_machine`).
-* PNG plots with matplotlib's Agg backend: :func:`plot_metric` (a metric over steps, one curve per
-  split) and :func:`plot_lines` (a generic x-y plot with several series, for result figures).
+* PNG plots: :func:`plot_metric` (a metric over steps, one curve per split) and
+  :func:`plot_lines` (a generic x-y plot with several series, for result figures) live in
+  :mod:`memjax.train.plots` (a style per series, the legend outside the axes) and are
+  re-exported here.
 
 Example:
     >>> import tempfile, pathlib
@@ -30,11 +32,13 @@ import json
 import math
 import os
 import platform
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from memjax.train.plots import plot_lines as plot_lines, plot_metric as plot_metric
 
 __all__ = [
     "MetricsLogger",
@@ -213,91 +217,3 @@ def describe_machine() -> str:
         + (f" on {hosts} hosts" if hosts > 1 else "")
         + f"; host {platform.machine()} with {os.cpu_count()} CPU cores; jax {jax.__version__}"
     )
-
-
-# ----------------------------------------------------------------------------- plots
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_metric(
-    path: str | Path,
-    records: Iterable[Mapping[str, Any]],
-    metric: str = "loss",
-    *,
-    splits: Sequence[str] | None = None,
-    title: str | None = None,
-    logy: bool = False,
-) -> Path:
-    """Plots ``metric`` over steps, one curve per split, from metric records (or
-    ``read_jsonl(path)``); saves a PNG at ``path`` and returns it.
-
-    Raises:
-        ValueError: no record holds ``metric``.
-    """
-    series: dict[str, tuple[list[float], list[float]]] = {}
-    for rec in records:
-        if metric in rec and (splits is None or rec.get("split") in splits):
-            xs, ys = series.setdefault(str(rec.get("split", "")), ([], []))
-            xs.append(rec["step"])
-            ys.append(rec[metric])
-    if not series:
-        raise ValueError(f"plot_metric: no record has the metric {metric!r}")
-    return plot_lines(path, series, xlabel="step", ylabel=metric, title=title or metric,
-                      logy=logy, markers=any(len(xs) < 3 for xs, _ in series.values()))
-
-
-def plot_lines(
-    path: str | Path,
-    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
-    *,
-    xlabel: str = "",
-    ylabel: str = "",
-    title: str | None = None,
-    logx: bool = False,
-    logy: bool = False,
-    markers: bool = True,
-    dpi: int = 120,
-) -> Path:
-    """A generic x-y line plot with several named series, saved as a PNG.
-
-    Example:
-        >>> import tempfile
-        >>> p = plot_lines(tempfile.mkdtemp() + "/acc.png",
-        ...                {"memjax": ([1, 2, 4], [0.5, 0.7, 0.9]),
-        ...                 "paper": ([1, 2, 4], [0.5, 0.6, 0.8])},
-        ...                xlabel="shots", ylabel="accuracy")
-        >>> p.stat().st_size > 0
-        True
-    """
-    plt = _pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    try:
-        for name, (xs, ys) in series.items():
-            ax.plot(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float), label=str(name),
-                    marker="o" if markers else None, markersize=3)
-        if logx:
-            ax.set_xscale("log")
-        if logy:
-            ax.set_yscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        if title:
-            ax.set_title(title)
-        if len(series) > 1:
-            ax.legend()
-        ax.grid(True, alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(path, dpi=dpi)
-    finally:
-        plt.close(fig)
-    return path
