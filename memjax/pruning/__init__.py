@@ -18,6 +18,8 @@ by :math:`\operatorname{mean}|W_k| \cdot \beta_k` from calibration activations. 
 4. **Surgery** (:mod:`~memjax.pruning.surgery`): :func:`shrink` makes the arrays smaller
    (BatchNorm statistics copied); :func:`materialize` also rebuilds the spec
    (``spec.pruned(kept)``), so the pruned network is really smaller and faster.
+5. **Cost** (:mod:`~memjax.pruning.cost`): :func:`xla_flops` (XLA's cost analysis of the
+   compiled forward), :func:`count_params`, :func:`measure_latency` and :func:`model_cost`.
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -47,6 +49,12 @@ from memjax.pruning.baselines import (
     taylor_scores as taylor_scores,
 )
 from memjax.pruning.calibration import METHODS as METHODS, score_layers as score_layers
+from memjax.pruning.cost import (
+    Latency as Latency,
+    measure_latency as measure_latency,
+    model_cost as model_cost,
+    xla_flops as xla_flops,
+)
 from memjax.pruning.groups import (
     Group as Group,
     Member as Member,
@@ -81,6 +89,7 @@ __all__ = [
     "METHODS",
     "BetaRankStatistics",
     "Group",
+    "Latency",
     "Member",
     "Shrunk",
     "UntraceableOpError",
@@ -97,7 +106,9 @@ __all__ = [
     "l1_scores",
     "masks_from_scores",
     "materialize",
+    "measure_latency",
     "minmax",
+    "model_cost",
     "path_name",
     "random_scores",
     "score_layers",
@@ -106,4 +117,5 @@ __all__ = [
     "to_nhwc",
     "trace_groups",
     "tree_paths",
+    "xla_flops",
 ]

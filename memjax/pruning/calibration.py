@@ -150,6 +150,13 @@ def score_layers(
         else [f"{name}:{kind}" for name, _, _ in layers for kind in ("in", "out")]
     )
     collect = jax.jit(collect_taps(apply_fn, wanted))
+    try:
+        jax.eval_shape(collect, params, batch[:chunk_size])
+    except (ValueError, TypeError, KeyError) as err:
+        raise ValueError(
+            f"batch: a calibration batch shaped {tuple(batch.shape)} does not fit the model "
+            f"(or lacks the taps {wanted[:2]}...): {err}"
+        ) from err
     totals: dict = {}
     shapes: dict = {}
     for start in range(0, n, chunk_size):

@@ -294,10 +294,16 @@ class ResNet:
             self.dtype,
         )
 
-    def ratios(self, compress_rate) -> dict:
+    def ratios(self, compress_rate, *, stream: float | None = None) -> dict:
         """HRankPlus ``[stem, stage1_out, stage2_out, mid_1 … mid_3n]`` rates as
-        ``{kernel name: ratio}``. The stream entries must agree: option-A shortcuts couple the
-        stem and all stage outputs into one group (module doc), which gets that ratio."""
+        ``{kernel name: ratio}``.
+
+        Option-A shortcuts couple the stem and all stage outputs into one group (module doc),
+        which can take one ratio only: the three stream entries must agree, and that ratio
+        then also prunes the stage-3 outputs (HRankPlus never prunes them, accepting scrambled
+        residual channels instead). Lists whose stream entries differ — the paper's
+        ``[0.] + [0.18] * 29`` — need ``stream=`` to say the stream group's ratio (``0.`` keeps
+        the residual stream whole; only the mids are pruned)."""
         rates = list(compress_rate)
         n = 3 + self.num_blocks
         if len(rates) != n:
@@ -305,12 +311,14 @@ class ResNet:
                 f"compress_rate: expected {n} entries (stem, two stage outputs, "
                 f"{self.num_blocks} mids), got {len(rates)}"
             )
-        if len(set(rates[:3])) != 1:
-            raise ValueError(
-                f"compress_rate: the stem and stage-output rates {rates[:3]} differ,"
-                " but option-A shortcuts couple them into one group"
-            )
-        out = {"params/stem/kernel": rates[0]}
+        if stream is None:
+            if len(set(rates[:3])) != 1:
+                raise ValueError(
+                    f"compress_rate: the stem and stage-output rates {rates[:3]} differ, but "
+                    "option-A shortcuts couple them into one group; pass stream= for its ratio"
+                )
+            stream = rates[0]
+        out = {"params/stem/kernel": stream}
         out.update({f"params/blocks/{b}/conv1/kernel": r for b, r in enumerate(rates[3:])})
         return out
 
