@@ -34,6 +34,19 @@ from memjax.data.idx import (
     load_fashion_mnist,
     load_idx,
 )
+from memjax.data.imbalanced import (
+    IDRID_PROPORTIONS,
+    ISIC_PROPORTIONS,
+    LESION_CLASSES,
+    MedMNISTData,
+    lesion_images,
+    lesion_split,
+    load_medmnist_npz,
+    long_tailed_counts,
+    long_tailed_digits,
+    long_tailed_fashion_mnist,
+    upsample,
+)
 from memjax.data.mnist import load_mnist, mnist_split
 from memjax.data.niah import (
     NIAH_VOCAB,
@@ -70,7 +83,10 @@ from memjax.data.tfds_source import TfdsSource, tfds_source
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
+    "IDRID_PROPORTIONS",
     "IGNORE_INDEX",
+    "ISIC_PROPORTIONS",
+    "LESION_CLASSES",
     "NIAH_VOCAB",
     "OMNIGLOT_SUBSETS",
     "CharDataset",
@@ -79,6 +95,7 @@ __all__ = [
     "DatasetUnavailableError",
     "Episode",
     "MQARBatch",
+    "MedMNISTData",
     "NeedleBatch",
     "OmniglotData",
     "OmniglotRuns",
@@ -88,14 +105,20 @@ __all__ = [
     "binarize",
     "copy_task",
     "fashion_mnist_split",
+    "lesion_images",
+    "lesion_split",
     "load_breast_cancer_split",
     "load_digits_split",
     "load_fashion_mnist",
     "load_idx",
+    "load_medmnist_npz",
     "load_mnist",
     "load_omniglot",
     "load_omniglot_runs",
     "load_tiny_shakespeare",
+    "long_tailed_counts",
+    "long_tailed_digits",
+    "long_tailed_fashion_mnist",
     "mnist_split",
     "mqar",
     "needle_decode",
@@ -110,4 +133,5 @@ __all__ = [
     "split_per_class",
     "tfds_source",
     "tiny_shakespeare",
+    "upsample",
 ]
