@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from memjax import nn
-from memjax.models.cnn import ResNet
+from memjax.models.cnn import VGG, ResNet
 from memjax.pruning import UntraceableOpError, trace_groups
 
 RNG = np.random.default_rng(0)
@@ -301,3 +301,43 @@ def test_flax_nnx_model_through_split_traces_and_shrinks():
     np.testing.assert_allclose(
         f(small.params, x), f(apply_masks(state, [first, last], masks), x), atol=1e-6
     )
+
+
+def test_vgg_groups_equal_the_hand_listed_groups():
+    net = VGG(cfg=(4, "M", 6), hidden=5, num_classes=3)
+    params = zeros_like_shapes(net.init_params, jax.random.key(0))
+    state = net.init_state()
+    groups = trace_groups(
+        lambda p, s, x: net.apply(p, s, x, train=False)[0],
+        params,
+        jnp.ones((1, 8, 8, 3)),
+        model_state=state,
+    )
+
+    def bn_chain(conv, bn, size, consumer, kind="conv"):
+        out_axis = 3 if kind == "conv" else 1
+        return {
+            (f"params/{conv}/kernel", out_axis): identity(size),
+            (f"params/{conv}/bias", 0): identity(size),
+            (f"params/{bn}/scale", 0): identity(size),
+            (f"params/{bn}/bias", 0): identity(size),
+            (f"model_state/{bn}/mean", 0): identity(size),
+            (f"model_state/{bn}/var", 0): identity(size),
+            consumer: identity(size),
+        }
+
+    assert [(g.name, g.size, g.prunable) for g in groups] == [
+        ("params/conv0/kernel", 4, True),
+        ("params/conv1/kernel", 6, True),
+        ("params/linear1/kernel", 5, True),
+        ("params/linear2/kernel", 3, False),
+    ]
+    assert table(groups[0]) == bn_chain("conv0", "bn0", 4, ("params/conv1/kernel", 2))
+    assert table(groups[1]) == bn_chain("conv1", "bn1", 6, ("params/linear1/kernel", 0))
+    assert table(groups[2]) == bn_chain(
+        "linear1", "norm1", 5, ("params/linear2/kernel", 0), kind="dense"
+    )
+    assert table(groups[3]) == {
+        ("params/linear2/kernel", 1): identity(3),
+        ("params/linear2/bias", 0): identity(3),
+    }
