@@ -148,13 +148,11 @@ def _solve_on_bracket(alpha, beta, lo, hi, active, k, left, right):
     return t + jax.lax.stop_gradient(jnp.clip(t, left, right) - t)
 
 
-@functools.partial(jax.jit, static_argnames=("num_groups", "method", "uniform"))
-def _prox_core(x, segment_ids, num_groups, k, lam, weights, method, uniform):
-    dtype = compute_dtype(x.dtype)
-    xs = x.astype(dtype)
-    ids = segment_ids.reshape(-1)
-    nu = _group_norms(xs, ids, num_groups)
-    d = jnp.ones((num_groups,), dtype) if weights is None else weights.astype(dtype)
+def prox_scale(nu, k, lam, d, method, uniform):
+    """Per-group factors ``u_j/(u_j + λ d_j)`` (or ``1/(1 + λ d_j)``) of the prox from the group
+    norms ``ν`` (``(m,)``, computed in the compute dtype), ``d`` (``(m,)``) and ``λ``; the
+    root finding of the module docstring. Traceable; the caller jits."""
+    dtype = nu.dtype
     lam = jnp.asarray(lam, dtype)
     positive = lam > 0
     beta = jnp.where(positive, lam, 1) * d  # λ d_j > 0 (λ = 0 is the identity, below)
@@ -177,7 +175,17 @@ def _prox_core(x, segment_ids, num_groups, k, lam, weights, method, uniform):
     t = _solve_on_bracket(alpha, beta, lo, hi, active, k, left, right)
 
     u = jnp.where(ridge, 1, jnp.where(active, jnp.clip(alpha * t - beta, 0, 1), 0))
-    scale = jnp.where(positive, u / (u + beta), 1)
+    return jnp.where(positive, u / (u + beta), 1)
+
+
+@functools.partial(jax.jit, static_argnames=("num_groups", "method", "uniform"))
+def _prox_core(x, segment_ids, num_groups, k, lam, weights, method, uniform):
+    dtype = compute_dtype(x.dtype)
+    xs = x.astype(dtype)
+    ids = segment_ids.reshape(-1)
+    nu = _group_norms(xs, ids, num_groups)
+    d = jnp.ones((num_groups,), dtype) if weights is None else weights.astype(dtype)
+    scale = prox_scale(nu, k, lam, d, method, uniform)
     return (xs.reshape(-1) * scale[ids]).reshape(x.shape).astype(x.dtype)
 
 
