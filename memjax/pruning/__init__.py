@@ -51,6 +51,7 @@ from memjax.pruning.baselines import (
 from memjax.pruning.calibration import METHODS as METHODS, score_layers as score_layers
 from memjax.pruning.cost import (
     Latency as Latency,
+    measure_latencies as measure_latencies,
     measure_latency as measure_latency,
     model_cost as model_cost,
     xla_flops as xla_flops,
@@ -106,6 +107,7 @@ __all__ = [
     "l1_scores",
     "masks_from_scores",
     "materialize",
+    "measure_latencies",
     "measure_latency",
     "minmax",
     "model_cost",

@@ -13,6 +13,8 @@ and the honest way to show it is to ask the compiler and the clock, not a hand-w
   multiply-accumulates over padded taps as well, so its "FLOPs" are about half of these.)
 * :func:`measure_latency` — the median wall time of a jitted call over ``repeats`` runs after
   ``warmup`` runs, each ending in ``block_until_ready``; compile time is reported separately.
+* :func:`measure_latencies` — several calls timed in turns (one run of each per round), so a
+  machine whose load drifts slows them alike and their ratio stays fair.
 * :func:`model_cost` — FLOPs per image, parameters, and latency at batch 1 and 64 of one
   ``apply(params, x)`` in one call, the row a pruning table prints before and after surgery.
 
@@ -41,7 +43,7 @@ import jax.numpy as jnp
 from memjax.core.checks import check_positive_int
 from memjax.pruning.surgery import count_params
 
-__all__ = ["Latency", "measure_latency", "model_cost", "xla_flops"]
+__all__ = ["Latency", "measure_latencies", "measure_latency", "model_cost", "xla_flops"]
 
 
 def _compiled(fn: Callable, args):
@@ -89,9 +91,34 @@ def measure_latency(fn: Callable, *args, repeats: int = 20, warmup: int = 3) -> 
         start = time.perf_counter()
         jax.block_until_ready(compiled(*args))
         times.append(time.perf_counter() - start)
-    times.sort()
+    return _summary(times, compile_s)
+
+
+def _summary(times, compile_s) -> Latency:
+    times = sorted(times)
     pick = lambda q: times[min(len(times) - 1, int(q * (len(times) - 1) + 0.5))]
-    return Latency(statistics.median(times), pick(0.1), pick(0.9), repeats, compile_s)
+    return Latency(statistics.median(times), pick(0.1), pick(0.9), len(times), compile_s)
+
+
+def measure_latencies(calls: dict, *, repeats: int = 20, warmup: int = 3) -> dict:
+    """``{name: Latency}`` of ``calls = {name: (fn, args)}``, timed in interleaved rounds."""
+    check_positive_int("repeats", repeats)
+    if not isinstance(calls, dict) or not calls:
+        raise ValueError("calls: expected a non-empty dict name -> (fn, args)")
+    compiled, compile_s = {}, {}
+    for name, (fn, args) in calls.items():
+        start = time.perf_counter()
+        compiled[name] = _compiled(fn, tuple(args))
+        compile_s[name] = time.perf_counter() - start
+        for _ in range(warmup):
+            jax.block_until_ready(compiled[name](*args))
+    times = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, (_, args) in calls.items():
+            start = time.perf_counter()
+            jax.block_until_ready(compiled[name](*args))
+            times[name].append(time.perf_counter() - start)
+    return {name: _summary(times[name], compile_s[name]) for name in calls}
 
 
 def model_cost(

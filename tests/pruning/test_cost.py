@@ -10,6 +10,7 @@ from memjax.pruning import (
     count_params,
     masks_from_scores,
     materialize,
+    measure_latencies,
     measure_latency,
     model_cost,
     trace_groups,
@@ -76,6 +77,17 @@ def test_latency_and_model_cost():
     assert cost["params"] == count_params(params)
     assert cost["flops"] == xla_flops(fn, params, jnp.ones((1, 32, 32, 1)))
     assert list(cost["latency_ms"]) == [1] and cost["latency_ms"][1] > 0
+    pair = measure_latencies(
+        {
+            "a": (fn, (params, jnp.ones((1, 32, 32, 1)))),
+            "b": (fn, (params, jnp.ones((2, 32, 32, 1)))),
+        },
+        repeats=3,
+        warmup=0,
+    )
+    assert list(pair) == ["a", "b"] and all(v.repeats == 3 for v in pair.values())
+    with pytest.raises(ValueError, match="calls"):
+        measure_latencies({})
     with pytest.raises(ValueError, match="repeats"):
         measure_latency(fn, params, jnp.ones((1, 32, 32, 1)), repeats=0)
     with pytest.raises(ValueError, match="image_shape"):
