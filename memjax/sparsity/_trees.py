@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import jax
@@ -79,6 +80,24 @@ def _sq_norms(found, groups, dtype, fn=lambda x: x * x):
     return acc
 
 
+@functools.partial(jax.jit, static_argnames=("groups",))
+def _norms_core(found, groups):
+    dtype = _dtype(found, groups)
+    return _safe_sqrt(_sq_norms(found, groups, dtype))
+
+
+def _grouped(params, groups, name="params"):
+    """``{path: leaf}`` of the grouped leaves (checked), with a finiteness check: at once for
+    concrete leaves, at run time (``eqx.error_if``) for traced ones."""
+    found = _check_groups(groups).check(params, name)
+    found = {e.path: found[e.path] for e in groups.leaves}
+    message = f"{name}: expected finite values"
+    for leaf in found.values():
+        if not is_traced(leaf) and not np.all(np.isfinite(np.asarray(leaf))):
+            raise ValueError(message)
+    return found
+
+
 def group_norms_tree(params, groups):
     """``ν_j = ‖θ_{G_j}‖₂`` over the pytree, shape ``(m,)`` (gradient 0 at zero groups).
 
@@ -91,33 +110,29 @@ def group_norms_tree(params, groups):
         >>> group_norms_tree(p, g)
         Array([5., 1.], dtype=float32)
     """
-    found = _check_groups(groups).check(params)
-    dtype = _dtype(found, groups)
-    nu = _safe_sqrt(_sq_norms(found, groups, dtype))
+    found = _grouped(params, groups)
+    nu = _norms_core(found, groups)
     if is_traced(nu):
         return guard(nu, jnp.any(~jnp.isfinite(nu)), "params: expected finite values")
-    with jax.ensure_compile_time_eval():
-        bad = bool(jnp.any(~jnp.isfinite(nu)))
-    return guard(nu, bad, "params: expected finite values")
+    return nu
+
+
+@functools.partial(jax.jit, static_argnames=("groups",))
+def _scale_core(found, groups, scale):
+    out = {}
+    for e in groups.leaves:
+        leaf = found[e.path]
+        s = scale[e.offset : e.offset + e.count].reshape(e.broadcast_shape())
+        out[e.path] = (leaf * s).astype(jnp.result_type(leaf))
+    return out
 
 
 def scale_groups(params, groups, scale):
     """``params`` with every scalar of group ``j`` multiplied by ``scale[j]`` (``(m,)``);
     leaves in no group unchanged, dtypes kept."""
-    entries = {}
-    for e in _check_groups(groups).leaves:
-        entries.setdefault(e.path, []).append(e)
-    scale = jnp.asarray(scale)
-
-    def one(path, leaf):
-        es = entries.get(_name(path))
-        if not es:
-            return leaf
-        (e,) = es
-        s = scale[e.offset : e.offset + e.count].reshape(e.broadcast_shape())
-        return (leaf * s).astype(jnp.result_type(leaf))
-
-    return jax.tree_util.tree_map_with_path(one, params)
+    found = _check_groups(groups).check(params)
+    new = _scale_core({e.path: found[e.path] for e in groups.leaves}, groups, jnp.asarray(scale))
+    return jax.tree_util.tree_map_with_path(lambda p, leaf: new.get(_name(p), leaf), params)
 
 
 def _weights(groups, weights, dtype):
@@ -189,13 +204,29 @@ def prox_wgsef_tree(params, step, groups, k, lam, weights=None, *, method="sort"
     step = _step(step)
     nu = group_norms_tree(params, groups)
     d, concrete = _weights(groups, weights, nu.dtype)
-    scales = []
-    for lo, hi, kb, lb in _blocks(groups, k, lam):
-        uniform = concrete is not None and bool(np.all(concrete[lo:hi] == concrete[lo]))
-        nb = _guard_k(nu[lo:hi], kb, hi - lo)
-        eff = jnp.asarray(step, nu.dtype) * jnp.asarray(lb, nu.dtype)
-        scales.append(prox_scale(nb, kb, eff, d[lo:hi], method, uniform))
-    return scale_groups(params, groups, jnp.concatenate(scales))
+    blocks = _blocks(groups, k, lam)
+    spans = tuple((lo, hi) for lo, hi, _, _ in blocks)
+    uniform = tuple(
+        concrete is not None and bool(np.all(concrete[lo:hi] == concrete[lo])) for lo, hi in spans
+    )
+    ks = tuple(_guard_k_value(kb, hi - lo) for lo, hi, kb, _ in blocks)
+    lams = tuple(jnp.asarray(lb, nu.dtype) for _, _, _, lb in blocks)
+    scale = _prox_scales(nu, jnp.asarray(step, nu.dtype), ks, lams, d, spans, method, uniform)
+    return scale_groups(params, groups, scale)
+
+
+def _guard_k_value(k, m):
+    k = jnp.asarray(k, jnp.int32)
+    return _guard_k(k, k, m)
+
+
+@functools.partial(jax.jit, static_argnames=("spans", "method", "uniform"))
+def _prox_scales(nu, step, ks, lams, d, spans, method, uniform):
+    scales = [
+        prox_scale(nu[lo:hi], kb, step * lb, d[lo:hi], method, un)
+        for (lo, hi), kb, lb, un in zip(spans, ks, lams, uniform)
+    ]
+    return jnp.concatenate(scales)
 
 
 def wgsef_penalty(params, groups, k, weights=None):
@@ -214,10 +245,17 @@ def wgsef_penalty(params, groups, k, weights=None):
     """
     nu = group_norms_tree(params, groups)
     d, _ = _weights(groups, weights, nu.dtype)
-    z = jnp.sqrt(d) * nu
-    total = jnp.zeros((), nu.dtype)
-    for lo, hi, kb, _ in _blocks(groups, k, 0.0):
-        total = total + sef_from_magnitudes(_guard_k(z[lo:hi], kb, hi - lo), kb)
+    blocks = _blocks(groups, k, 0.0)
+    spans = tuple((lo, hi) for lo, hi, _, _ in blocks)
+    ks = tuple(_guard_k_value(kb, hi - lo) for lo, hi, kb, _ in blocks)
+    return _penalty_core(jnp.sqrt(d) * nu, ks, spans)
+
+
+@functools.partial(jax.jit, static_argnames=("spans",))
+def _penalty_core(z, ks, spans):
+    total = jnp.zeros((), z.dtype)
+    for (lo, hi), kb in zip(spans, ks):
+        total = total + sef_from_magnitudes(z[lo:hi], kb)
     return total
 
 
