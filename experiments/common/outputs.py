@@ -26,13 +26,19 @@ __all__ = ["report", "run_notes", "write_outputs"]
 
 def run_notes(run, seconds: float, details: dict) -> dict:
     """The notes of a results table: the preset, the machine and the seed of ``run``, then
-    ``details`` (model, task, ...), then the wall time ``seconds``."""
+    ``details`` (model, task, ...), then the wall time: ``seconds`` of this session plus, for a
+    resumed run, what its earlier sessions spent (``run.prior_seconds``,
+    :class:`memjax.train.RunArgs`), so the table times the whole run."""
+    prior = float(getattr(run, "prior_seconds", 0.0) or 0.0)
+    wall = f"{seconds + prior:.0f} s"
+    if prior:
+        wall += f" ({prior:.0f} s before --resume, {seconds:.0f} s after)"
     return {
         "preset": run.preset,
         "machine": describe_machine(),
         "seed": run.config.seed,
         **details,
-        "wall time": f"{seconds:.0f} s",
+        "wall time": wall,
     }
 
 

@@ -76,6 +76,7 @@ from memjax.train.metrics import (
 from memjax.train.phases import Phase
 from memjax.train.plots import draw_lines, legend_outside, plot_lines, plot_metric, series_styles
 from memjax.train.progress import Progress, use_progress_bar
+from memjax.train.session import TrainingInterrupted, install_cli_handler, read_run_seconds
 from memjax.train.state import TrainState, step_key
 from memjax.train.steps import Hook, StepFn, make_supervised_step, make_train_step
 
@@ -94,6 +95,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainState",
+    "TrainingInterrupted",
     "abstract_like",
     "apply_overrides",
     "build_config",
@@ -108,6 +110,7 @@ __all__ = [
     "fsdp_mesh",
     "fsdp_spec",
     "initialize_distributed",
+    "install_cli_handler",
     "legend_outside",
     "load_config",
     "load_pytree",
@@ -118,6 +121,7 @@ __all__ = [
     "plot_lines",
     "plot_metric",
     "read_jsonl",
+    "read_run_seconds",
     "replicate",
     "save_pytree",
     "series_styles",

@@ -88,7 +88,13 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RunArgs:
-    """What :func:`parse_args` returns: the built config plus the run options."""
+    """What :func:`parse_args` returns: the built config plus the run options.
+
+    ``cache_dir`` is the persistent compilation cache folder (``None``: off); ``prior_seconds``
+    the wall time that earlier sessions of a resumed (``--resume``) run already spent (the
+    training runs under ``out_dir``, up to their latest checkpoints), so that a summary can time
+    the whole run.
+    """
 
     config: Any
     preset: str
@@ -101,6 +107,7 @@ class RunArgs:
     progress: bool = True
     fsdp: int = 0
     cache_dir: Path | None = None
+    prior_seconds: float = 0.0
 
     def train_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`memjax.train.train` (``out_dir``, ``resume``, ...)."""
@@ -302,6 +309,7 @@ def parse_args(
     experiment: str | None = None,
     default_preset: str = "cpu",
     description: str | None = None,
+    choices: Mapping[str, Sequence[Any]] | None = None,
 ) -> RunArgs:
     """Parses an experiment's command line into a :class:`RunArgs`.
 
@@ -320,11 +328,23 @@ def parse_args(
         argv: the arguments (default ``sys.argv[1:]``).
         experiment: the experiment's name, used in the default run folder (default: the script's
             folder name when the script is ``run.py``/``main.py``, else the script's name).
+        description: the first line of ``--help``: its first paragraph is shown whole (pass the
+            module's ``__doc__``; a first line cut mid-sentence is completed from the calling
+            module's docstring).
+        choices: ``{field: allowed values}``; a value outside them (or, for a tuple field, an
+            item outside them) is a usage error naming the field, e.g.
+            ``choices={"variants": VARIANTS}``.
 
-    A bad key or value exits with status 2 and a message naming the key.
+    A bad key or value exits with status 2 and a message naming the key, and so does a run
+    folder that already holds checkpoints when neither ``--resume`` nor ``--overwrite`` is
+    given. Parsing the real command line (``argv=None``) also installs
+    :func:`memjax.train.session.install_cli_handler`: Ctrl-C prints where the run stopped
+    (``interrupted at step N ...; rerun with --resume``) and user errors print their message,
+    without a traceback.
     """
     experiment = experiment or _default_experiment()
     fields = _field_types(config_cls)
+    description = _description(description, sys._getframe(1).f_globals.get("__doc__"))
     names = list(presets)
     parser = argparse.ArgumentParser(
         prog=experiment,
@@ -374,6 +394,7 @@ def parse_args(
         overrides[key.strip()] = value
     try:
         config = build_config(config_cls, presets, ns.preset, overrides)
+        _check_choices(config, choices or {})
     except ConfigError as e:
         parser.error(str(e))
 
@@ -388,6 +409,19 @@ def parse_args(
     except (OSError, ValueError) as e:
         parser.error(f"--cache-dir: {e}")
     out_dir = ns.out if ns.out is not None else Path("runs") / experiment / ns.preset
+    if ns.resume and ns.overwrite:
+        parser.error("--resume and --overwrite exclude each other")
+    if not (ns.resume or ns.overwrite):
+        found = _saved_checkpoints(out_dir)
+        if found:
+            parser.error(
+                f"the run folder {out_dir} already has checkpoints ({found}); pass --resume to "
+                "continue it, --overwrite to start over, or --out DIR for a new folder"
+            )
+    if argv is None:
+        from memjax.train.session import install_cli_handler
+
+        install_cli_handler(experiment)
     return RunArgs(
         config=config,
         preset=ns.preset,
@@ -400,4 +434,64 @@ def parse_args(
         progress=not ns.no_progress,
         fsdp=ns.fsdp,
         cache_dir=cache_dir,
+        prior_seconds=_prior_seconds(out_dir) if ns.resume else 0.0,
     )
+
+
+def _description(text: str | None, caller_doc: str | None) -> str | None:
+    """The first paragraph of ``text`` on one line; a cut first line of the caller's docstring
+    is completed to its paragraph."""
+
+    def first_paragraph(doc: str) -> str:
+        lines = []
+        for line in doc.strip().splitlines():
+            if not line.strip():
+                break
+            lines.append(line.strip())
+        return " ".join(lines)
+
+    if not text:
+        return text
+    para = first_paragraph(text)
+    if caller_doc:
+        full = first_paragraph(caller_doc)
+        if full.startswith(para):
+            para = full
+    return para
+
+
+def _check_choices(config: Any, choices: Mapping[str, Sequence[Any]]) -> None:
+    fields = _field_types(type(config))
+    for name, allowed in choices.items():
+        if name not in fields:
+            raise _unknown(name, fields, "choices")
+        value = getattr(config, name)
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        bad = [v for v in items if v not in tuple(allowed)]
+        if bad:
+            raise ConfigError(
+                f"{name}: unknown {'value' if len(bad) == 1 else 'values'} "
+                f"{', '.join(map(repr, bad))}; expected names from {list(allowed)}"
+            )
+
+
+def _saved_checkpoints(out_dir: Path) -> str:
+    """The checkpoint folders with steps under ``out_dir`` (its own and its variants')."""
+    if not out_dir.is_dir():
+        return ""
+    found = []
+    for ckpt in sorted(out_dir.glob("**/checkpoints")):
+        steps = [int(p.name) for p in ckpt.rglob("*") if p.is_dir() and p.name.isdigit()]
+        if steps:
+            where = "" if ckpt.parent == out_dir else f"{ckpt.parent.relative_to(out_dir)}: "
+            found.append(f"{where}step {max(steps)}")
+    return "; ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+
+
+def _prior_seconds(out_dir: Path) -> float:
+    """The seconds earlier sessions spent on the runs under ``out_dir`` (memjax.train.session)."""
+    from memjax.train.session import RUN_TIME_FILE, read_run_seconds
+
+    if not out_dir.is_dir():
+        return 0.0
+    return sum(read_run_seconds(p.parent) for p in out_dir.glob(f"**/{RUN_TIME_FILE}"))

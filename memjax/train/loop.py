@@ -39,7 +39,15 @@ Conventions that make a resumed run bitwise identical to an uninterrupted one:
 
 Before the first step of each phase the loop prints ``compiling ...``, compiles the step ahead
 of time (``jit(...).lower(...).compile()``, whose executable the calls then reuse) and prints the
-seconds it took; that time is left out of the progress ``it/s``.
+seconds it took (saying so when the executable came from the persistent compilation cache,
+:mod:`memjax.train.cache`); that time, and the time spent in ``eval_fn``, is left out of the
+progress ``it/s``. Progress lines are labelled ``<experiment>/<variant>`` from ``run_info``.
+
+A resumed run says where it resumed. Ctrl-C raises
+:class:`~memjax.train.session.TrainingInterrupted` (a ``KeyboardInterrupt`` saying the step
+reached and the last checkpoint; an experiment's command line prints it instead of a
+traceback). ``run_time.json`` in the run folder keeps the run's wall time over all its sessions
+(``TrainResult.seconds``).
 
 Non-finite values never travel: the jitted step applies an update only when its metrics (the loss)
 and checks (the gradient norm) are finite, otherwise it freezes the state and remembers the step on
@@ -87,6 +95,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -97,6 +106,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from memjax.train.cache import compilation_cache_hits
 from memjax.train.checkpoint import Checkpointer, remove_checkpoints
 from memjax.train.config import config_to_dict
 from memjax.train.mesh import data_mesh, fsdp_mesh, place_state, shard_batch
@@ -111,6 +121,7 @@ from memjax.train.phases import (
     saved_steps as _saved_steps,
 )
 from memjax.train.progress import Progress
+from memjax.train.session import RunClock, TrainingInterrupted, compiling
 from memjax.train.state import TrainState, to_checkpoint
 from memjax.train.steps import Hook, StepFn, jit_step, make_train_step
 
@@ -120,7 +131,8 @@ _LOOP_FIELDS = ("seed", "steps", "log_every", "eval_every", "checkpoint_every", 
 
 
 class TrainResult(NamedTuple):
-    """What :func:`train` returns (``state`` is the whole final :class:`TrainState`)."""
+    """What :func:`train` returns (``state`` is the whole final :class:`TrainState`;
+    ``seconds`` the run's wall time over all its sessions, :mod:`memjax.train.session`)."""
 
     params: Any
     opt_state: Any
@@ -129,6 +141,7 @@ class TrainResult(NamedTuple):
     step: int
     model_state: Any = None
     state: TrainState | None = None
+    seconds: float | None = None
 
 
 def _loop_settings(config: Any) -> dict[str, int]:
@@ -313,6 +326,13 @@ def train(
     index, ckpt_step = find_resume(stages, saved) if resume else (0, None)
     state = rebuild(stages, index, ckpt_step, initial, mesh)
     start = int(state.step)
+    desc = str(run_info.get("experiment", out_dir.name))
+    if run_info.get("variant") is not None:
+        desc += f"/{run_info['variant']}"
+    clock = RunClock(out_dir, resume_step=start if ckpt_step is not None else None,
+                     enabled=is_main)
+    if is_main and resume:
+        _say_where_resumed(desc, start, total, ckpt_step, stages[index], out_dir)
     if is_main:
         if phases is not None:
             run_info["phases"] = [{"name": s.name, "steps": s.end - s.start} for s in stages]
@@ -329,18 +349,19 @@ def train(
     else:
         history = []
 
-    def result(state, records):
+    def result(state, records, seconds=None):
+        seconds = clock.seconds if seconds is None else seconds
         return TrainResult(state.params, state.opt_state, records, out_dir, int(state.step),
-                           state.model_state, state)
+                           state.model_state, state, round(seconds, 3))
 
     complete = index == len(stages) - 1 and ckpt_step is not None and ckpt_step >= total
-    if complete or (phases is None and start >= total):
-        return result(state, read_jsonl(metrics_path) if is_main else history)
+    if complete or (phases is None and start >= total):  # nothing to train: the recorded time
+        return result(state, read_jsonl(metrics_path) if is_main else history, clock.prior)
 
     run = _Run(settings=settings, get_batch=get_batch, eval_fn=eval_fn, metrics_fn=metrics_fn,
                has_model_state=has_model_state, mesh=mesh, donate=donate, progress=progress,
                is_main=is_main, metrics_path=metrics_path, async_checkpoints=async_checkpoints,
-               desc=str(run_info.get("experiment", out_dir.name)))
+               desc=desc, clock=clock)
     records = []
     for j in range(index, len(stages)):
         if j > index:
@@ -366,6 +387,7 @@ class _Run:
     metrics_path: Path
     async_checkpoints: bool
     desc: str
+    clock: RunClock
 
     def batch(self, s: int) -> Any:
         batch = self.get_batch(s)
@@ -402,17 +424,24 @@ class _Run:
         logger = MetricsLogger(self.metrics_path, mode="a", enabled=self.is_main)
         bar = Progress(end, initial=start, enabled=self.progress, every=log_every, desc=desc,
                        quiet=not self.is_main or start == end)
+        done, interrupted = start, None
+        latest = ckpt.latest_step  # at a phase's start: the previous phase's last checkpoint
+        latest = latest if latest is not None or start == 0 else start
         try:
             batch = None
             if start < end:
-                with bar.paused():
+                stop = TrainingInterrupted(start, latest, self.metrics_path.parent,
+                                           compiling=True, desc=desc)
+                with bar.paused(), compiling(str(stop)):
                     bar.write(f"[{desc}] compiling the {stage.label} step ...")
-                    t0 = time.perf_counter()
+                    t0, hits = time.perf_counter(), compilation_cache_hits()
                     batch = self.batch(start)
                     step.lower(state, batch, bad).compile()
                     if self.metrics_fn is not None:
                         _jit_metrics(self.metrics_fn).lower(state).compile()
-                    bar.write(f"[{desc}] compiled in {time.perf_counter() - t0:.2f} s")
+                    cached = compilation_cache_hits() - hits
+                    bar.write(f"[{desc}] compiled in {time.perf_counter() - t0:.2f} s"
+                              + (" (from the compilation cache)" if cached else ""))
             for s in range(start, end):
                 if s > start:
                     batch = self.batch(s)
@@ -432,16 +461,38 @@ class _Run:
                     shown = {k: v for k, v in rec.items() if k not in ("step", "split", "phase")}
                 bar.update(done, shown)
                 if is_eval:
-                    logger.log(done, "eval", self.evaluate(state), phase=stage.name)
+                    with bar.paused():  # evaluation (and its compile) is not training speed
+                        logger.log(done, "eval", self.evaluate(state), phase=stage.name)
                 if is_ckpt:
                     ckpt.save(done, to_checkpoint(state))
+                    self.clock.checkpoint(done)
             if start == end and ckpt.latest_step != end:  # a phase of 0 steps
                 ckpt.save(end, to_checkpoint(state))
+                self.clock.checkpoint(end)
+        except KeyboardInterrupt as e:
+            interrupted = e
         finally:
             bar.close()
             logger.close()
             ckpt.close()
+        if interrupted is not None:
+            if isinstance(interrupted, TrainingInterrupted):
+                raise interrupted
+            last = ckpt.latest_step if ckpt.latest_step is not None else latest
+            raise TrainingInterrupted(done, last, self.metrics_path.parent, desc=desc) from None
         return state, logger.history
+
+
+def _say_where_resumed(desc: str, start: int, total: int, ckpt_step: int | None, stage: Stage,
+                       out_dir: Path) -> None:
+    if ckpt_step is None:
+        text = f"no checkpoint in {out_dir}: starting from step 0 of {total}"
+    elif start >= total:
+        text = f"already complete at step {start} of {total} ({stage.directory}): nothing to train"
+    else:
+        where = "" if stage.name is None else f" (phase {stage.name!r})"
+        text = f"resumed from the checkpoint at step {start} of {total}{where} in {stage.directory}"
+    print(f"[{desc}] {text}", file=sys.stderr, flush=True)
 
 
 def _raise_if_bad(bad_step: int, stage: Stage, ckpt: Checkpointer) -> None:
