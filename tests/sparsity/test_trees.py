@@ -152,7 +152,9 @@ def test_flax_bias_and_batchnorm_couple_to_filters(flax_state):
 
 def test_memjax_layers_channel_grouping_and_weights():
     layers = {"fc1": Dense(5, 3), "conv": Conv2D(2, 3, 3)}
-    params = {n: layer.init_params(jax.random.key(i)) for i, (n, layer) in enumerate(layers.items())}
+    params = {
+        n: layer.init_params(jax.random.key(i)) for i, (n, layer) in enumerate(layers.items())
+    }
     groups = tree_groups(params, layers, {"fc1": "channel", "conv": "filter"})
     assert groups.layers == ("fc1", "conv") and groups.slices == ((0, 5), (5, 8))
     w = np.asarray(params["fc1"]["kernel"], np.float64)
@@ -163,12 +165,14 @@ def test_memjax_layers_channel_grouping_and_weights():
     # weighted group lasso on the tree == the flat prox with the same weights
     d = group_weights(groups, "size")
     out = prox_group_lasso_tree(params, 0.5, groups, 0.2, d)
-    ref = prox_group_lasso(jnp.asarray(w), jnp.broadcast_to(jnp.arange(5)[:, None], w.shape), 5,
-                           0.1, d[:5])
+    ref = prox_group_lasso(
+        jnp.asarray(w), jnp.broadcast_to(jnp.arange(5)[:, None], w.shape), 5, 0.1, d[:5]
+    )
     np.testing.assert_allclose(out["fc1"]["kernel"], ref, rtol=1e-6)
     nu = np.asarray(group_norms_tree(params, groups), np.float64)
-    np.testing.assert_allclose(group_lasso_penalty(params, groups, d), np.sum(np.sqrt(d) * nu),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        group_lasso_penalty(params, groups, d), np.sum(np.sqrt(d) * nu), rtol=1e-6
+    )
     # leaves in no group pass through: fc1's bias under channel grouping
     np.testing.assert_array_equal(out["fc1"]["bias"], params["fc1"]["bias"])
 
@@ -199,44 +203,44 @@ def test_errors_name_the_argument():
     layers = {"fc": Dense(4, 3)}
     params = {"fc": layers["fc"].init_params(jax.random.key(0))}
     g = tree_groups(params, layers)
-    with pytest.raises(ValueError, match="^grouping:"):
+    with pytest.raises(ValueError, match=r"^grouping:"):
         tree_groups(params, layers, "rows")
-    with pytest.raises(ValueError, match="^params:"):
+    with pytest.raises(ValueError, match=r"^params:"):
         tree_groups({"fc": {"kernel": params["fc"]["kernel"]}}, layers)
-    with pytest.raises(ValueError, match="^couple:"):
+    with pytest.raises(ValueError, match=r"^couple:"):
         tree_groups(params, layers, couple={"bn": "conv"})
-    with pytest.raises(ValueError, match="^grouping:"):
+    with pytest.raises(ValueError, match=r"^grouping:"):
         tree_groups(params, layers, {"other": "filter"})
-    with pytest.raises(TypeError, match="^layers:"):
+    with pytest.raises(TypeError, match=r"^layers:"):
         tree_groups(params, {"fc": 3})
-    with pytest.raises(ValueError, match="^params:.*shape"):
+    with pytest.raises(ValueError, match=r"^params:.*shape"):
         prox_wgsef_tree({"fc": {**params["fc"], "kernel": jnp.ones((5, 3))}}, 1.0, g, 1, 1.0)
-    with pytest.raises(ValueError, match="^params:.*does not have"):
+    with pytest.raises(ValueError, match=r"^params:.*does not have"):
         prox_wgsef_tree({"fc": {"kernel": params["fc"]["kernel"]}}, 1.0, g, 1, 1.0)
-    with pytest.raises(ValueError, match="^k:"):
+    with pytest.raises(ValueError, match=r"^k:"):
         prox_wgsef_tree(params, 1.0, g, 4, 1.0)
-    with pytest.raises(ValueError, match="^k:"):
+    with pytest.raises(ValueError, match=r"^k:"):
         prox_wgsef_tree(params, 1.0, g, 0, 1.0)
-    with pytest.raises(ValueError, match="^k:"):
+    with pytest.raises(ValueError, match=r"^k:"):
         prox_wgsef_tree(params, 1.0, g, {"other": 1}, 1.0)
-    with pytest.raises(ValueError, match="^lam:"):
+    with pytest.raises(ValueError, match=r"^lam:"):
         prox_wgsef_tree(params, 1.0, g, 1, -1.0)
-    with pytest.raises(ValueError, match="^step:"):
+    with pytest.raises(ValueError, match=r"^step:"):
         prox_wgsef_tree(params, -0.1, g, 1, 1.0)
-    with pytest.raises(ValueError, match="^weights:"):
+    with pytest.raises(ValueError, match=r"^weights:"):
         prox_wgsef_tree(params, 1.0, g, 1, 1.0, np.array([1.0, 0.0, 1.0]))
-    with pytest.raises(ValueError, match="^weights:"):
+    with pytest.raises(ValueError, match=r"^weights:"):
         prox_wgsef_tree(params, 1.0, g, 1, 1.0, "flops")  # needs group_weights(..., uses=)
     bad = {"fc": {**params["fc"], "bias": jnp.array([0.0, jnp.nan, 0.0])}}
-    with pytest.raises(ValueError, match="^params: expected finite"):
+    with pytest.raises(ValueError, match=r"^params: expected finite"):
         prox_wgsef_tree(bad, 1.0, g, 1, 1.0)
-    with pytest.raises(TypeError, match="^groups:"):
+    with pytest.raises(TypeError, match=r"^groups:"):
         prox_wgsef_tree(params, 1.0, "filter", 1, 1.0)
-    with pytest.raises(ValueError, match="^uses:"):
+    with pytest.raises(ValueError, match=r"^uses:"):
         group_weights(g, "flops", uses={"conv": 3})
 
 
 def test_layers_need_a_single_channel_axis():
     params = {"lstm": {"w": jnp.ones((3, 4, 3))}}
-    with pytest.raises(ValueError, match="^layers:.*several"):
+    with pytest.raises(ValueError, match=r"^layers:.*several"):
         tree_groups(params, {"lstm": {"w": ChannelAxes(out=(0, 2))}})
