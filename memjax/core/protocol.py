@@ -67,14 +67,28 @@ Example:
 from __future__ import annotations
 
 import abc
+import functools
 from typing import Any, Protocol, runtime_checkable
 
 import jax
 
+from memjax.core.checks import check_params_and_state
 from memjax.core.drivers import scan
 from memjax.core.token_step import ORDERS, Order, token_scan, write_read
 
-__all__ = ["ORDERS", "Carry", "Cell", "Memory", "Order", "Params", "SequenceLayer", "State"]
+__all__ = [
+    "ORDERS",
+    "Carry",
+    "Cell",
+    "Memory",
+    "Order",
+    "Params",
+    "SequenceLayer",
+    "State",
+    "check_layer_inputs",
+    "check_sequence_layer",
+    "expected_trees",
+]
 
 Params = Any
 State = Any
@@ -192,7 +206,12 @@ class Memory(abc.ABC):
         order: Order = "write_read",
         **controls,
     ) -> tuple[jax.Array, State]:
-        """Sequence verb: :func:`memjax.core.scan` over ``(T, ...)`` keys, values and queries."""
+        """Sequence verb: :func:`memjax.core.scan` over ``(T, ...)`` keys, values and queries.
+
+        ``params`` and ``state`` are checked against this spec's (a state made by another spec,
+        or the two swapped, is an error that says so).
+        """
+        check_layer_inputs(self, params, state)
         return scan(
             self,
             params,
@@ -204,3 +223,89 @@ class Memory(abc.ABC):
             order=order,
             **controls,
         )
+
+
+def check_sequence_layer(name: str, layer) -> None:
+    """Raise ``TypeError`` naming ``name`` unless ``layer`` is a :class:`SequenceLayer`.
+
+    A bare :class:`Memory` (one head's unbatched verbs, no projections) is refused with the fix:
+    wrap it in :class:`memjax.models.associative.AssociativeLayer`; a bare :class:`Cell` in
+    :class:`memjax.controllers.CellLayer`.
+
+    Example:
+        >>> from memjax.core.protocol import check_sequence_layer
+        >>> from memjax.memories.linear import LinearMemory
+        >>> check_sequence_layer("layer", LinearMemory(4, 4))
+        Traceback (most recent call last):
+        ...
+        TypeError: layer: got a bare memory (LinearMemory); ... wrap it in AssociativeLayer, ...
+    """
+    if isinstance(layer, Memory):
+        raise TypeError(
+            f"{name}: got a bare memory ({type(layer).__name__}); MemoryLayer wraps a sequence "
+            "layer: wrap it in AssociativeLayer, e.g. "
+            "memjax.models.associative.AssociativeLayer(d_model, num_heads, memory)"
+        )
+    if isinstance(layer, Cell) and not isinstance(layer, SequenceLayer):
+        raise TypeError(
+            f"{name}: got a bare cell ({type(layer).__name__}); MemoryLayer wraps a sequence "
+            "layer: wrap it in memjax.controllers.CellLayer(cell)"
+        )
+    if isinstance(layer, type) or not isinstance(layer, SequenceLayer):
+        raise TypeError(
+            f"{name}: expected a sequence layer (a spec with init_params, init_state and "
+            f"apply), got {layer!r}"
+        )
+
+
+def _expected(spec) -> tuple:
+    try:
+        params = jax.eval_shape(lambda: spec.init_params(jax.random.key(0)))
+    except Exception:  # init needs more than a key: nothing to compare against
+        return None, None
+    try:
+        state = jax.eval_shape(spec.init_state, params)
+    except Exception:  # init_state needs controls
+        state = None
+    return params, state
+
+
+_expected_cached = functools.lru_cache(maxsize=512)(_expected)
+
+
+def expected_trees(spec) -> tuple:
+    """``(params, state)`` shapes of ``spec.init_params``/``init_state`` (``jax.eval_shape``).
+
+    Cached per spec (specs are hashable values); ``None`` where they cannot be computed from a
+    key alone.
+    """
+    try:
+        hash(spec)
+    except TypeError:
+        return _expected(spec)
+    return _expected_cached(spec)
+
+
+def check_layer_inputs(spec, params, state) -> None:
+    """Raise ``ValueError`` if ``params``/``state`` do not fit ``spec`` (names the mismatch).
+
+    Structures and shapes are compared with :func:`expected_trees` (dtypes are not: a cast tree
+    fits); swapped params and state are detected. Costs nothing in compiled code.
+
+    Example:
+        >>> import jax
+        >>> from memjax.core.protocol import check_layer_inputs
+        >>> from memjax.memories.linear import LinearMemory
+        >>> mem = LinearMemory(4, 2, gated=("theta",))
+        >>> p = mem.init_params(jax.random.key(0))
+        >>> check_layer_inputs(mem, p, mem.init_state(p))
+        >>> other = LinearMemory(8, 2, gated=("theta",))
+        >>> check_layer_inputs(mem, p, other.init_state(other.init_params(jax.random.key(0))))
+        Traceback (most recent call last):
+        ...
+        ValueError: state: at .weights expected shape (2, 4) ..., got (2, 8); was it made by ...
+    """
+    expected_params, expected_state = expected_trees(spec)
+    check_params_and_state(
+        spec, params, state, expected_params=expected_params, expected_state=expected_state
+    )

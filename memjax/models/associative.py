@@ -36,11 +36,17 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from memjax.core.checks import check_array, check_choice, check_positive_int
+from memjax.core.checks import (
+    check_array,
+    check_choice,
+    check_finite,
+    check_positive_int,
+    check_spec_dtypes,
+)
 from memjax.core.controls import check_controls
 from memjax.core.drivers import scan
 from memjax.core.heads import MultiHead
-from memjax.core.protocol import Memory
+from memjax.core.protocol import Memory, check_layer_inputs
 from memjax.core.spec import spec
 from memjax.nn.activations import ACTIVATIONS
 from memjax.nn.conv1d import causal_depthwise_conv, init_conv
@@ -98,6 +104,7 @@ class AssociativeLayer:
         return self.num_heads * (2 * dk + dv)
 
     def init_params(self, key: jax.Array) -> dict:
+        check_spec_dtypes("AssociativeLayer", self)
         (dk,), (dv,) = self.memory.key_size, self.memory.value_size
         h, d = self.num_heads, self.d_model
         kq, kk, kv, ko, km, kc = jax.random.split(key, 6)
@@ -124,8 +131,15 @@ class AssociativeLayer:
         return AssociativeState(self.heads.init_state(params["memory"]), conv)
 
     def apply(self, params: dict, state, xs, /, **controls):
-        """Map ``xs`` of shape ``(T, d_model)`` to ``(T, d_model)``; return ``(ys, new_state)``."""
+        """Map ``xs`` of shape ``(T, d_model)`` to ``(T, d_model)``; return ``(ys, new_state)``.
+
+        ``xs`` must be finite (checked at once when concrete; under ``jit`` when
+        ``MEMJAX_JIT_CHECKS=1``, see :mod:`memjax.core.checks`), and ``params``/``state`` must
+        come from this spec (a state from another spec, or the two swapped, is an error).
+        """
         check_array("xs", xs, shape=(None, self.d_model), floating=True)
+        check_finite("xs", xs)
+        check_layer_inputs(self, params, state)
         check_controls(controls, where="AssociativeLayer.apply")
         length, h = xs.shape[0], self.num_heads
         qkv = jnp.concatenate([xs @ params["wq"], xs @ params["wk"], xs @ params["wv"]], axis=-1)
