@@ -121,7 +121,7 @@ def test_recognition_matches_numpy_oracle(mac, stored):
     xs, state, _ = stored
     rng = np.random.default_rng(1)
     probes = np.concatenate([xs[:4], random_patterns(rng, 8)])  # familiar and novel (ties)
-    out = mac.recognize(state, probes)  # key-free: deterministic
+    out = mac.recognize(state, probes, ties="per_item")  # key=None: key(0), deterministic
     w = np.asarray(state.w_u)
     for i, ((tie, u), x) in enumerate(zip(draws(jax.random.key(0), len(probes)), probes)):
         code, g, eta, v, rho = numpy_csa(
@@ -203,7 +203,7 @@ def test_code_overlap_falls_monotonically_with_input_overlap():
 def test_novel_inputs_do_not_collapse_to_code_zero(mac):
     # Trap 2: on an empty mac every V ties; max-V must break ties randomly.
     rng = np.random.default_rng(2)
-    out = mac.recognize(mac.init_state(), random_patterns(rng, 16))
+    out = mac.recognize(mac.init_state(), random_patterns(rng, 16), ties="per_item")
     codes = np.asarray(out.code)
     assert len({tuple(c) for c in codes}) == 16
     assert (codes == 0).mean() < 0.5
@@ -321,7 +321,7 @@ def test_h_only_evidence_and_backoff():
         (np.full((2, N), 2, np.uint8), "xs: expected binary values"),
         (np.zeros((2, N + 1), np.uint8), r"xs: expected shape \(\*, 64\)"),
         (np.zeros((0, N), np.uint8), "xs: expected a non-empty"),
-        (np.zeros((N,), np.uint8), "xs: expected 2 dimensions"),
+        (np.zeros((1, 1, N), np.uint8), "xs: expected 1 or 2 dimensions"),
     ],
 )
 def test_bad_input_names_the_argument(mac, xs, match):

@@ -1,6 +1,8 @@
 """Sparsey (Rinkus): SDR macs with the Code Selection Algorithm, hierarchies and read-outs.
 
-* :mod:`~memjax.memories.sparsey.mac` — :class:`SparseyMac`, one mac (learn / recognize);
+* :mod:`~memjax.memories.sparsey.mac` — :class:`SparseyMac`, one mac (learn / propose /
+  recognize); its kernel is :mod:`~memjax.memories.sparsey.csa` on the bit-packed weights of
+  :mod:`~memjax.memories.sparsey.bits`;
 * :mod:`~memjax.memories.sparsey.hierarchy` — :class:`SparseyLevel`, :class:`SparseyHierarchy`;
 * :mod:`~memjax.memories.sparsey.readout` — read-outs from codes to labels;
 * :mod:`~memjax.memories.sparsey.adapter` — :class:`SparseyMemory`, a mac as a
@@ -33,6 +35,7 @@ from memjax.memories.sparsey.mac import (
     CSAResult as CSAResult,
     SparseyMac as SparseyMac,
     SparseyState as SparseyState,
+    as_prng_key as as_prng_key,
     code_overlap as code_overlap,
     codes_to_binary as codes_to_binary,
     expansivity as expansivity,
@@ -58,6 +61,7 @@ __all__ = [
     "SparseyMemory",
     "SparseyMemoryState",
     "SparseyState",
+    "as_prng_key",
     "class_node_fit",
     "class_node_predict",
     "code_overlap",

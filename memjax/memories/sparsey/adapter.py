@@ -2,7 +2,7 @@ r"""Sparsey as an associative memory: :class:`SparseyMemory`, the memory protoco
 
 Sparsey's own verbs are :meth:`SparseyMac.learn <memjax.memories.sparsey.SparseyMac.learn>` and
 :meth:`~memjax.memories.sparsey.SparseyMac.recognize` over binary inputs. This adapter gives one
-mac the :class:`memjax.core.Memory` protocol (DESIGN.md §3), so the generic drivers
+mac the :class:`memjax.core.Memory` protocol, so the generic drivers
 (:func:`memjax.core.step`, :func:`memjax.core.scan`) run it like any other memory:
 
 * **keys** are binary input patterns :math:`x \in \{0, 1\}^N` (the mac's U input, ``N =
@@ -15,7 +15,7 @@ mac the :class:`memjax.core.Memory` protocol (DESIGN.md §3), so the generic dri
 <memjax.memories.sparsey.SparseyMac.learn_one>`): the code :math:`c = (c_1, …, c_Q)` is sampled
 from :math:`\rho` with key :math:`k` (step 9) and stored, :math:`w_U(j, c_q) \leftarrow 1` for
 every active :math:`x_j` (step 10). With labels the code's cells are also linked to the value
-nodes by binary Hebbian weights (Sparsey's supervised class-node step, spec §1.5 read-out (a),
+nodes by binary Hebbian weights (Sparsey's supervised class-node step, Rinkus & Leveille 2017,
 here with binary weights): :math:`L(q, c_q, j) \leftarrow 1` for every :math:`v_j = 1`, whenever
 the mac is active (also after its critical period, which freezes only the U weights). In code
 mode the CSA chooses the value itself, so ``write`` checks the shape of ``v`` and ignores its
@@ -39,8 +39,9 @@ sequence mac are its own and its parent's codes at ``t-1`` (a closed loop, not a
 key), so use :class:`~memjax.memories.sparsey.SparseyMac` or
 :class:`~memjax.memories.sparsey.SparseyHierarchy` for those.
 
-Controls: ``key=`` (a typed PRNG key; required by ``write``, which samples, and split per token
-by :func:`memjax.core.scan`); other known controls are ignored, an unknown name raises.
+Controls: ``key=`` (a typed PRNG key, or legacy ``uint32`` key data; required by ``write``,
+which samples, and split per token by :func:`memjax.core.scan`); other known controls are
+ignored, an unknown name raises.
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -63,11 +64,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from memjax.core.checks import check_array, check_prng_key
+from memjax.core.checks import check_array
 from memjax.core.controls import check_controls
 from memjax.core.protocol import Memory
 from memjax.core.spec import spec
-from memjax.memories.sparsey.mac import SparseyMac, SparseyState, check_binary, codes_to_binary
+from memjax.memories.sparsey.mac import (
+    SparseyMac,
+    SparseyState,
+    as_prng_key,
+    check_binary,
+    codes_to_binary,
+)
 
 __all__ = ["SparseyMemory", "SparseyMemoryState"]
 
@@ -144,14 +151,14 @@ class SparseyMemory(Memory):
             check_binary("value", value, self.value_size)
         else:
             check_array("value", value, shape=self.value_size)
-        check_controls(controls, where="SparseyMemory.write")
         prng = controls.get("key")
         if prng is None:
             raise TypeError(
                 "key: SparseyMemory.write samples a code (CSA step 9); pass "
                 "key=jax.random.key(seed)"
             )
-        check_prng_key("key", prng)
+        prng = as_prng_key("key", prng)
+        check_controls({**controls, "key": prng}, where="SparseyMemory.write")
         mac_state, out = self.mac.learn_one(state.mac, jnp.asarray(key), key=prng)
         links = state.links
         if self.num_labels:
@@ -163,10 +170,12 @@ class SparseyMemory(Memory):
         """Recognise ``query``; return its code (binary, float32) or its label fractions."""
         del params
         check_binary("query", query, self.key_size)
-        check_controls(controls, where="SparseyMemory.read")
         prng = controls.get("key")
         if prng is not None:
-            check_prng_key("key", prng)
+            prng = as_prng_key("key", prng)
+        check_controls(
+            {**controls, "key": prng} if prng is not None else controls, where="SparseyMemory.read"
+        )
         code = self.mac.csa(state.mac, jnp.asarray(query), key=prng, mode="recognize").code
         if not self.num_labels:
             return codes_to_binary(code, self.mac.K).astype(jnp.float32)

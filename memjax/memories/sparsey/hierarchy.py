@@ -7,8 +7,8 @@ output at ``t`` is the binary vector of all its macs' codes, ``(M·Q·K,)`` (:fu
 
 A **hierarchy** is a tuple of levels; level ℓ's U input is level ℓ−1's output at ``t`` (level 0
 reads the frame), its H input the outputs of level ℓ at ``t−1`` gathered by ``h_rf`` (the mac and
-its neighbours), and its D input level ℓ+1's output at ``t−1`` gathered by ``d_rf``
-(spec §1.1). Frames are processed in order by a ``lax.scan`` whose carry holds every level's
+its neighbours), and its D input level ℓ+1's output at ``t−1`` gathered by ``d_rf`` (Rinkus &
+Leveille 2017). Frames are processed in order by a ``lax.scan`` whose carry holds every level's
 previous output; within a frame the levels run bottom-up (a level's macs are independent given
 the level below, so they are one ``vmap``). Sequences follow: the code at ``t`` depends, through
 H and D, on the codes at ``t−1``.
@@ -34,14 +34,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from memjax.core.checks import check_array, check_choice, check_prng_key
+from memjax.core.checks import check_array, check_choice
 from memjax.core.controls import check_controls
 from memjax.core.spec import spec
+from memjax.memories.sparsey.csa import (
+    CSAResult,
+    apply_pending,
+    choose,
+    inputs,
+    learn_draws,
+    no_pending,
+    tie_noise,
+)
 from memjax.memories.sparsey.mac import (
     CSA_ARGS,
     TIES,
-    CSAResult,
     SparseyMac,
+    _recognition_key,
+    as_prng_key,
     check_binary,
     item_keys,
 )
@@ -187,29 +197,67 @@ class SparseyLevel:
             raise ValueError(
                 f"xs: expected at least {self.n_inputs} input units, got {xs.shape[1]}"
             )
-        check_prng_key("key", key)
+        key = as_prng_key("key", key)
         return _level_learn(self, state, jnp.asarray(xs), key)
 
-    def recognize(self, state, xs, *, key=None, ties: str = "per_item", **controls):
+    def recognize(self, state, xs, *, key=None, ties: str = "shared", **controls):
         """Recognition of a batch ``(B, n_in)`` of static frames (no H/D): a ``vmap``.
 
-        ``ties``: ``"per_item"`` or ``"shared"``, as in :meth:`SparseyMac.recognize`.
+        ``key=None`` means ``jax.random.key(0)``; ``ties``: ``"shared"`` (default) or
+        ``"per_item"``, as in :meth:`SparseyMac.recognize`.
         """
         check_controls(controls, where="SparseyLevel.recognize", also=("key", "ties"))
         check_binary("xs", xs, (None, None))
         check_choice("ties", ties, TIES)
-        key = jax.random.key(0) if key is None else key
-        check_prng_key("key", key)
+        key = _recognition_key(key)
         return _level_recognize(self, state, jnp.asarray(xs), key, ties == "shared")
+
+    # ------------------------------------------------------------------ packed kernel
+    def draws(self, key, mode: str):
+        """The CSA draws of every mac for one frame: mac ``m`` uses ``split(key, M)[m]``."""
+        keys = jax.random.split(key, self.n_macs)
+        if mode == "learn":
+            return jax.vmap(lambda k: learn_draws(k, self.mac.Q))(keys)
+        return jax.vmap(lambda k: tie_noise(k, self.mac.Q, self.mac.K))(keys)
+
+    def choose(self, packed, x, h, d, draws, mode: str):
+        """Steps 1–9 of every mac (stacked ``Packed``): results and pending writes."""
+        xs, hs, ds = self._inputs(x, h, d)
+        inp = jax.vmap(lambda a, b, c: inputs(self.mac, a, b, c))(xs, hs, ds)
+        fn = lambda p, i, dr: choose(self.mac, p, i, dr, mode)
+        return jax.vmap(fn)(packed, inp, draws)
+
+    def apply(self, packed, pending):
+        """Steps 10–12 of every mac."""
+        return jax.vmap(lambda p, q: apply_pending(self.mac, p, q))(packed, pending)
+
+    def pack(self, state):
+        return jax.vmap(self.mac.pack_state)(state)
+
+    def unpack(self, packed):
+        return jax.vmap(self.mac.unpack_state)(packed)
+
+    def no_pending(self, x, h, d):
+        xs, hs, ds = self._inputs(x, h, d)
+        inp = jax.vmap(lambda a, b, c: inputs(self.mac, a, b, c))(xs, hs, ds)
+        return jax.vmap(lambda i: no_pending(self.mac, i))(inp)
 
 
 @jax.jit
 def _level_learn(level, state, xs, key):
-    def body(s, item):
-        x, k = item
-        return level.learn_one(s, x, key=k)
+    # Frame t: mac m samples with split(split(key, T)[t], M)[m] (as learn_one).
+    draws = jax.vmap(lambda k: level.draws(k, "learn"))(jax.random.split(key, xs.shape[0]))
 
-    return jax.lax.scan(body, state, (xs, jax.random.split(key, xs.shape[0])))
+    def body(carry, item):
+        packed, pend = carry
+        packed = level.apply(packed, pend)
+        x, dr = item
+        out, pend = level.choose(packed, x, None, None, dr, "learn")
+        return (packed, pend), out
+
+    first = level.no_pending(xs[0], None, None)
+    (packed, pend), out = jax.lax.scan(body, (level.pack(state), first), (xs, draws))
+    return level.unpack(level.apply(packed, pend)), out
 
 
 @partial(jax.jit, static_argnums=(4,))
@@ -279,23 +327,24 @@ class SparseyHierarchy:
         Known controls are ignored; an unknown keyword raises ``ValueError`` naming it.
         """
         check_controls(controls, where="SparseyHierarchy.run", also=("key", "mode"))
+        check_choice("mode", mode, ("learn", "recognize"))
         check_binary("frames", frames, (None, None))
-        check_prng_key("key", key)
+        key = as_prng_key("key", key)
         return _hier_run(self, carry, jnp.asarray(frames), key, mode)
 
-    def recognize(self, carry: HierarchyCarry, xs, *, key=None, ties: str = "per_item", **controls):
+    def recognize(self, carry: HierarchyCarry, xs, *, key=None, ties: str = "shared", **controls):
         """Recognition of a batch of *static* frames ``(B, n_in)``, each on its own (a ``vmap``).
 
         Every frame sees a blank past (as after :meth:`reset_time`), so H and D, if any, carry no
         evidence and the result does not depend on the order of ``xs``. Returns each level's
         :class:`~memjax.memories.sparsey.CSAResult` with a leading ``B`` axis. ``ties`` as in
-        :meth:`SparseyMac.recognize`; use :meth:`run` with ``mode="recognize"`` for sequences.
+        :meth:`SparseyMac.recognize` (``key=None``: ``jax.random.key(0)``); use :meth:`run` with
+        ``mode="recognize"`` for sequences.
         """
         check_controls(controls, where="SparseyHierarchy.recognize", also=("key", "ties"))
         check_binary("xs", xs, (None, None))
         check_choice("ties", ties, TIES)
-        key = jax.random.key(0) if key is None else key
-        check_prng_key("key", key)
+        key = _recognition_key(key)
         return _hier_recognize(self, self.reset_time(carry), jnp.asarray(xs), key, ties == "shared")
 
 
@@ -306,11 +355,48 @@ def _hier_recognize(h, carry, xs, key, shared):
 
 
 def _hier_run_impl(h, carry, frames, key, mode):
-    def body(c, item):
-        x, k = item
-        return h.frame(c, x, key=k, mode=mode)
+    # The same draws as frame(): frame key -> split per level -> split per mac.
+    L = len(h.levels)
 
-    return jax.lax.scan(body, carry, (frames, jax.random.split(key, frames.shape[0])))
+    def frame_draws(k):
+        return tuple(lv.draws(kk, mode) for lv, kk in zip(h.levels, jax.random.split(k, L)))
+
+    draws = jax.vmap(frame_draws)(jax.random.split(key, frames.shape[0]))
+    packed = tuple(lv.pack(s) for lv, s in zip(h.levels, carry.states))
+    learn = mode == "learn"
+
+    def level_inputs(i, below, outputs):
+        lv = h.levels[i]
+        hh = outputs[i] if lv.h_rf else None
+        dd = outputs[i + 1] if lv.d_rf and i + 1 < L else None
+        return below, hh, dd
+
+    def body(c, item):
+        packed, pend, outputs = c
+        x, dr = item
+        new_packed, new_pend, new_out, codes = [], [], [], []
+        below = x
+        for i, lv in enumerate(h.levels):
+            p = lv.apply(packed[i], pend[i]) if learn else packed[i]
+            out, q = lv.choose(p, *level_inputs(i, below, outputs), dr[i], mode)
+            below = level_output(out.code, lv.mac.K)
+            new_packed.append(p)
+            new_pend.append(q)
+            new_out.append(below)
+            codes.append(out)
+        return (tuple(new_packed), tuple(new_pend), tuple(new_out)), tuple(codes)
+
+    # Pending writes that write nothing, shaped like each level's inputs.
+    first, below = [], frames[0]
+    for i, lv in enumerate(h.levels):
+        first.append(lv.no_pending(*level_inputs(i, below, carry.outputs)))
+        below = carry.outputs[i]
+    init = (packed, tuple(first), carry.outputs)
+    (packed, pend, outputs), codes = jax.lax.scan(body, init, (frames, draws))
+    if learn:
+        packed = tuple(lv.apply(p, q) for lv, p, q in zip(h.levels, packed, pend))
+    states = tuple(lv.unpack(p) for lv, p in zip(h.levels, packed))
+    return HierarchyCarry(states, outputs), codes
 
 
 _hier_run = jax.jit(_hier_run_impl, static_argnums=(4,))

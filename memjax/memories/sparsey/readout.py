@@ -1,10 +1,10 @@
 r"""Read-outs from Sparsey codes: nearest stored code, class nodes, and a linear probe.
 
 Codes are integer winners ``(…, M, Q)`` (``M`` macs of ``Q`` CMs; ``-1`` = mac gated off); a
-single mac's ``(…, Q)`` codes work too. Code similarity is the intersection size (spec §1.1).
+single mac's ``(…, Q)`` codes work too. Code similarity is the intersection size (Rinkus 2014).
 
 * :func:`nearest_code_predict` — the label of the stored code with the largest intersection
-  (a 1-nearest-neighbour by intersection; memjax read-out (b), spec §1.5).
+  (a 1-nearest-neighbour by intersection; memjax read-out (b)).
 * :func:`class_node_fit` / :func:`class_node_predict` — sparsey.com's supervised step: Hebbian
   weights from the active cells onto a field of class nodes, here counting co-occurrences;
   the class node with the largest summed input wins (read-out (a)).
