@@ -53,6 +53,7 @@ from memjax.sparsity._klevel import (
     layer_masks as layer_masks,
     linear_k_schedule as linear_k_schedule,
     project_top_k as project_top_k,
+    prox_to_k as prox_to_k,
     top_k_masks as top_k_masks,
     top_k_transition as top_k_transition,
 )
@@ -113,6 +114,7 @@ __all__ = [
     "prox_group_lasso",
     "prox_group_lasso_tree",
     "prox_sgd",
+    "prox_to_k",
     "prox_wgsef",
     "prox_wgsef_linear_time",
     "prox_wgsef_tree",

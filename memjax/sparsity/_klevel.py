@@ -14,7 +14,8 @@ memjax offers three ways to land on exactly k:
   ``λ* = z_(k+1) / (z_(k) − z_(k+1))``. A tie at the k-th place has no such λ.
 * :func:`top_k_masks` / :func:`project_top_k` — keep the k groups of largest ``z_j`` (ties by
   index), zero the rest; the final hard projection (spec §4 (b)).
-* :func:`top_k_transition` — that projection as a runner phase transition
+* :func:`prox_to_k` — one prox step at :func:`lam_for_k`'s λ: exactly k from the envelope.
+* :func:`top_k_transition` — either as a runner phase transition
   (``memjax.train.Phase(..., transition=...)``); with :func:`~memjax.sparsity.keep_zero_groups`
   in the phase's optimizer the projected groups stay zero while the rest is fine-tuned.
 
@@ -43,9 +44,10 @@ from collections.abc import Mapping
 import jax.numpy as jnp
 import numpy as np
 
+from memjax.core.checks import check_choice
 from memjax.sparsity._arguments import check_k
 from memjax.sparsity._groups import _layer_name
-from memjax.sparsity._trees import _weights, group_norms_tree, scale_groups
+from memjax.sparsity._trees import _weights, group_norms_tree, prox_wgsef_tree, scale_groups
 
 __all__ = [
     "apply_group_mask",
@@ -53,6 +55,7 @@ __all__ = [
     "layer_masks",
     "linear_k_schedule",
     "project_top_k",
+    "prox_to_k",
     "top_k_masks",
     "top_k_transition",
 ]
@@ -112,12 +115,25 @@ def layer_masks(groups, mask) -> dict[str, np.ndarray]:
     return {n: mask[lo:hi] for n, (lo, hi) in zip(groups.layers, groups.slices)}
 
 
-def top_k_transition(groups, k, weights=None):
-    """``train_state -> train_state`` with ``params`` projected to the top ``k`` groups: a
-    deterministic phase transition (resume re-runs it to the same bytes)."""
+def prox_to_k(params, groups, k, weights=None):
+    """``(params after one prox step at λ = lam_for_k(...), λ)``: exactly ``k`` non-zero groups
+    (per layer for ``{layer: k_l}``) from the envelope itself, survivors shrunk by
+    ``1/(1 + λ d_j)``; raises like :func:`lam_for_k` on ties."""
+    lam = lam_for_k(params, groups, k, weights)
+    return prox_wgsef_tree(params, 1.0, groups, k, lam, weights), lam
+
+
+def top_k_transition(groups, k, weights=None, *, mode="top_k"):
+    """``train_state -> train_state`` with exactly ``k`` groups left: ``mode="top_k"``
+    (:func:`project_top_k`) or ``"prox"`` (:func:`prox_to_k`). A deterministic phase
+    transition (resume re-runs it to the same bytes)."""
+    check_choice("mode", mode, ("top_k", "prox"))
 
     def transition(state):
-        params, _ = project_top_k(state.params, groups, k, weights)
+        if mode == "top_k":
+            params, _ = project_top_k(state.params, groups, k, weights)
+        else:
+            params, _ = prox_to_k(state.params, groups, k, weights)
         return state._replace(params=params)
 
     return transition

@@ -1,0 +1,299 @@
+"""Filter sparsity at exactly k filters per layer on Fashion-MNIST (LeNet-5), shrunk and timed.
+
+    python -m experiments.wgsef.fashion_mnist                     # cpu preset (minutes)
+    python -m experiments.wgsef.fashion_mnist --preset gpu        # full training set, longer
+    python -m experiments.wgsef.fashion_mnist --resume            # continue an interrupted run
+
+Data: Fashion-MNIST from Debian's ``dataset-fashion-mnist`` (``memjax.data.fashion_mnist_split``,
+``n_train_per_class`` images per class from the official training set, ``n_test_per_class`` from
+the official test set), scaled to [0, 1] and standardised. Model: LeNet-5 (``memjax.models.cnn``,
+28×28 input, conv widths 6 and 16). Groups: the filters of ``conv1`` and ``conv2`` with their
+biases (``filter`` grouping); ``k = {"conv1": a, "conv2": b}`` per layer.
+
+Each method (``experiments.wgsef.common``) runs through ``memjax.train.train`` with phases —
+sparse training (``sparse_steps``; HSPG: half Prox-SG, half half-space), a transition to exactly
+k filters per layer, and fine-tuning (``finetune_steps``) with the pruned filters frozen — and
+logs the non-zero filters of each layer (``metrics_fn``). Magnitude pruning fine-tunes the dense
+run. Every final network is then **physically shrunk** (``memjax.pruning.trace_groups`` +
+``materialize``): the table gives its test accuracy, parameters, FLOPs per image, measured CPU
+latency (jitted forward, batch ``latency_batch``, the fastest of 50 calls interleaved with
+the dense network's) and the largest logit difference
+between the masked and the shrunk network. Writes ``results.md``, ``accuracy_vs_filters.png``
+and ``summary.json`` into ``runs/wgsef/fashion_mnist/<preset>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from experiments.common.outputs import report, run_notes, write_outputs
+from experiments.wgsef.common import (
+    METHODS,
+    finetune_optimizer,
+    latency_ms,
+    sparse_optimizer,
+)
+from memjax import pruning
+from memjax.data import fashion_mnist_split
+from memjax.models.cnn import LeNet5
+from memjax.sparsity import (
+    layer_masks,
+    nonzero_groups_per_layer,
+    top_k_masks,
+    top_k_transition,
+    tree_groups,
+)
+from memjax.train import Phase, TrainConfig, parse_args, train
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(TrainConfig):
+    """The experiment's fields beyond :class:`memjax.train.TrainConfig`."""
+
+    n_train_per_class: int = 500
+    n_test_per_class: int = 200
+    batch_size: int = 64
+    sparse_steps: int = 400
+    finetune_steps: int = 150
+    lr: float = 0.05
+    ks: tuple[str, ...] = ("4:8", "3:5", "2:3")
+    methods: tuple[str, ...] = METHODS
+    lam_wgsef: float = 0.1
+    lam_group_lasso: float = 0.05
+    lam_hspg: float = 0.05
+    latency_batch: int = 256
+    log_every: int = 25
+    checkpoint_every: int = 200
+
+
+PRESETS = {
+    "cpu": {},
+    "gpu": {
+        "n_train_per_class": 5999,
+        "n_test_per_class": 999,
+        "batch_size": 128,
+        "sparse_steps": 6000,
+        "finetune_steps": 2000,
+        "checkpoint_every": 1000,
+        "log_every": 100,
+    },
+}
+PRESETS["tpu"] = dict(PRESETS["gpu"])
+NET = LeNet5(image_size=28)
+CONVS = ("conv1", "conv2")
+
+
+def parse_k(text: str) -> dict[str, int]:
+    a, b = (int(v) for v in text.split(":"))
+    return {"conv1": a, "conv2": b}
+
+
+def flops(net: LeNet5) -> int:
+    """Multiply-adds × 2 per image of LeNet-5 (convs and dense layers; biases ignored)."""
+    c1, c2 = net.channels
+    s1 = net.image_size - 4
+    s2 = s1 // 2 - 4
+    convs = 2 * 25 * (net.in_channels * c1 * s1 * s1 + c1 * c2 * s2 * s2)
+    h1, h2 = net.hidden
+    dense = 2 * (net.feature_size**2 * c2 * h1 + h1 * h2 + h2 * net.num_classes)
+    return int(convs + dense)
+
+
+def main(argv=None) -> str:
+    run = parse_args(Config, PRESETS, argv, experiment="wgsef/fashion_mnist", description=__doc__)
+    cfg = run.config
+    t0 = time.perf_counter()
+    data = fashion_mnist_split(
+        cfg.n_train_per_class,
+        n_test_per_class=cfg.n_test_per_class,
+        seed=cfg.seed,
+        dtype=np.float32,
+    )
+    mean, std = float(data.x_train.mean()), float(data.x_train.std())
+    x_train = ((data.x_train - mean) / std)[..., None]
+    x_test = jnp.asarray(((data.x_test - mean) / std)[..., None])
+    y_train, y_test = data.y_train, np.asarray(data.y_test)
+    groups = tree_groups(
+        jax.eval_shape(NET.init_params, jax.random.key(0)),
+        {n: spec for n, _, spec in NET.conv_layers() if n in CONVS},
+        "filter",
+    )
+
+    def get_batch(step):
+        idx = np.random.default_rng([cfg.seed, step]).integers(0, len(y_train), cfg.batch_size)
+        return {"x": x_train[idx], "y": y_train[idx]}
+
+    def loss_fn(params, batch, key):
+        logits = NET.apply(params, {}, batch["x"])[0]
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+        return loss, {"acc": jnp.mean(jnp.argmax(logits, -1) == batch["y"])}
+
+    predict = jax.jit(lambda p, x: jnp.argmax(NET.apply(p, {}, x)[0], -1))
+
+    def eval_fn(params):
+        return {"test_acc": jnp.mean(predict(params, x_test) == y_test)}
+
+    def metrics_fn(state):
+        counts = nonzero_groups_per_layer(state.params, groups)
+        return {f"nonzero_{n}": c for n, c in counts.items()}
+
+    def fit(name, phases, init=NET.init_params):
+        return train(
+            cfg,
+            init_params=init,
+            get_batch=get_batch,
+            loss_fn=loss_fn,
+            eval_fn=eval_fn,
+            metrics_fn=metrics_fn,
+            phases=phases,
+            **{
+                **run.train_kwargs(),
+                "out_dir": run.out_dir / name,
+                "run_info": {"experiment": run.experiment, "preset": run.preset, "method": name},
+            },
+        )
+
+    lr = cfg.lr
+    dense = fit("dense", [Phase("dense", cfg.sparse_steps, optimizer=optax.sgd(lr, momentum=0.9))])
+    lams = {"wgsef": cfg.lam_wgsef, "group_lasso": cfg.lam_group_lasso, "hspg": cfg.lam_hspg}
+    x_lat = x_test[: cfg.latency_batch]
+    dense_fn = (lambda p, x: NET.apply(p, {}, x)[0], (dense.params, x_lat))
+    dense_lat = latency_ms({"dense": dense_fn})["dense"]
+    rows = [
+        {
+            "method": "dense",
+            "filters conv1:conv2": "6:16",
+            "test acc %": 100 * float(eval_fn(dense.params)["test_acc"]),
+            "non-zero before exact-k": "6:16",
+            "params": pruning.count_params(dense.params),
+            "MFLOPs": flops(NET) / 1e6,
+            "latency ms": dense_lat,
+            "dense latency ms (same loop)": dense_lat,
+            "speed-up": 1.0,
+            "max |masked - shrunk|": 0.0,
+        }
+    ]
+    series = {}
+    for method in cfg.methods:
+        for ktext in cfg.ks:
+            k = parse_k(ktext)
+            name = f"{method}_k{ktext.replace(':', '-')}"
+            finetune = Phase(
+                "finetune",
+                cfg.finetune_steps,
+                transition=top_k_transition(
+                    groups, k, mode="prox" if method == "wgsef" else "top_k"
+                ),
+                optimizer=finetune_optimizer(groups, lr),
+            )
+            if method == "magnitude":
+                result = fit(name, [finetune], init=lambda key: dense.params)
+                before = "6:16"
+            else:
+                lam = lams[method]
+                if method == "hspg":
+                    half = cfg.sparse_steps // 2
+                    sparse = [
+                        Phase(
+                            "proxsg", half, optimizer=sparse_optimizer("hspg", groups, k, lam, lr)
+                        ),
+                        Phase(
+                            "halfspace",
+                            cfg.sparse_steps - half,
+                            optimizer=sparse_optimizer("hspg", groups, k, lam, lr, half=True),
+                        ),
+                    ]
+                else:
+                    sparse = [
+                        Phase(
+                            "sparse",
+                            cfg.sparse_steps,
+                            optimizer=sparse_optimizer(method, groups, k, lam, lr),
+                        )
+                    ]
+                result = fit(name, [*sparse, finetune])
+                last = [
+                    r
+                    for r in result.history
+                    if r.get("phase") != "finetune" and "nonzero_conv1" in r
+                ][-1]
+                before = f"{int(last['nonzero_conv1'])}:{int(last['nonzero_conv2'])}"
+            params = result.params
+            counts = {n: int(c) for n, c in nonzero_groups_per_layer(params, groups).items()}
+            mask = top_k_masks(params, groups, k)  # the non-zero filters (exactly k per layer)
+            fn = lambda p, x: NET.apply(p, {}, x)[0]
+            traced = pruning.trace_groups(fn, params, x_lat[:2])
+            per_layer = layer_masks(groups, mask)
+            masks = [
+                per_layer.get(g.name[len("params/") : -len("/kernel")], np.ones(g.size, bool))
+                for g in traced
+            ]
+            small, small_params, _ = pruning.materialize(NET, params, traced, masks)
+            diff = float(
+                jnp.max(jnp.abs(small.apply(small_params, {}, x_lat)[0] - fn(params, x_lat)))
+            )
+            acc = 100 * float(
+                jnp.mean(jnp.argmax(small.apply(small_params, {}, x_test)[0], -1) == y_test)
+            )
+            small_fn = (lambda p, x, net=small: net.apply(p, {}, x)[0], (small_params, x_lat))
+            times = latency_ms({"dense": dense_fn, "small": small_fn})
+            lat, ref_lat = times["small"], times["dense"]
+            rows.append(
+                {
+                    "method": method,
+                    "filters conv1:conv2": f"{counts['conv1']}:{counts['conv2']}",
+                    "test acc %": acc,
+                    "non-zero before exact-k": before,
+                    "params": pruning.count_params(small_params),
+                    "MFLOPs": flops(small) / 1e6,
+                    "latency ms": lat,
+                    "dense latency ms (same loop)": ref_lat,
+                    "speed-up": ref_lat / lat,
+                    "max |masked - shrunk|": diff,
+                }
+            )
+            series.setdefault(method, ([], []))
+            series[method][0].append(counts["conv1"] + counts["conv2"])
+            series[method][1].append(acc)
+            print(f"{name}: {rows[-1]}", flush=True)
+    seconds = time.perf_counter() - t0
+    notes = run_notes(
+        run,
+        seconds,
+        {
+            "data": f"Fashion-MNIST, {cfg.n_train_per_class}/class train, "
+            f"{cfg.n_test_per_class}/class test (official test set)",
+            "model": "LeNet-5 (28×28, conv 6:16, dense 120:84)",
+            "steps": f"{cfg.sparse_steps} sparse + {cfg.finetune_steps} fine-tune, batch "
+            f"{cfg.batch_size}, lr {lr}",
+            "lambda": f"WGSEF {cfg.lam_wgsef}, group lasso {cfg.lam_group_lasso}, "
+            f"HSPG {cfg.lam_hspg}",
+            "latency": f"jitted forward, batch {cfg.latency_batch}, fastest of 50 calls "
+            "interleaved with the dense network's, CPU",
+        },
+    )
+    text = write_outputs(
+        run.out_dir,
+        rows,
+        title="Fashion-MNIST LeNet-5: exactly k filters per conv layer, physically removed",
+        notes=notes,
+        plot_name="accuracy_vs_filters.png",
+        series={m: (np.array(v[0]), np.array(v[1])) for m, v in series.items()},
+        xlabel="surviving filters (conv1 + conv2)",
+        ylabel="test accuracy %",
+        plot_title="Fashion-MNIST LeNet-5: accuracy at exactly k filters",
+    )
+    (run.out_dir / "summary.json").write_text(json.dumps(rows, indent=1))
+    report(run.out_dir, text, seconds)
+    return text
+
+
+if __name__ == "__main__":
+    main()
