@@ -38,7 +38,6 @@ import optax
 
 from experiments.common.outputs import report, run_notes, write_outputs
 from experiments.wgsef.common import (
-    METHODS,
     finetune_optimizer,
     latency_ms,
     sparse_optimizer,
