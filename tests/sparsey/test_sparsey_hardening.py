@@ -25,8 +25,9 @@ def disjoint(n_items, width, n):
 @pytest.mark.parametrize("P", [1, 3])
 def test_permanence_weight_disappears_at_exactly_frame_s_plus_P_plus_1(P):
     # P = 1 is the smallest case: learn x, recognise it at once (G = 1), forgotten one
-    # learning frame later. Item i is written at learning frame i (step i). After frame t (step t + 1) its weights
-    # are visible iff (t + 1) - i <= P: it stays for the next P frames, then vanishes.
+    # learning frame later. Item i is written at learning frame i (step i). After frame t
+    # (step t + 1) its weights are visible iff (t + 1) - i <= P: they stay for the next P
+    # frames, then vanish.
     n_items = 6
     mac = SparseyMac(n_inputs=24, Q=2, K=2, permanence=P, saturation=None)
     xs = disjoint(n_items, 4, 24)
