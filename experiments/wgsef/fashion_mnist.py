@@ -12,7 +12,9 @@ biases (``filter`` grouping); ``k = {"conv1": a, "conv2": b}`` per layer.
 
 Each method (``experiments.wgsef.common``) runs through ``memjax.train.train`` with phases —
 sparse training (``sparse_steps``; HSPG: half Prox-SG, half half-space), a transition to exactly
-k filters per layer, and fine-tuning (``finetune_steps``) with the pruned filters frozen — and
+k filters per layer, and fine-tuning (``finetune_steps``) with the pruned filters frozen, by
+the method's own optimizer with the penalty off (ProxSGD with λ = 0 after WGSEF, momentum SGD
+otherwise: SGD at lr 0.05 after ProxSGD training was measured to collapse to chance) — and
 logs the non-zero filters of each layer (``metrics_fn``). ``wgsef`` (ProxSGD with λ·WGSEF) lands
 on exactly k by the top-k projection by ``z_j``, ``wgsef_prox`` by one prox step at
 :func:`memjax.sparsity.lam_for_k`'s λ (the same survivors, but shrunk by ``1/(1 + λ)``: measured
@@ -46,8 +48,10 @@ from memjax import pruning
 from memjax.data import fashion_mnist_split
 from memjax.models.cnn import LeNet5
 from memjax.sparsity import (
+    keep_zero_groups,
     layer_masks,
     nonzero_groups_per_layer,
+    prox_sgd,
     top_k_masks,
     top_k_transition,
     tree_groups,
@@ -193,7 +197,11 @@ def main(argv=None) -> str:
                 transition=top_k_transition(
                     groups, k, mode="prox" if method == "wgsef" else "top_k"
                 ),
-                optimizer=finetune_optimizer(groups, lr),
+                optimizer=(
+                    optax.chain(prox_sgd(groups, k, 0.0), keep_zero_groups(groups))
+                    if method.startswith("wgsef")
+                    else finetune_optimizer(groups, lr)
+                ),
             )
             if method == "magnitude":
                 result = fit(name, [finetune], init=lambda key: dense.params)

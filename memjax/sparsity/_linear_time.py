@@ -330,19 +330,32 @@ def _all_finite(x) -> bool:
 
 
 def _validate(x, segment_ids, num_groups, k, lam, weights, uses_lam):
+    """The argument checks of the jit operators, in fewer passes over the data: the range of
+    ``segment_ids`` is implied (and not scanned again) when they are the regular layout, and
+    the finiteness of ``x`` is read off the group sums (:func:`_check_finite_sums`)."""
     num_groups = check_num_groups(num_groups)
     check_x(x)
     x = np.asarray(x)
     k = check_k(k, num_groups)
-    check_segment_ids(segment_ids, x.shape, num_groups)
+    ids = np.asarray(segment_ids)
+    if not np.issubdtype(ids.dtype, np.integer) or ids.shape != x.shape:
+        check_segment_ids(segment_ids, x.shape, num_groups)  # raises, naming the argument
+    ids = ids.reshape(-1)
+    g = _regular_layout(ids, num_groups)
+    if not g:  # a regular layout is in range by construction
+        check_segment_ids(ids, ids.shape, num_groups)
     if uses_lam:
         check_lam(lam)
     check_weights(weights, num_groups)
-    if not _all_finite(x):
-        raise ValueError("x: expected finite values")
-    ids = np.asarray(segment_ids).reshape(-1)
     d = None if weights is None else np.broadcast_to(np.asarray(weights, np.float64), (num_groups,))
-    return x, ids, num_groups, k, d
+    return x, ids, num_groups, k, d, g
+
+
+def _check_finite_sums(x, sums):
+    """``x`` is finite iff its float64 group sums of squares are, except when a float64 square
+    overflows (then the entries themselves are tested): no extra pass over ``x`` normally."""
+    if not np.isfinite(np.add.reduce(sums)) and not _all_finite(x):
+        raise ValueError("x: expected finite values")
 
 
 _CHUNK = 1 << 20  # entries per chunk of the regular-layout pass (an 8 MB float64 buffer)
@@ -365,7 +378,7 @@ def _regular_layout(ids, num_groups) -> int:
     return g
 
 
-def group_squares(x, ids, num_groups):
+def group_squares(x, ids, num_groups, regular=None):
     """``Σ_{i∈G_j} x_i²`` (squares and sums in float64) and the layout: the group size ``g``
     for equal contiguous groups (then ``np.add.reduceat`` chunk by chunk), the group sizes for
     other sorted ids (one ``np.add.reduceat`` over the runs of equal ids), ``None`` for
@@ -373,7 +386,7 @@ def group_squares(x, ids, num_groups):
     flat = x.reshape(-1)
     if ids.size == 0:
         return np.zeros(num_groups), None
-    g = _regular_layout(ids, num_groups)
+    g = _regular_layout(ids, num_groups) if regular is None else regular
     if g:
         sums = np.empty(num_groups)
         step = max(1, _CHUNK // g)
@@ -424,11 +437,14 @@ def prox_wgsef_linear_time(x, segment_ids, num_groups, k, lam, weights=None, *, 
         >>> prox_wgsef_linear_time(x, np.array([0, 0, 1, 2, 2]), 3, 1, 10.0).round(6)
         array([0.      , 0.      , 0.272727, 0.      , 0.      ])
     """
-    x, ids, m, k, d = _validate(x, segment_ids, num_groups, k, lam, weights, True)
+    x, ids, m, k, d, g = _validate(x, segment_ids, num_groups, k, lam, weights, True)
     lam = float(np.asarray(lam))
     if lam == 0.0:
+        if not _all_finite(x):
+            raise ValueError("x: expected finite values")
         return x.copy()
-    alpha, layout = group_squares(x, ids, m)
+    alpha, layout = group_squares(x, ids, m, g)
+    _check_finite_sums(x, alpha)
     np.sqrt(alpha, out=alpha)  # ν_j, then α_j = √(λ d_j) ν_j in place (few m-sized arrays)
     beta = lam if weights is None else lam * d  # λ d_j: a scalar when the weights are uniform
     alpha *= np.sqrt(beta)
@@ -464,8 +480,9 @@ def wgsef_value_linear_time(x, segment_ids, num_groups, k, weights=None):
         >>> float(wgsef_value_linear_time(np.array([3.0, -1.0, 0.5]), np.arange(3), 3, 1))
         10.125
     """
-    x, ids, m, k, d = _validate(x, segment_ids, num_groups, k, None, weights, False)
-    sq, _ = group_squares(x, ids, m)
+    x, ids, m, k, d, g = _validate(x, segment_ids, num_groups, k, None, weights, False)
+    sq, _ = group_squares(x, ids, m, g)
+    _check_finite_sums(x, sq)
     z = np.sqrt(sq if d is None else d * sq)
     nz = z[z > 0]
     if nz.size <= k:
