@@ -24,12 +24,14 @@ run. Every final network is then **physically shrunk** (``memjax.pruning.trace_g
 latency (jitted forward, batch ``latency_batch``, the fastest of 50 calls interleaved with
 the dense network's) and the largest logit difference
 between the masked and the shrunk network. Writes ``results.md``, ``accuracy_vs_filters.png``
-and ``summary.json`` into ``runs/wgsef/fashion_mnist/<preset>``.
+and ``summary.json`` into ``runs/wgsef/fashion_mnist/<preset>/<model>``. ``--set
+model=vgg_small`` runs a small VGG-style CNN with BatchNorm (coupled to its conv's filters).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 
@@ -46,7 +48,7 @@ from experiments.wgsef.common import (
 )
 from memjax import pruning
 from memjax.data import fashion_mnist_split
-from memjax.models.cnn import LeNet5
+from memjax.models.cnn import VGG, LeNet5
 from memjax.sparsity import (
     keep_zero_groups,
     layer_masks,
@@ -69,12 +71,13 @@ class Config(TrainConfig):
     sparse_steps: int = 400
     finetune_steps: int = 150
     lr: float = 0.05
-    ks: tuple[str, ...] = ("4:8", "3:5", "2:3")
+    ks: tuple[str, ...] = ()
     methods: tuple[str, ...] = ("wgsef", "wgsef_prox", "group_lasso", "hspg", "magnitude")
     lam_wgsef: float = 0.1
     lam_group_lasso: float = 0.05
     lam_hspg: float = 0.05
     latency_batch: int = 256
+    model: str = "lenet5"
     log_every: int = 25
     checkpoint_every: int = 200
 
@@ -92,29 +95,57 @@ PRESETS = {
     },
 }
 PRESETS["tpu"] = dict(PRESETS["gpu"])
-NET = LeNet5(image_size=28)
-CONVS = ("conv1", "conv2")
+MODELS = ("lenet5", "vgg_small")
 
 
-def parse_k(text: str) -> dict[str, int]:
-    a, b = (int(v) for v in text.split(":"))
-    return {"conv1": a, "conv2": b}
+DEFAULT_KS = {"lenet5": ("4:8", "3:5", "2:3"), "vgg_small": ("8:16:32", "4:8:16", "2:4:8")}
 
 
-def flops(net: LeNet5) -> int:
-    """Multiply-adds × 2 per image of LeNet-5 (convs and dense layers; biases ignored)."""
-    c1, c2 = net.channels
-    s1 = net.image_size - 4
-    s2 = s1 // 2 - 4
-    convs = 2 * 25 * (net.in_channels * c1 * s1 * s1 + c1 * c2 * s2 * s2)
-    h1, h2 = net.hidden
-    dense = 2 * (net.feature_size**2 * c2 * h1 + h1 * h2 + h2 * net.num_classes)
-    return int(convs + dense)
+def build(model: str):
+    """``(net, conv layer names, BatchNorm couplings, description)`` of ``model``."""
+    if model == "lenet5":
+        return LeNet5(image_size=28), ("conv1", "conv2"), {}, "LeNet-5 (28×28, conv 6:16)"
+    if model == "vgg_small":
+        net = VGG(cfg=(16, "M", 32, "M", 64), hidden=64, num_classes=10, in_channels=1)
+        convs = tuple(f"conv{i}" for i in range(3))
+        return (
+            net,
+            convs,
+            {f"bn{i}": f"conv{i}" for i in range(3)},
+            ("VGG-style BN CNN (28×28, conv 16-M-32-M-64, global pool, dense 64)"),
+        )
+    raise ValueError(f"model: expected one of {MODELS}, got {model!r}")
+
+
+def parse_k(text: str, convs) -> dict[str, int]:
+    values = [int(v) for v in text.split(":")]
+    if len(values) != len(convs):
+        raise ValueError(f"ks: {text!r} needs one count per conv layer {convs}")
+    return dict(zip(convs, values))
+
+
+def flops_per_image(net, params, state) -> float:
+    """FLOPs of one image's forward pass by XLA's cost analysis of the compiled function."""
+    x = jnp.zeros((1, 28, 28, 1), jnp.float32)
+    f = jax.jit(lambda p, s, x: net.apply(p, s, x, train=False)[0])
+    cost = f.lower(params, state, x).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list | tuple) else cost
+    return float(cost["flops"])
 
 
 def main(argv=None) -> str:
-    run = parse_args(Config, PRESETS, argv, experiment="wgsef/fashion_mnist", description=__doc__)
+    run = parse_args(
+        Config,
+        PRESETS,
+        argv,
+        experiment="wgsef/fashion_mnist",
+        description=__doc__,
+        choices={"model": MODELS},
+    )
     cfg = run.config
+    net, convs, couple, model_text = build(cfg.model)
+    ks = cfg.ks or DEFAULT_KS[cfg.model]
+    out_dir = run.out_dir / cfg.model
     t0 = time.perf_counter()
     data = fashion_mnist_split(
         cfg.n_train_per_class,
@@ -127,33 +158,40 @@ def main(argv=None) -> str:
     x_test = jnp.asarray(((data.x_test - mean) / std)[..., None])
     y_train, y_test = data.y_train, np.asarray(data.y_test)
     groups = tree_groups(
-        jax.eval_shape(NET.init_params, jax.random.key(0)),
-        {n: spec for n, _, spec in NET.conv_layers() if n in CONVS},
+        jax.eval_shape(net.init_params, jax.random.key(0)),
+        {n: spec for n, _, spec in net.conv_layers() if n in convs},
         "filter",
+        couple=couple,
     )
 
     def get_batch(step):
         idx = np.random.default_rng([cfg.seed, step]).integers(0, len(y_train), cfg.batch_size)
         return {"x": x_train[idx], "y": y_train[idx]}
 
-    def loss_fn(params, batch, key):
-        logits = NET.apply(params, {}, batch["x"])[0]
+    def loss_fn(params, model_state, batch, key):
+        logits, new_state = net.apply(params, model_state, batch["x"], train=True)
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
-        return loss, {"acc": jnp.mean(jnp.argmax(logits, -1) == batch["y"])}
+        return loss, ({"acc": jnp.mean(jnp.argmax(logits, -1) == batch["y"])}, new_state)
 
-    predict = jax.jit(lambda p, x: jnp.argmax(NET.apply(p, {}, x)[0], -1))
+    @functools.cache
+    def predictor(spec):
+        return jax.jit(lambda p, s, x: jnp.argmax(spec.apply(p, s, x, train=False)[0], -1))
 
-    def eval_fn(params):
-        return {"test_acc": jnp.mean(predict(params, x_test) == y_test)}
+    def accuracy(spec, params, state):
+        return float(jnp.mean(predictor(spec)(params, state, x_test) == y_test))
+
+    def eval_fn(params, model_state):
+        return {"test_acc": accuracy(net, params, model_state)}
 
     def metrics_fn(state):
         counts = nonzero_groups_per_layer(state.params, groups)
         return {f"nonzero_{n}": c for n, c in counts.items()}
 
-    def fit(name, phases, init=NET.init_params):
+    def fit(name, phases, init=net.init_params, init_state=lambda key: net.init_state()):
         return train(
             cfg,
             init_params=init,
+            init_model_state=init_state,
             get_batch=get_batch,
             loss_fn=loss_fn,
             eval_fn=eval_fn,
@@ -161,7 +199,7 @@ def main(argv=None) -> str:
             phases=phases,
             **{
                 **run.train_kwargs(),
-                "out_dir": run.out_dir / name,
+                "out_dir": out_dir / name,
                 "run_info": {"experiment": run.experiment, "preset": run.preset, "method": name},
             },
         )
@@ -170,16 +208,18 @@ def main(argv=None) -> str:
     dense = fit("dense", [Phase("dense", cfg.sparse_steps, optimizer=optax.sgd(lr, momentum=0.9))])
     lams = {"wgsef": cfg.lam_wgsef, "group_lasso": cfg.lam_group_lasso, "hspg": cfg.lam_hspg}
     x_lat = x_test[: cfg.latency_batch]
-    dense_fn = (lambda p, x: NET.apply(p, {}, x)[0], (dense.params, x_lat))
+    forward = lambda spec: lambda p, s, x: spec.apply(p, s, x, train=False)[0]
+    dense_fn = (forward(net), (dense.params, dense.model_state, x_lat))
+    widths = ":".join(str(groups.slices[i][1] - groups.slices[i][0]) for i in range(len(convs)))
     dense_lat = latency_ms({"dense": dense_fn})["dense"]
     rows = [
         {
             "method": "dense",
-            "filters conv1:conv2": "6:16",
-            "test acc %": 100 * float(eval_fn(dense.params)["test_acc"]),
-            "non-zero before exact-k": "6:16",
+            "filters": widths,
+            "test acc %": 100 * accuracy(net, dense.params, dense.model_state),
+            "non-zero before exact-k": widths,
             "params": pruning.count_params(dense.params),
-            "MFLOPs": flops(NET) / 1e6,
+            "MFLOPs": flops_per_image(net, dense.params, dense.model_state) / 1e6,
             "latency ms": dense_lat,
             "dense latency ms (same loop)": dense_lat,
             "speed-up": 1.0,
@@ -188,14 +228,14 @@ def main(argv=None) -> str:
     ]
     series = {}
     for method in cfg.methods:
-        for ktext in cfg.ks:
-            k = parse_k(ktext)
+        for ktext in ks:
+            k = parse_k(ktext, convs)
             name = f"{method}_k{ktext.replace(':', '-')}"
             finetune = Phase(
                 "finetune",
                 cfg.finetune_steps,
                 transition=top_k_transition(
-                    groups, k, mode="prox" if method == "wgsef" else "top_k"
+                    groups, k, mode="prox" if method == "wgsef_prox" else "top_k"
                 ),
                 optimizer=(
                     optax.chain(prox_sgd(groups, k, 0.0), keep_zero_groups(groups))
@@ -204,8 +244,13 @@ def main(argv=None) -> str:
                 ),
             )
             if method == "magnitude":
-                result = fit(name, [finetune], init=lambda key: dense.params)
-                before = "6:16"
+                result = fit(
+                    name,
+                    [finetune],
+                    init=lambda key: dense.params,
+                    init_state=lambda key: dense.model_state,
+                )
+                before = widths
             else:
                 base = "wgsef" if method == "wgsef_prox" else method
                 lam = lams[base]
@@ -233,37 +278,42 @@ def main(argv=None) -> str:
                 last = [
                     r
                     for r in result.history
-                    if r.get("phase") != "finetune" and "nonzero_conv1" in r
+                    if r.get("phase") != "finetune" and f"nonzero_{convs[0]}" in r
                 ][-1]
-                before = f"{int(last['nonzero_conv1'])}:{int(last['nonzero_conv2'])}"
-            params = result.params
+                before = ":".join(str(int(last[f"nonzero_{c}"])) for c in convs)
+            params, state = result.params, result.model_state
             counts = {n: int(c) for n, c in nonzero_groups_per_layer(params, groups).items()}
             mask = top_k_masks(params, groups, k)  # the non-zero filters (exactly k per layer)
-            fn = lambda p, x: NET.apply(p, {}, x)[0]
-            traced = pruning.trace_groups(fn, params, x_lat[:2])
+            fn = forward(net)
+            traced = pruning.trace_groups(fn, params, x_lat[:2], model_state=state)
             per_layer = layer_masks(groups, mask)
             masks = [
                 per_layer.get(g.name[len("params/") : -len("/kernel")], np.ones(g.size, bool))
                 for g in traced
             ]
-            small, small_params, _ = pruning.materialize(NET, params, traced, masks)
+            small, small_params, small_state = pruning.materialize(
+                net, params, traced, masks, model_state=state
+            )
+            small_state = {} if small_state is None else small_state
             diff = float(
-                jnp.max(jnp.abs(small.apply(small_params, {}, x_lat)[0] - fn(params, x_lat)))
+                jnp.max(
+                    jnp.abs(
+                        forward(small)(small_params, small_state, x_lat) - fn(params, state, x_lat)
+                    )
+                )
             )
-            acc = 100 * float(
-                jnp.mean(jnp.argmax(small.apply(small_params, {}, x_test)[0], -1) == y_test)
-            )
-            small_fn = (lambda p, x, net=small: net.apply(p, {}, x)[0], (small_params, x_lat))
+            acc = 100 * accuracy(small, small_params, small_state)
+            small_fn = (forward(small), (small_params, small_state, x_lat))
             times = latency_ms({"dense": dense_fn, "small": small_fn})
             lat, ref_lat = times["small"], times["dense"]
             rows.append(
                 {
                     "method": method,
-                    "filters conv1:conv2": f"{counts['conv1']}:{counts['conv2']}",
+                    "filters": ":".join(str(counts[c]) for c in convs),
                     "test acc %": acc,
                     "non-zero before exact-k": before,
                     "params": pruning.count_params(small_params),
-                    "MFLOPs": flops(small) / 1e6,
+                    "MFLOPs": flops_per_image(small, small_params, small_state) / 1e6,
                     "latency ms": lat,
                     "dense latency ms (same loop)": ref_lat,
                     "speed-up": ref_lat / lat,
@@ -271,7 +321,7 @@ def main(argv=None) -> str:
                 }
             )
             series.setdefault(method, ([], []))
-            series[method][0].append(counts["conv1"] + counts["conv2"])
+            series[method][0].append(sum(counts.values()))
             series[method][1].append(acc)
             print(f"{name}: {rows[-1]}", flush=True)
     seconds = time.perf_counter() - t0
@@ -281,7 +331,8 @@ def main(argv=None) -> str:
         {
             "data": f"Fashion-MNIST, {cfg.n_train_per_class}/class train, "
             f"{cfg.n_test_per_class}/class test (official test set)",
-            "model": "LeNet-5 (28×28, conv 6:16, dense 120:84)",
+            "model": model_text,
+            "FLOPs": "XLA cost analysis of the compiled forward pass, per image",
             "steps": f"{cfg.sparse_steps} sparse + {cfg.finetune_steps} fine-tune, batch "
             f"{cfg.batch_size}, lr {lr}",
             "lambda": f"WGSEF {cfg.lam_wgsef}, group lasso {cfg.lam_group_lasso}, "
@@ -291,18 +342,18 @@ def main(argv=None) -> str:
         },
     )
     text = write_outputs(
-        run.out_dir,
+        out_dir,
         rows,
-        title="Fashion-MNIST LeNet-5: exactly k filters per conv layer, physically removed",
+        title=f"Fashion-MNIST {cfg.model}: exactly k filters per conv layer, physically removed",
         notes=notes,
         plot_name="accuracy_vs_filters.png",
         series={m: (np.array(v[0]), np.array(v[1])) for m, v in series.items()},
-        xlabel="surviving filters (conv1 + conv2)",
+        xlabel=f"surviving filters ({' + '.join(convs)})",
         ylabel="test accuracy %",
-        plot_title="Fashion-MNIST LeNet-5: accuracy at exactly k filters",
+        plot_title=f"Fashion-MNIST {cfg.model}: accuracy at exactly k filters",
     )
-    (run.out_dir / "summary.json").write_text(json.dumps(rows, indent=1))
-    report(run.out_dir, text, seconds)
+    (out_dir / "summary.json").write_text(json.dumps(rows, indent=1))
+    report(out_dir, text, seconds)
     return text
 
 
