@@ -161,7 +161,7 @@ class ConvAttention:
         attn, length = self.attention, xs.shape[0]
         tail = jnp.zeros((self.conv_width - 1, params["qkv"].shape[1]), xs.dtype)
         p, _ = causal_depthwise_conv(xs @ params["qkv"], params["conv"]["w"], tail)
-        p = p + params["conv"]["b"]
+        p = p + params["conv"]["b"][None, :]
         q, k, v = (
             a.reshape(length, attn.num_heads, attn.head_size) for a in jnp.split(p, 3, axis=-1)
         )

@@ -41,25 +41,25 @@ SHORT = {"passkey": "PK", "number": "N", "uuid": "W"}
 class Config(TrainConfig):
     models: tuple[str, ...] = MODELS
     needles: tuple[str, ...] = NEEDLES
-    train_len: int = 320
-    eval_lens: tuple[int, ...] = (1024, 2048)
+    train_lens: tuple[int, ...] = (320, 512)
+    eval_lens: tuple[int, ...] = (512, 1024, 2048, 4096)
     d_model: int = 32
-    num_layers: int = 1
+    num_layers: int = 2
     num_heads: int = 2
     window: int = 64
     batch_size: int = 12
-    learning_rate: float = 1e-2
+    learning_rate: float = 3e-3
     lm_weight: float = 0.2
     eval_examples: int = 16
-    eval_batch: int = 8
-    steps: int = 150
+    eval_batch: int = 4
+    steps: int = 300
     log_every: int = 50
-    checkpoint_every: int = 150
+    checkpoint_every: int = 300
 
 
 _FULL_SIZE = {
     **LONG_RUN,
-    "train_len": 2048,
+    "train_lens": (512, 1024, 2048),
     "eval_lens": (2048, 4096, 8192, 16384),
     "d_model": 128,
     "num_layers": 4,
@@ -83,6 +83,13 @@ def needle_batch(config: Config, seed, length: int, per_kind: int):
     tokens = np.concatenate([p.tokens for p in parts])
     targets = np.concatenate([p.targets for p in parts])
     return tokens, targets
+
+
+def train_length(config: Config, step: int) -> int:
+    """The curriculum: the steps split into ``len(train_lens)`` equal stages, stage ``i`` trained
+    on sequences of ``train_lens[i]`` characters (short haystacks first)."""
+    stages = len(config.train_lens)
+    return config.train_lens[min(step * stages // max(config.steps, 1), stages - 1)]
 
 
 def evaluate(config: Config, model, params) -> dict:
@@ -130,7 +137,7 @@ def run_model(config: Config, name: str, run) -> dict:
     per_kind = config.batch_size // len(config.needles)
 
     def get_batch(step):
-        return needle_batch(config, [config.seed, step], config.train_len, per_kind)
+        return needle_batch(config, [config.seed, step], train_length(config, step), per_kind)
 
     start = time.perf_counter()
     result = train_lm(config, run, name, model, get_batch, lm_weight=config.lm_weight)
@@ -173,9 +180,10 @@ def main(argv=None) -> list[dict]:
         run,
         total,
         {
-            "training": f"{config.steps} steps x {config.batch_size} sequences of "
-            f"{config.train_len} characters (kinds {', '.join(config.needles)} in equal parts), lr "
-            f"{config.learning_rate}, lm_weight {config.lm_weight}",
+            "training": f"{config.steps} steps x {config.batch_size} sequences, curriculum of "
+            f"{config.train_lens} characters in equal stages (kinds "
+            f"{', '.join(config.needles)} in equal parts), lr {config.learning_rate}, "
+            f"lm_weight {config.lm_weight}",
             "evaluation": f"{config.eval_examples} held-out sequences per kind and length",
             "models": f"{config.num_layers} layers, d_model {config.d_model}, "
             f"{config.num_heads} heads; params "

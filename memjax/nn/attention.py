@@ -60,10 +60,12 @@ NEG_INF = -1e30
 
 
 def rope(x: jax.Array, positions: jax.Array, base: float = 10000.0) -> jax.Array:
-    """Rotary position embedding of ``x`` ``(T, H, d)`` (``d`` even) at integer ``positions``."""
+    """Rotary position embedding of ``x`` ``(T, H, d)`` (``d`` even) at integer ``positions``;
+    the angles are computed in ``x``'s dtype, at least float32."""
     half = x.shape[-1] // 2
-    freqs = base ** (-jnp.arange(half, dtype=jnp.float32) / half)
-    angles = positions.astype(jnp.float32)[:, None] * freqs[None, :]
+    dtype = jnp.promote_types(x.dtype, jnp.float32)
+    freqs = base ** (-jnp.arange(half, dtype=dtype) / half)
+    angles = positions.astype(dtype)[:, None] * freqs[None, :]
     cos = jnp.cos(angles)[:, None, :].astype(x.dtype)
     sin = jnp.sin(angles)[:, None, :].astype(x.dtype)
     x1, x2 = x[..., :half], x[..., half:]

@@ -31,7 +31,7 @@ def test_niah_writes_table2_shaped_results(tmp_path):
             "--set",
             "needles=(passkey,number)",
             "--set",
-            "train_len=240",
+            "train_lens=(240,)",
             "--set",
             "eval_lens=(256,)",
             "--set",
@@ -117,6 +117,8 @@ def test_shakespeare_matches_parameters(tmp_path):
             "--out",
             str(tmp_path),
             "--set",
+            "models=(gated_delta,)",
+            "--set",
             "d_model=24",
             "--set",
             "num_layers=1",
@@ -132,12 +134,24 @@ def test_shakespeare_matches_parameters(tmp_path):
             "eval_every=2",
         ]
     )
-    assert [r["model"] for r in rows] == ["attention", "lmm"]
+    assert [r["model"] for r in rows] == ["attention", "gated_delta"]
     base = rows[0]["params"]
     assert abs(rows[1]["params"] - base) <= 0.1 * base
     assert all(0.0 < r["val_loss"] < 10.0 for r in rows)
     table, summary = _outputs(tmp_path, "val_loss.png")
     assert "1.88" in table and summary == rows
+
+
+def test_shakespeare_lmm_width_matches_attention_parameters():
+    """The LMM of the char-LM comparison gets the width whose parameter count is closest to
+    the attention baseline's (equal parameters), without training anything."""
+    config = shakespeare.Config(d_model=24, num_layers=1, num_heads=2)
+    target = count_params(shakespeare.make(config, "attention", 24))
+    d = shakespeare.matched_width(config, "lmm", target)
+    got = count_params(shakespeare.make(config, "lmm", d))
+    others = [count_params(shakespeare.make(config, "lmm", w)) for w in (d - 4, d + 4)]
+    assert abs(got - target) <= 0.1 * target
+    assert all(abs(got - target) <= abs(o - target) for o in others)
 
 
 @pytest.mark.parametrize("name", ["eta", "alpha"])

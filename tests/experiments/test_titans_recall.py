@@ -16,7 +16,7 @@ TINY = [
     "--steps",
     "4",
     "--set",
-    "variants=(lmm_deep,lmm_linear,gated_delta)",
+    "variants=(gated_delta,attention_conv)",
     "--set",
     "kv_pairs=(2,4)",
     "--set",
@@ -39,18 +39,22 @@ TINY = [
 
 
 def test_recall_writes_finite_results_and_resumes(tmp_path):
+    variants = ("gated_delta", "attention_conv")
     rows = recall.main([*TINY, "--out", str(tmp_path)])
     assert [(r["variant"], r["kv_pairs"]) for r in rows] == [
-        (v, n) for v in ("lmm_deep", "lmm_linear", "gated_delta") for n in (2, 4)
+        (v, n) for v in variants for n in (2, 4)
     ]
     assert all(0.0 <= r["accuracy"] <= 1.0 and math.isfinite(r["eval_loss"]) for r in rows)
-    # the deep memory has more parameters than the linear one, at the same head size
-    assert rows[0]["params"] > rows[2]["params"]
+    # each variant at its tuned rate
+    assert [r["lr"] for r in rows] == [recall.TUNED_LR[v] for v in variants for _ in (2, 4)]
     table = (tmp_path / "results.md").read_text()
-    assert "lmm_deep" in table and "gated_delta" in table and "wall time" in table
+    # one row per variant, a column per pair count, and the rates
+    assert "| variant | params | lr | state per head | 2 pairs | 4 pairs |" in table
+    assert "gated_delta" in table and "attention_conv" in table and "wall time" in table
+    assert "except" not in table  # no dangling "defaults except"
     assert (tmp_path / "recall.png").stat().st_size > 0
     assert json.loads((tmp_path / "summary.json").read_text()) == rows
-    for variant in ("lmm_deep", "lmm_linear", "gated_delta"):
+    for variant in variants:
         records = read_jsonl(tmp_path / variant / "metrics.jsonl")
         assert [r["step"] for r in records if r["split"] == "train"] == [2, 4]
         assert all(math.isfinite(r["loss"]) for r in records if r["split"] == "train")
@@ -58,6 +62,19 @@ def test_recall_writes_finite_results_and_resumes(tmp_path):
     resumed = recall.main([*TINY, "--out", str(tmp_path), "--resume"])
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]
     assert strip(resumed) == strip(rows)
+
+
+def test_presets_and_learning_rates():
+    """The main job runs the four headline variants, ``full`` the whole study; a set rate
+    overrides the tuned ones, and the ablation rows share lmm_deep's."""
+    assert recall.PRESETS["cpu"].get("variants", recall.Config.variants) == recall.DEFAULT_VARIANTS
+    assert recall.PRESETS["full"]["variants"] == recall.VARIANTS
+    assert set(recall.DEFAULT_VARIANTS) <= set(recall.VARIANTS)
+    assert list(recall.PRESETS) == ["cpu", "full", "gpu", "tpu"]
+    config = recall.Config()
+    assert recall.learning_rate(config, "lmm_no_decay") == recall.TUNED_LR["lmm_deep"]
+    assert recall.learning_rate(config, "attention") == recall.TUNED_LR["attention"]
+    assert recall.learning_rate(recall.Config(learning_rate=0.5), "attention") == 0.5
 
 
 def test_models_build_and_lmm_settings():
