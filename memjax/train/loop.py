@@ -424,7 +424,7 @@ class _Run:
         logger = MetricsLogger(self.metrics_path, mode="a", enabled=self.is_main)
         bar = Progress(end, initial=start, enabled=self.progress, every=log_every, desc=desc,
                        quiet=not self.is_main or start == end)
-        done, interrupted = start, None
+        done, interrupted, first_eval = start, None, True
         latest = ckpt.latest_step  # at a phase's start: the previous phase's last checkpoint
         latest = latest if latest is not None or start == 0 else start
         try:
@@ -435,10 +435,13 @@ class _Run:
                 with bar.paused(), compiling(str(stop)):
                     bar.write(f"[{desc}] compiling the {stage.label} step ...")
                     t0, hits = time.perf_counter(), compilation_cache_hits()
-                    batch = self.batch(start)
-                    step.lower(state, batch, bad).compile()
-                    if self.metrics_fn is not None:
-                        _jit_metrics(self.metrics_fn).lower(state).compile()
+                    try:  # a Ctrl-C while tracing lands here, one inside XLA in the watchdog
+                        batch = self.batch(start)
+                        step.lower(state, batch, bad).compile()
+                        if self.metrics_fn is not None:
+                            _jit_metrics(self.metrics_fn).lower(state).compile()
+                    except KeyboardInterrupt:
+                        raise stop from None
                     cached = compilation_cache_hits() - hits
                     bar.write(f"[{desc}] compiled in {time.perf_counter() - t0:.2f} s"
                               + (" (from the compilation cache)" if cached else ""))
@@ -462,7 +465,13 @@ class _Run:
                 bar.update(done, shown)
                 if is_eval:
                     with bar.paused():  # evaluation (and its compile) is not training speed
+                        t0 = time.perf_counter()
+                        if first_eval:  # its compile can take a while: say so
+                            bar.write(f"[{desc}] evaluating at step {done} ...")
                         logger.log(done, "eval", self.evaluate(state), phase=stage.name)
+                        if first_eval:
+                            bar.write(f"[{desc}] evaluated in {time.perf_counter() - t0:.2f} s")
+                        first_eval = False
                 if is_ckpt:
                     ckpt.save(done, to_checkpoint(state))
                     self.clock.checkpoint(done)

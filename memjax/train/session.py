@@ -161,6 +161,7 @@ class RunClock:
 # ----------------------------------------------------------------------------- command line
 
 _CLI: dict[str, object] = {"prog": None, "message": None, "watchdog": False}
+_EXITING = threading.Lock()
 
 
 def _flush() -> None:
@@ -179,9 +180,18 @@ def _watch(read_fd: int) -> None:
             return
         message = _CLI["message"]
         if message is not None and signal.SIGINT in data:
-            print(f"\n{message}", file=sys.stderr)
-            _flush()
-            os._exit(130)
+            _exit_with(str(message))
+
+
+def _exit_with(text: str) -> None:
+    """Prints ``text`` and exits with status 130; the second of two threads to get here (the
+    watchdog and the main thread's excepthook) only waits for the first to exit."""
+    if _EXITING.acquire(blocking=False):
+        print(f"\n{text}", file=sys.stderr)
+        _flush()
+        os._exit(130)
+    time.sleep(10)
+    os._exit(130)
 
 
 def _start_watchdog() -> None:
@@ -210,9 +220,7 @@ def _hook(previous):
                 if isinstance(exc, TrainingInterrupted)
                 else f"{prog}: interrupted; rerun with --resume to go on from the last checkpoint"
             )
-            print(f"\n{text}", file=sys.stderr)
-            _flush()
-            os._exit(130)
+            _exit_with(text)
         if issubclass(exc_type, (FileExistsError, ConfigError)):
             print(f"{prog}: error: {exc}", file=sys.stderr)
             _flush()

@@ -46,6 +46,7 @@ def _run(out, steps, *, stop_at=None, **kw):
         loss_fn=_loss,
         get_batch=get_batch,
         optimizer=optax.sgd(0.1),
+        eval_fn=lambda params: {"w0": params["w"][0]},
         out_dir=out,
         progress=False,
         async_checkpoints=False,
@@ -71,6 +72,7 @@ def test_interrupt_resume_and_whole_run_time(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "[exp/var] resumed from the checkpoint at step 4 of 6 in " in err
     assert "[exp/var] step 6/6" in err and result.step == 6
+    assert err.count("[exp/var] evaluating at step 6 ...") == 1 and "evaluated in" in err
     assert result.seconds >= recorded["4"] and read_run_seconds(out) >= recorded["4"]
 
     again = _run(out, 6, resume=True)
