@@ -4,7 +4,8 @@ patterns, and the MNIST model and data of ``mnist`` and ``learning_curve``.
 * :func:`parser` / :func:`write` — presets, run folder, ``results.md`` + ``metrics.jsonl`` + PNG;
 * :func:`random_patterns` — binary patterns with a fixed number of active bits;
 * :func:`add_model_args`, :func:`mnist_model`, :func:`load_data`, :func:`codes_of`,
-  :func:`baselines` — the MNIST hierarchy (defaults chosen on the validation split, README),
+  :func:`baselines` — the MNIST hierarchy (defaults: ``pipeline.MNIST``, chosen on the
+  validation split, README), :func:`config_of` (args → ``SparseyConfig``),
   its data split, its codes and the raw-pixel anchors.
 
 Example:
@@ -21,18 +22,12 @@ import argparse
 import json
 from pathlib import Path
 
-import jax.numpy as jnp
 import numpy as np
 
+from experiments.sparsey.pipeline import MNIST, SparseyConfig, build_model, codes_of  # noqa: F401
 from memjax.data import binarize, load_mnist, split_per_class
 from memjax.data.skeleton import skeletonize
-from memjax.memories.sparsey import SparseyMac
-from memjax.memories.sparsey.hierarchy import (
-    SparseyHierarchy,
-    SparseyLevel,
-    mac_cells,
-    tile_receptive_fields,
-)
+from memjax.memories.sparsey.hierarchy import SparseyHierarchy
 from memjax.train import describe_machine, plot_lines, write_results_table
 
 PAPER_ACCURACY = 91.0  # sparsey.com MNIST_Results, 200/class, single trial
@@ -87,46 +82,48 @@ def random_patterns(rng: np.random.Generator, n: int, size: int, active: int) ->
 
 # ---------------------------------------------------------------------------------- MNIST
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    """The model's command-line knobs (defaults = the setting chosen on the validation split)."""
-    p.add_argument("--levels", type=int, default=1, choices=[1, 2])
-    p.add_argument("--patch", type=int, default=7)
-    p.add_argument("--stride", type=int, default=3)
-    p.add_argument("--Q", type=int, default=8)
-    p.add_argument("--K", type=int, default=16)
-    p.add_argument("--gate-min", type=int, default=3, help="min active pixels in a mac's RF")
-    p.add_argument("--saturation", type=float, default=0.15, help="freeze a mac at this fill")
-    p.add_argument("--g-minus", type=float, default=0.7, help="familiarity floor G⁻")
-    p.add_argument("--inflection", type=float, default=0.9, help="sigmoid inflection θ")
-    p.add_argument("--slope", type=float, default=20.0, help="sigmoid slope λ")
-    p.add_argument("--patch2", type=int, default=3, help="level-2 RF, in level-1 macs")
-    p.add_argument("--stride2", type=int, default=1)
-    p.add_argument("--ties", default="shared", choices=["shared", "per_item"])
-    p.add_argument("--readout-steps", type=int, default=100, help="Adam steps, linear read-out")
+    """The model's command-line knobs; defaults are :data:`~experiments.sparsey.pipeline.MNIST`
+    (the setting chosen on the validation split)."""
+    d = MNIST
+    p.add_argument("--levels", type=int, default=d.levels, choices=[1, 2])
+    p.add_argument("--patch", type=int, default=d.patch)
+    p.add_argument("--stride", type=int, default=d.stride)
+    p.add_argument("--Q", type=int, default=d.Q)
+    p.add_argument("--K", type=int, default=d.K)
+    p.add_argument("--gate-min", type=int, default=d.gate_min, help="min active pixels in an RF")
+    p.add_argument("--saturation", type=float, default=d.saturation, help="freeze at this fill")
+    p.add_argument("--g-minus", type=float, default=d.g_minus, help="familiarity floor G⁻")
+    p.add_argument("--inflection", type=float, default=d.inflection, help="sigmoid inflection θ")
+    p.add_argument("--slope", type=float, default=d.slope, help="sigmoid slope λ")
+    p.add_argument("--patch2", type=int, default=d.patch2, help="level-2 RF, in level-1 macs")
+    p.add_argument("--stride2", type=int, default=d.stride2)
+    p.add_argument("--ties", default=d.ties, choices=["shared", "per_item"])
+    p.add_argument("--readout-steps", type=int, default=d.readout_steps, help="Adam steps")
 
 
-def mnist_model(args) -> SparseyHierarchy:
-    """The MNIST hierarchy of the :func:`add_model_args` settings: a grid of ``patch``×``patch``
-    pixel macs, and with ``levels=2`` a level reading ``patch2``×``patch2`` level-1 macs."""
-    rf = tile_receptive_fields((28, 28), args.patch, args.stride)
-    csa = dict(
+def config_of(args) -> SparseyConfig:
+    """The :class:`~experiments.sparsey.pipeline.SparseyConfig` of parsed command-line args."""
+    return MNIST.replace(
+        levels=args.levels,
+        patch=args.patch,
+        stride=args.stride,
         Q=args.Q,
         K=args.K,
+        gate_min=args.gate_min,
         saturation=args.saturation,
         g_minus=args.g_minus,
         inflection=args.inflection,
         slope=args.slope,
+        patch2=args.patch2,
+        stride2=args.stride2,
+        ties=args.ties,
+        readout_steps=args.readout_steps,
     )
-    levels = [SparseyLevel(SparseyMac(n_inputs=args.patch**2, gate_min=args.gate_min, **csa), rf)]
-    if args.levels == 2:
-        grid = (28 - args.patch) // args.stride + 1
-        rf2 = mac_cells(
-            tile_receptive_fields((grid, grid), args.patch2, args.stride2), args.Q, args.K
-        )
-        # gate: at least two active level-1 macs (Q cells each) in the RF
-        levels.append(
-            SparseyLevel(SparseyMac(n_inputs=len(rf2[0]), gate_min=2 * args.Q, **csa), rf2)
-        )
-    return SparseyHierarchy(tuple(levels))
+
+
+def mnist_model(args) -> SparseyHierarchy:
+    """The MNIST hierarchy of the :func:`add_model_args` settings (:func:`config_of`)."""
+    return build_model(config_of(args), (28, 28))
 
 
 def load_data(args, per_class: int):
@@ -139,11 +136,6 @@ def load_data(args, per_class: int):
     if getattr(args, "validate", False):
         return split_per_class(s.x_train, s.y_train, per_class - per_class // 4, seed=args.seed + 1)
     return s
-
-
-def codes_of(outs):
-    """All levels' codes ``(B, Σ M·Q)`` (levels share K)."""
-    return jnp.concatenate([o.code.reshape(o.code.shape[0], -1) for o in outs], axis=1)
 
 
 def baselines(xtr, ytr, xte, yte):

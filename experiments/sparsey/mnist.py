@@ -20,11 +20,14 @@ tie-break order, ``ties="shared"``) and read-outs are fitted on the training cod
 paper's supervised step) and the nearest stored code. Raw-pixel 1-NN and logistic regression at
 the same training size are the anchors (spec §2.1).
 
-The pipeline runs twice with the same shapes: the first run compiles, the second is timed
-("seconds" = learning + recognition + the linear read-out, after compilation). Writes
-``results.md``,
+The pipeline is :func:`experiments.sparsey.pipeline.run_pipeline` with the config of the
+command line (:func:`experiments.sparsey.common.config_of`; the defaults are
+:data:`experiments.sparsey.pipeline.MNIST`); it runs twice with the same shapes: the first
+run compiles, the second is timed ("seconds" = learning + recognition + the linear read-out,
+after compilation). Writes ``results.md``,
 ``metrics.jsonl`` and ``accuracy.png`` into ``runs/sparsey/mnist/``; the last printed line is
-``accuracy=…% seconds=…`` (the linear read-out).
+``accuracy=…% seconds=…`` (the linear read-out); the line before it gives the learning flags
+(macs frozen per level, the fraction of items stored, the median item at which macs froze).
 """
 
 from __future__ import annotations
@@ -41,41 +44,18 @@ from experiments.sparsey.common import (
     PAPER_ACCURACY,
     add_model_args,
     baselines,
-    codes_of,
+    config_of,
     load_data,
-    mnist_model,
 )
+from experiments.sparsey.pipeline import build_model, run_pipeline
 from memjax.memories.sparsey.readout import (
     class_node_fit,
     class_node_predict,
-    linear_readout_fit,
-    linear_readout_predict,
     nearest_code_predict,
 )
 from memjax.train import describe_machine, plot_lines, write_results_table
 
 PAPER_SECONDS = 220.0  # learning time, one thread
-
-
-def run_once(model, xtr, ytr, xte, key, args):
-    """Learn, recognise and fit the read-outs; return predictions, stage times and the carry."""
-    t0 = time.perf_counter()
-    carry, _ = model.run(model.init_carry(), xtr, key=key)
-    jax.block_until_ready(carry)
-    t1 = time.perf_counter()
-    tr = codes_of(model.recognize(carry, xtr, ties=args.ties))
-    te = codes_of(model.recognize(carry, xte, ties=args.ties))
-    jax.block_until_ready(te)
-    t2 = time.perf_counter()
-    K = args.K
-    lin = linear_readout_fit(tr, ytr, K=K, num_classes=10, steps=args.readout_steps)
-    pred = {"linear": np.asarray(linear_readout_predict(lin, te))}
-    t3 = time.perf_counter()
-    # The other read-outs, reported beside it (not in the timed pipeline).
-    pred["class_nodes"] = class_node_predict(class_node_fit(tr, ytr, K=K, num_classes=10), te)
-    pred["nearest_code"] = nearest_code_predict(tr, ytr, te, K=K)
-    pred = {k: np.asarray(v) for k, v in pred.items()}
-    return pred, {"learn_s": t1 - t0, "recognize_s": t2 - t1, "readout_s": t3 - t2}, carry
 
 
 def main(argv=None):
@@ -94,17 +74,29 @@ def main(argv=None):
     p.add_argument("--out", default="runs/sparsey/mnist")
     args = p.parse_args(argv)
 
+    cfg = config_of(args)
     xtr, ytr, xte, yte = load_data(args, args.per_class)
     split = "validation" if args.validate else "test"
-    model = mnist_model(args)
+    model = build_model(cfg, (28, 28))
     key = jax.random.key(args.seed)
 
+    def once():
+        return run_pipeline(cfg, xtr, ytr, xte, image_shape=(28, 28), key=key, num_classes=10)
+
     t = time.perf_counter()
-    run_once(model, xtr, ytr, xte, key, args)  # compiles
+    once()  # compiles
     first = time.perf_counter() - t
-    pred, times, carry = run_once(model, xtr, ytr, xte, key, args)
+    res = once()
+    times, carry, stats = res.times, res.carry, res.stats
     seconds = sum(times.values())
-    acc = {k: 100 * float((v == yte).mean()) for k, v in pred.items()}
+    # The other read-outs, reported beside the linear one (not in the timed pipeline).
+    tr, te = res.codes
+    pred = {
+        "linear": res.predictions,
+        "class_nodes": class_node_predict(class_node_fit(tr, ytr, K=cfg.K, num_classes=10), te),
+        "nearest_code": nearest_code_predict(tr, ytr, te, K=cfg.K),
+    }
+    acc = {k: 100 * float((np.asarray(v) == yte).mean()) for k, v in pred.items()}
     base = {} if args.no_baselines else baselines(xtr, ytr, xte, yte)
 
     out = Path(args.out)
@@ -122,6 +114,7 @@ def main(argv=None):
         "seconds": seconds,
         "compile_s": first - seconds,
         "frozen_macs": frozen,
+        **stats,
         **{f"baseline {k}": v for k, v in base.items()},
     }
     with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
@@ -153,6 +146,7 @@ def main(argv=None):
             "stage seconds": json.dumps({k: round(v, 3) for k, v in times.items()}),
             "compile seconds": round(first - seconds, 2),
             "frozen macs per level": [round(f, 3) for f in frozen],
+            "learning flags": json.dumps(stats),
             "command args": " ".join(argv or []) or "(defaults)",
         },
     )
@@ -169,6 +163,7 @@ def main(argv=None):
     )
     for row in rows:
         print(f"{row['model']}: {row['accuracy %']:.2f}%")
+    print(f"learning flags: {stats}")
     print(
         f"accuracy={acc['linear']:.2f}% seconds={seconds:.2f} ({split}; linear read-out; "
         f"class nodes {acc['class_nodes']:.2f}%, nearest code {acc['nearest_code']:.2f}%)"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from experiments.sparsey.common import parser, random_patterns, write
@@ -38,11 +37,6 @@ def perturb(rng, x, s):
     return p
 
 
-@jax.jit
-def _learn_mode(mac, state, xs, keys):
-    return jax.vmap(lambda x, k: mac.csa(state, x, key=k, mode="learn"))(xs, keys)
-
-
 def measure(mac, seed):
     """Mean code overlap (learn, recognise) and G at every level of s, for one seed."""
     rng = np.random.default_rng(seed)
@@ -51,9 +45,8 @@ def measure(mac, seed):
     probes = np.stack([perturb(rng, x, s) for s in LEVELS for x in stored])
     ref = np.tile(np.asarray(learned.code), (len(LEVELS), 1))
     # Each probe coded from the stored state on its own (sampled, nothing written).
-    keys = jax.random.split(jax.random.key(10_000 + seed), len(probes))
-    sampled = _learn_mode(mac, state, jnp.asarray(probes), keys)
-    found = mac.recognize(state, probes, key=jax.random.key(20_000 + seed))
+    sampled = mac.propose(state, probes, key=jax.random.key(10_000 + seed))
+    found = mac.recognize(state, probes, key=jax.random.key(20_000 + seed), ties="per_item")
     shape = (len(LEVELS), N_STORED)
     return (
         np.asarray(code_overlap(sampled.code, ref)).reshape(shape).mean(1),

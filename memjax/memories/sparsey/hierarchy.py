@@ -350,8 +350,28 @@ class SparseyHierarchy:
 
 @partial(jax.jit, static_argnums=(4,))
 def _hier_recognize(h, carry, xs, key, shared):
-    fn = lambda x, k: h.frame(carry, x, key=k, mode="recognize")[1]
-    return jax.vmap(fn)(xs, item_keys(key, xs.shape[0], shared))
+    # As frame(mode="recognize") per item, on tables packed once; with shared ties the draws
+    # (the same for every item) are computed once, not per item.
+    L = len(h.levels)
+    packed = tuple(lv.pack(s) for lv, s in zip(h.levels, carry.states))
+
+    def frame_draws(k):
+        return tuple(lv.draws(kk, "recognize") for lv, kk in zip(h.levels, jax.random.split(k, L)))
+
+    def one(x, draws):
+        below, codes = x, []
+        for i, lv in enumerate(h.levels):
+            hh = carry.outputs[i] if lv.h_rf else None
+            dd = carry.outputs[i + 1] if lv.d_rf and i + 1 < L else None
+            out, _ = lv.choose(packed[i], below, hh, dd, draws[i], "recognize")
+            below = level_output(out.code, lv.mac.K)
+            codes.append(out)
+        return tuple(codes)
+
+    if shared:
+        draws = frame_draws(key)
+        return jax.vmap(lambda x: one(x, draws))(xs)
+    return jax.vmap(one)(xs, jax.vmap(frame_draws)(jax.random.split(key, xs.shape[0])))
 
 
 def _hier_run_impl(h, carry, frames, key, mode):

@@ -1,0 +1,251 @@
+"""The Sparsey image-classification pipeline as plain functions: a preset is a config value.
+
+* :class:`SparseyConfig` — every knob of the model and read-out; :data:`MNIST` is the setting
+  chosen on the MNIST validation split (one level of 7×7-pixel macs), :data:`MNIST_TWO_LEVEL`
+  the paper's shape (two levels on skeletonised digits, sparsey.com MNIST_Results).
+* :func:`build_model` — the :class:`~memjax.memories.sparsey.SparseyHierarchy` for an image shape;
+* :func:`learn` — single-trial unsupervised learning of the training images (one pass), with the
+  honest flags (:func:`learning_stats`: macs frozen, items each mac stored, when they froze);
+* :func:`encode` — recognition codes of any image batch (fixed-size chunks: one compile);
+* :func:`fit_readout` / :func:`predict` — the linear (softmax) read-out on the one-hot codes;
+* :func:`run_pipeline` — all of it on any binary image set ``(n, H·W)`` with labels, timed.
+
+Example:
+    >>> import jax, numpy as np
+    >>> from experiments.sparsey.pipeline import MNIST, run_pipeline
+    >>> rng = np.random.default_rng(0)
+    >>> x = (rng.random((40, 14 * 14)) < 0.2).astype(np.uint8); y = np.arange(40) % 2
+    >>> cfg = MNIST.replace(patch=7, stride=7, Q=4, K=8, readout_steps=5)
+    >>> res = run_pipeline(cfg, x, y, x, image_shape=(14, 14), key=jax.random.key(0))
+    >>> res.predictions.shape, res.stats["macs"]
+    ((40,), '4')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from memjax.memories.sparsey import SparseyMac
+from memjax.memories.sparsey.hierarchy import (
+    SparseyHierarchy,
+    SparseyLevel,
+    mac_cells,
+    tile_receptive_fields,
+)
+from memjax.memories.sparsey.readout import linear_readout_fit, linear_readout_predict
+
+__all__ = [
+    "MNIST",
+    "MNIST_TWO_LEVEL",
+    "PipelineResult",
+    "SparseyConfig",
+    "build_model",
+    "codes_of",
+    "encode",
+    "fit_readout",
+    "learn",
+    "learning_stats",
+    "predict",
+    "run_pipeline",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseyConfig:
+    """A Sparsey image model and its read-out.
+
+    Level 1: macs on ``patch``×``patch`` pixel RFs every ``stride`` pixels, ``Q`` CMs of ``K``
+    cells, gate ≥ ``gate_min`` active pixels, freezing at ``saturation``, familiarity floor
+    ``g_minus``, logistic ``inflection``/``slope``. ``levels=2`` adds macs on ``patch2``×``patch2``
+    level-1 macs (gate ≥ ``gate_min2`` active cells; ``None`` = two active macs, ``2·Q``).
+    ``skeleton``: thin the binary strokes first. ``ties``: recognition's tie-break.
+    ``readout_steps``: Adam steps of the linear read-out. ``encode_batch``: images per
+    recognition call (fixed, so one compile serves every set).
+    """
+
+    levels: int = 1
+    patch: int = 7
+    stride: int = 3
+    Q: int = 8
+    K: int = 16
+    gate_min: int = 3
+    saturation: float | None = 0.15
+    g_minus: float = 0.7
+    inflection: float = 0.9
+    slope: float = 20.0
+    patch2: int = 3
+    stride2: int = 1
+    gate_min2: int | None = None
+    skeleton: bool = False
+    ties: str = "shared"
+    readout_steps: int = 100
+    encode_batch: int = 1000
+
+    def replace(self, **changes) -> SparseyConfig:
+        """A copy with ``changes`` (unknown names raise ``TypeError``)."""
+        return dataclasses.replace(self, **changes)
+
+
+MNIST = SparseyConfig()
+"""The one-level setting chosen on the MNIST validation split (experiments/sparsey/README.md)."""
+
+MNIST_TWO_LEVEL = SparseyConfig(levels=2, skeleton=True)
+"""The paper's shape: two levels on skeletonised, binarised digits (sparsey.com MNIST_Results)."""
+
+
+def _mac_args(cfg: SparseyConfig) -> dict:
+    return dict(
+        Q=cfg.Q,
+        K=cfg.K,
+        saturation=cfg.saturation,
+        g_minus=cfg.g_minus,
+        inflection=cfg.inflection,
+        slope=cfg.slope,
+    )
+
+
+def build_model(cfg: SparseyConfig, image_shape: tuple[int, int]) -> SparseyHierarchy:
+    """The hierarchy of ``cfg`` for row-major images of ``image_shape``."""
+    h, w = image_shape
+    if cfg.patch > min(h, w):
+        raise ValueError(f"patch: {cfg.patch} is larger than the image {image_shape}")
+    rf = tile_receptive_fields(image_shape, cfg.patch, cfg.stride)
+    mac = SparseyMac(n_inputs=cfg.patch**2, gate_min=cfg.gate_min, **_mac_args(cfg))
+    levels = [SparseyLevel(mac, rf)]
+    if cfg.levels == 2:
+        grid = ((h - cfg.patch) // cfg.stride + 1, (w - cfg.patch) // cfg.stride + 1)
+        rf2 = mac_cells(tile_receptive_fields(grid, cfg.patch2, cfg.stride2), cfg.Q, cfg.K)
+        gate = 2 * cfg.Q if cfg.gate_min2 is None else cfg.gate_min2
+        levels.append(
+            SparseyLevel(SparseyMac(n_inputs=len(rf2[0]), gate_min=gate, **_mac_args(cfg)), rf2)
+        )
+    elif cfg.levels != 1:
+        raise ValueError(f"levels: expected 1 or 2, got {cfg.levels}")
+    return SparseyHierarchy(tuple(levels))
+
+
+def learning_stats(model: SparseyHierarchy, carry, learned) -> dict:
+    """The honest flags of one learning pass, per level: macs frozen at the end, the fraction of
+    (active) training items each mac stored, and the median item index at which macs froze."""
+    out = {"macs": "+".join(str(lv.n_macs) for lv in model.levels)}
+    for i, (state, res) in enumerate(zip(carry.states, learned)):
+        frozen = np.asarray(state.frozen)
+        stored, active = np.asarray(res.stored), np.asarray(res.active)  # (T, M)
+        refused = active & ~stored
+        froze_at = [int(np.flatnonzero(refused[:, m])[0]) for m in np.flatnonzero(refused.any(0))]
+        out[f"level{i + 1}_frozen_macs"] = int(frozen.sum())
+        out[f"level{i + 1}_stored_fraction"] = float(stored.sum() / max(active.sum(), 1))
+        out[f"level{i + 1}_median_freeze_item"] = float(np.median(froze_at)) if froze_at else None
+    return out
+
+
+@jax.jit
+def _learn(model, x_train, key):
+    carry, out = model.run(model.init_carry(), x_train, key=key)
+    # Only the flags leave the scan: V and ρ per item (T·M·Q·K floats) are never materialised.
+    return carry, tuple(o._replace(support=None, rho=None) for o in out)
+
+
+def learn(model: SparseyHierarchy, x_train, *, key):
+    """One pass of single-trial learning: ``(carry, per-level CSAResult (T, M, …))`` with the
+    codes and flags (``support`` and ``rho`` dropped)."""
+    return _learn(model, jnp.asarray(x_train), key)
+
+
+def codes_of(outs):
+    """All levels' codes ``(B, Σ M·Q)`` (levels share K)."""
+    return jnp.concatenate([o.code.reshape(o.code.shape[0], -1) for o in outs], axis=1)
+
+
+def encode(model: SparseyHierarchy, carry, xs, cfg: SparseyConfig):
+    """Recognition codes ``(B, Σ M·Q)`` of ``xs``, in chunks of ``cfg.encode_batch`` (the last
+    padded), so every image set reuses one compiled recognition."""
+    xs = np.asarray(xs)
+    n, b = len(xs), min(cfg.encode_batch, len(xs))
+    pad = (-n) % b
+    if pad:
+        xs = np.concatenate([xs, np.zeros((pad, xs.shape[1]), xs.dtype)])
+    parts = [
+        _encode(model, carry, jnp.asarray(xs[s : s + b]), cfg.ties) for s in range(0, len(xs), b)
+    ]
+    return jnp.concatenate(parts)[:n]
+
+
+@partial(jax.jit, static_argnums=(3,))
+def _encode(model, carry, xs, ties):
+    return codes_of(model.recognize(carry, xs, ties=ties))  # only the codes are computed
+
+
+def fit_readout(codes, labels, cfg: SparseyConfig, num_classes: int):
+    """The linear softmax read-out on the one-hot cells of the codes."""
+    return linear_readout_fit(
+        codes, jnp.asarray(labels), K=cfg.K, num_classes=num_classes, steps=cfg.readout_steps
+    )
+
+
+def predict(readout, codes) -> np.ndarray:
+    """Argmax class of the read-out."""
+    return np.asarray(linear_readout_predict(readout, codes))
+
+
+class PipelineResult(NamedTuple):
+    """``predictions`` on the test images, stage ``times`` (s), the learned ``carry``, the
+    ``stats`` of :func:`learning_stats`, and the train/test ``codes``."""
+
+    predictions: np.ndarray
+    times: dict
+    carry: object
+    stats: dict
+    codes: tuple
+
+
+def prepare(cfg: SparseyConfig, x, image_shape) -> np.ndarray:
+    """Binary images ``(n, H·W)`` as the model reads them (skeletonised when ``cfg.skeleton``)."""
+    x = np.asarray(x)
+    if not np.isin(x, (0, 1)).all():
+        raise ValueError("x: expected binary images (0/1); binarise first (memjax.data.binarize)")
+    x = x.astype(np.uint8)
+    if cfg.skeleton:
+        from memjax.data.skeleton import skeletonize
+
+        x = skeletonize(x.reshape(-1, *image_shape)).reshape(len(x), -1).astype(np.uint8)
+    return x
+
+
+def run_pipeline(
+    cfg: SparseyConfig,
+    x_train,
+    y_train,
+    x_test,
+    *,
+    image_shape: tuple[int, int],
+    key,
+    num_classes: int | None = None,
+) -> PipelineResult:
+    """Learn (one pass), encode train and test, fit the linear read-out, predict; timed stages
+    (``learn_s``, ``recognize_s``, ``readout_s``; ``block_until_ready`` at each boundary).
+
+    Any binary image set works: ``x`` ``(n, H·W)`` of 0/1 with ``H·W = prod(image_shape)``.
+    """
+    x_train, x_test = prepare(cfg, x_train, image_shape), prepare(cfg, x_test, image_shape)
+    num_classes = int(np.max(y_train)) + 1 if num_classes is None else num_classes
+    model = build_model(cfg, image_shape)
+    t0 = time.perf_counter()
+    carry, learned = learn(model, x_train, key=key)
+    jax.block_until_ready(carry)
+    t1 = time.perf_counter()
+    tr, te = encode(model, carry, x_train, cfg), encode(model, carry, x_test, cfg)
+    jax.block_until_ready(te)
+    t2 = time.perf_counter()
+    readout = fit_readout(tr, y_train, cfg, num_classes)
+    pred = predict(readout, te)
+    t3 = time.perf_counter()
+    times = {"learn_s": t1 - t0, "recognize_s": t2 - t1, "readout_s": t3 - t2}
+    return PipelineResult(pred, times, carry, learning_stats(model, carry, learned), (tr, te))
