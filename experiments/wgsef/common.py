@@ -74,11 +74,10 @@ def finetune_optimizer(groups, lr: float):
     return optax.chain(optax.sgd(lr, momentum=0.9), keep_zero_groups(groups))
 
 
-def latency_ms(fns: dict, *args_by_name, repeats: int = 50) -> dict:
+def latency_ms(fns: dict, *, repeats: int = 50) -> dict:
     """``{name: ms}``: the fastest of ``repeats`` timed calls of each jitted ``fn(*args)``
     (``fns = {name: (fn, args)}``), the calls of the functions interleaved so that load from
     other processes hits all of them alike; one warm-up call each first."""
-    del args_by_name
     jitted = {n: (jax.jit(f), a) for n, (f, a) in fns.items()}
     for f, a in jitted.values():
         jax.block_until_ready(f(*a))

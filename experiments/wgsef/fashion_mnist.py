@@ -21,8 +21,8 @@ on exactly k by the top-k projection by ``z_j``, ``wgsef_prox`` by one prox step
 below, LeNet-5 does not recover from that shrinkage). Magnitude pruning fine-tunes the dense
 run. Every final network is then **physically shrunk** (``memjax.pruning.trace_groups`` +
 ``materialize``): the table gives its test accuracy, parameters, FLOPs per image, measured CPU
-latency (jitted forward, batch ``latency_batch``, the fastest of 50 calls interleaved with
-the dense network's) and the largest logit difference
+latency (one table per architecture: jitted forward, batch ``latency_batch``, the fastest of
+``latency_repeats`` calls, the calls of all networks interleaved) and the largest logit difference
 between the masked and the shrunk network. Writes ``results.md``, ``accuracy_vs_filters.png``
 and ``summary.json`` into ``runs/wgsef/fashion_mnist/<preset>/<model>``. ``--set
 model=vgg_small`` runs a small VGG-style CNN with BatchNorm (coupled to its conv's filters).
@@ -58,7 +58,7 @@ from memjax.sparsity import (
     top_k_transition,
     tree_groups,
 )
-from memjax.train import Phase, TrainConfig, parse_args, train
+from memjax.train import Phase, TrainConfig, parse_args, train, write_results_table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +76,8 @@ class Config(TrainConfig):
     lam_wgsef: float = 0.1
     lam_group_lasso: float = 0.05
     lam_hspg: float = 0.05
-    latency_batch: int = 256
+    latency_batch: int = 1024
+    latency_repeats: int = 100
     model: str = "lenet5"
     log_every: int = 25
     checkpoint_every: int = 200
@@ -211,7 +212,7 @@ def main(argv=None) -> str:
     forward = lambda spec: lambda p, s, x: spec.apply(p, s, x, train=False)[0]
     dense_fn = (forward(net), (dense.params, dense.model_state, x_lat))
     widths = ":".join(str(groups.slices[i][1] - groups.slices[i][0]) for i in range(len(convs)))
-    dense_lat = latency_ms({"dense": dense_fn})["dense"]
+    shrunk = {}
     rows = [
         {
             "method": "dense",
@@ -220,9 +221,6 @@ def main(argv=None) -> str:
             "non-zero before exact-k": widths,
             "params": pruning.count_params(dense.params),
             "MFLOPs": flops_per_image(net, dense.params, dense.model_state) / 1e6,
-            "latency ms": dense_lat,
-            "dense latency ms (same loop)": dense_lat,
-            "speed-up": 1.0,
             "max |masked - shrunk|": 0.0,
         }
     ]
@@ -303,9 +301,7 @@ def main(argv=None) -> str:
                 )
             )
             acc = 100 * accuracy(small, small_params, small_state)
-            small_fn = (forward(small), (small_params, small_state, x_lat))
-            times = latency_ms({"dense": dense_fn, "small": small_fn})
-            lat, ref_lat = times["small"], times["dense"]
+            shrunk.setdefault(ktext, (forward(small), (small_params, small_state, x_lat)))
             rows.append(
                 {
                     "method": method,
@@ -314,9 +310,6 @@ def main(argv=None) -> str:
                     "non-zero before exact-k": before,
                     "params": pruning.count_params(small_params),
                     "MFLOPs": flops_per_image(small, small_params, small_state) / 1e6,
-                    "latency ms": lat,
-                    "dense latency ms (same loop)": ref_lat,
-                    "speed-up": ref_lat / lat,
                     "max |masked - shrunk|": diff,
                 }
             )
@@ -324,6 +317,21 @@ def main(argv=None) -> str:
             series[method][0].append(sum(counts.values()))
             series[method][1].append(acc)
             print(f"{name}: {rows[-1]}", flush=True)
+    # latency depends on the architecture only (all methods at one k share it): one interleaved
+    # loop over the dense and every shrunk network, the fastest call of each
+    times = latency_ms({"dense": dense_fn, **shrunk}, repeats=cfg.latency_repeats)
+    lat_rows = [
+        {
+            "filters": name if name != "dense" else widths,
+            "params": pruning.count_params(args[0]),
+            "MFLOPs / image": next(
+                r["MFLOPs"] for r in rows if r["filters"] == (widths if name == "dense" else name)
+            ),
+            f"latency ms (batch {cfg.latency_batch})": times[name],
+            "speed-up": times["dense"] / times[name],
+        }
+        for name, (_, args) in {"dense": dense_fn, **shrunk}.items()
+    ]
     seconds = time.perf_counter() - t0
     notes = run_notes(
         run,
@@ -337,15 +345,23 @@ def main(argv=None) -> str:
             f"{cfg.batch_size}, lr {lr}",
             "lambda": f"WGSEF {cfg.lam_wgsef}, group lasso {cfg.lam_group_lasso}, "
             f"HSPG {cfg.lam_hspg}",
-            "latency": f"jitted forward, batch {cfg.latency_batch}, fastest of 50 calls "
-            "interleaved with the dense network's, CPU",
+            "latency": f"jitted forward (eval mode), batch {cfg.latency_batch}, the fastest of "
+            f"{cfg.latency_repeats} calls, the networks' calls interleaved, CPU",
         },
     )
+    acc_table = write_results_table(
+        out_dir / "accuracy.md",
+        rows,
+        title=f"Fashion-MNIST {cfg.model}: exactly k filters per conv layer, physically removed",
+    )
+    lat_table = write_results_table(
+        out_dir / "latency.md", lat_rows, title="Shrunk networks: size and measured CPU latency"
+    )
+    notes_md = "\n".join(f"- **{k}**: {v}" for k, v in notes.items())
     text = write_outputs(
         out_dir,
         rows,
-        title=f"Fashion-MNIST {cfg.model}: exactly k filters per conv layer, physically removed",
-        notes=notes,
+        text=f"{acc_table}\n{lat_table}\n{notes_md}\n",
         plot_name="accuracy_vs_filters.png",
         series={m: (np.array(v[0]), np.array(v[1])) for m, v in series.items()},
         xlabel=f"surviving filters ({' + '.join(convs)})",
