@@ -91,9 +91,12 @@ def _trace_state():
 class _Collector:
     """One level of collection: the requested names, where perturbations come from, the values."""
 
-    def __init__(self, names: frozenset[str], lookup: Lookup | None, seen: set[str]):
+    def __init__(
+        self, names: frozenset[str], lookup: Lookup | None, seen: set[str], combine=jnp.add
+    ):
         self.names = names
         self.lookup = lookup  # name -> perturbation for this level, or None (no perturbation)
+        self.combine = combine  # (value, perturbation) -> tapped value (default: the sum)
         self.trace = _trace_state()
         self.values: dict[str, Any] = {}
         self.seen = seen  # every tap name met, requested or not (shared by the levels)
@@ -147,7 +150,7 @@ def tap(name: str, x):
             got = jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), delta)
             if want != got:
                 raise ValueError(f"perturbations[{name!r}]: expected {want}, got {got}")
-            x = jax.tree_util.tree_map(jnp.add, x, delta)
+            x = jax.tree_util.tree_map(collector.combine, x, delta)
     _record(collector, name, x)
     return x
 
@@ -168,7 +171,7 @@ def _run_child(fn: Callable[[], Any], select: Callable[[Any], Any] | None):
                 return None
             return jax.tree_util.tree_map(functools.partial(select, name), delta)
 
-    child = _Collector(parent.names, lookup, parent.seen)
+    child = _Collector(parent.names, lookup, parent.seen, parent.combine)
     _STACK.items.append(child)
     try:
         out = fn()
@@ -346,21 +349,27 @@ def _check_names(names) -> frozenset[str]:
     return frozenset(names)
 
 
-def collect_taps(fn: Callable, names: Sequence[str], *, perturb: bool = False) -> Callable:
+def collect_taps(fn: Callable, names: Sequence[str], *, perturb=False) -> Callable:
     """``fn`` that also returns the requested taps: ``(*args) -> (out, {name: value})``.
 
     With ``perturb=True`` the result takes ``(perturbations, *args)``, ``perturbations`` a dict
     (name → array shaped like the collected value; a missing name is not perturbed), and each
-    requested tap returns its value plus the perturbation (module doc).
+    requested tap returns its value plus the perturbation (module doc). ``perturb`` may also be
+    a function ``combine(value, perturbation) -> value`` used instead of the sum, leaf by leaf
+    (e.g. a ``custom_vjp`` that injects a synthetic gradient, :mod:`memjax.controllers`).
 
     Raises:
         ValueError: a requested name that ``fn`` never tapped (the message lists the taps it has).
     """
     requested = _check_names(names)
 
+    if not (isinstance(perturb, bool) or callable(perturb)):
+        raise TypeError(f"perturb: expected a bool or a combine function, got {perturb!r}")
+    combine = perturb if callable(perturb) else jnp.add
+
     def run(lookup, args, kwargs):
         seen: set[str] = set()
-        collector = _Collector(requested, lookup, seen)
+        collector = _Collector(requested, lookup, seen, combine)
         _STACK.items.append(collector)
         try:
             out = fn(*args, **kwargs)
@@ -375,7 +384,7 @@ def collect_taps(fn: Callable, names: Sequence[str], *, perturb: bool = False) -
             )
         return out, {name: collector.values[name] for name in names}
 
-    if not perturb:
+    if perturb is False:
 
         @functools.wraps(fn)
         def collected(*args, **kwargs):
