@@ -36,17 +36,40 @@ def curve(mac, n_max, chunk, seed):
         state, res = mac.learn(state, xs[start : start + chunk], key=jax.random.key(seed * 997 + i))
         codes.append(np.asarray(res.code))
         n = start + chunk
-        found = np.asarray(mac.recognize(state, xs, key=jax.random.key(i)).code)[:n]
+        found = mac.recognize(state, xs, key=jax.random.key(i), ties="per_item").code
+        found = np.asarray(found)[:n]
         ref = np.concatenate(codes)
         g_novel = float(np.asarray(mac.recognize(state, novel).familiarity).mean())
         out.append((n, float((found == ref).all(1).mean()), float((found == ref).mean()), g_novel))
     return out
 
 
+def docstring_curve(seeds: int, out: str) -> list:
+    """The curve quoted in ``SparseyMac``'s docstring: N = 300 (24 active), Q = 20, K = 10."""
+    global N, ACTIVE
+    N, ACTIVE = 300, 24
+    mac = SparseyMac(n_inputs=N, Q=20, K=10, saturation=None)
+    runs = [curve(mac, 150, 10, s) for s in range(seeds)]
+    rows = [
+        {"items stored": run0[0], "exact recall": float(np.mean([r[i][1] for r in runs]))}
+        for i, run0 in enumerate(runs[0])
+    ]
+    write(
+        out,
+        rows,
+        title="Sparsey capacity, one mac N=300 (24 active), Q=20, K=10",
+        notes={"seeds": seeds, "setup": "default CSA constants, no freezing, per-item ties"},
+    )
+    return rows
+
+
 def main(argv=None):
     p = parser(__doc__, "capacity")
     p.add_argument("--seeds", type=int, default=None, help="default: 2 (cpu), 5 (gpu/tpu)")
+    p.add_argument("--curve", action="store_true", help="only the docstring's N=300 curve")
     args = p.parse_args(argv)
+    if args.curve:
+        return docstring_curve(args.seeds or 3, args.out + "_curve")
     cpu = args.preset == "cpu"
     seeds = args.seeds or (2 if cpu else 5)
     grid_q, grid_k = ((5, 10, 20), (5, 10, 20)) if cpu else ((5, 10, 20, 40), (5, 10, 20, 40))
