@@ -60,8 +60,8 @@ recalled exactly (all Q winners, per-item tie-breaks), mean of 3 seeds:
 
 So one such mac holds about 50 items at ≥ 95% exact recall; past that, crosstalk gives other
 cells of a CM full support (ties) and exact recall falls quickly. Freezing (``saturation``, on
-by default) stops writes before the table fills: later items are refused (``stored`` is ``False``) rather
-than degrading the earlier ones.
+by default) stops writes before the table fills: later items are refused (``stored`` is
+``False``) rather than degrading the earlier ones.
 
 The cost per item is a fixed :math:`O(N Q K / 32)` word operations (bit-packed weights,
 :mod:`memjax.memories.sparsey.bits`), independent of how many items are stored — the model's
