@@ -16,6 +16,22 @@ Pure operators on a vector with segment ids (the jit path):
 Host references in NumPy, worst-case linear time (spec §5): :func:`prox_wgsef_linear_time`,
 :func:`wgsef_value_linear_time`, and the median-of-medians :func:`select` behind them.
 
+Pytrees (plain dicts, Flax NNX state, Equinox modules):
+
+* groups — :func:`tree_groups` (``filter``, ``channel``, ``filter_shape``, ``layer``,
+  ``unstructured`` along :class:`memjax.nn.ChannelAxes`; bias and BatchNorm coupled to their
+  filters), :func:`flax_layers`, :func:`equinox_layers`, :func:`group_weights` (1, size, FLOPs);
+* operators — :func:`wgsef_penalty`, :func:`prox_wgsef_tree`, :func:`group_lasso_penalty`,
+  :func:`prox_group_lasso_tree`, :func:`group_norms_tree`, :func:`group_scores`,
+  :func:`count_nonzero_groups`, :func:`nonzero_groups_per_layer` (global or per-layer ``k``);
+* optax — :func:`wgsef_proximal` / :func:`group_lasso_proximal` / :func:`proximal` (last in a
+  chain, constant or scheduled learning rate, ``k`` and ``λ`` schedules), :func:`prox_sgd`
+  (ProxSGD), :func:`half_space` (HSPG), :func:`keep_zero_groups`, :func:`post_update_fn`;
+* exactly k — :func:`top_k_masks`, :func:`project_top_k`, :func:`apply_group_mask`,
+  :func:`layer_masks` (for :func:`memjax.pruning.shrink`), :func:`lam_for_k` (the λ at which
+  one prox step leaves exactly k groups), :func:`prox_to_k`, :func:`top_k_transition` (a
+  :class:`memjax.train.Phase` transition), :func:`linear_k_schedule`.
+
 Example:
     >>> import jax.numpy as jnp
     >>> import numpy as np
