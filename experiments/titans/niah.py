@@ -1,16 +1,19 @@
 """Single needle in a haystack (RULER S-NIAH, Titans Table 2) for LMM, MAC, MAG, MAL, attention
-and the gated delta rule.
+(full and sliding-window) and the gated delta rule.
 
-Every architecture (:func:`memjax.models.titans.build_model`, ``window`` as the sliding window
-and the MAC segment size) is trained from scratch on
-:func:`memjax.data.needle_haystack` sequences of ``train_len`` characters, each batch holding the
-three needle kinds (passkey, number, uuid) in equal parts, noise haystack, needle at a uniform
+Every architecture (:func:`memjax.models.titans.build_model` with ``num_layers`` layers, 2 by
+default: one layer cannot tell the question's ``" is "`` from the haystack's; ``window`` as the
+sliding window and the MAC segment size) is trained from scratch on
+:func:`memjax.data.needle_haystack` sequences with a **curriculum over lengths**: the steps are
+split into ``len(train_lens)`` equal stages, stage ``i`` at ``train_lens[i]`` characters (short
+haystacks first, so the needle is easy to find before it is far). Each batch holds the needle
+kinds of ``needles`` (passkey, number, uuid) in equal parts, noise haystack, needle at a uniform
 random depth. The loss is the cross-entropy of the answer tokens (teacher forcing) plus
 ``lm_weight`` times the next-token loss over the whole sequence. It is then evaluated on
-held-out sequences at every length of ``eval_lens`` (longer than it was trained on) with two
-scores per kind: *exact match* (all answer tokens predicted correctly given the previous answer
-tokens, the paper's accuracy) and *token accuracy* (share of answer tokens right). Writes
-``results.md`` (a Table-2-shaped grid per score), ``niah.png`` and ``summary.json``.
+held-out sequences at every length of ``eval_lens`` (the last training length and longer) with
+two scores per kind: *exact match* (all answer tokens predicted correctly given the previous
+answer tokens, the paper's accuracy) and *token accuracy* (share of answer tokens right).
+Writes ``results.md`` (a Table-2-shaped grid per score), ``niah.png`` and ``summary.json``.
 
 ``python -m experiments.titans.niah [--preset cpu|gpu|tpu] [--resume] [--set models=(lmm,mac)]``
 """
@@ -31,7 +34,7 @@ from memjax.data import NIAH_VOCAB, needle_haystack
 from memjax.models.titans import build_model
 from memjax.train import TrainConfig, parse_args, write_results_table
 
-MODELS = ("lmm", "mac", "mag", "mal", "attention", "gated_delta")
+MODELS = ("lmm", "mac", "mag", "mal", "attention", "swa", "gated_delta")
 NEEDLES = ("passkey", "number", "uuid")
 VOCAB = len(NIAH_VOCAB) + 1
 SHORT = {"passkey": "PK", "number": "N", "uuid": "W"}

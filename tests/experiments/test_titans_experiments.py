@@ -57,6 +57,12 @@ def test_niah_writes_table2_shaped_results(tmp_path):
     assert summary == rows
 
 
+def test_niah_curriculum_goes_from_short_to_long():
+    config = niah.Config(steps=9, train_lens=(256, 384, 512))
+    assert [niah.train_length(config, s) for s in range(9)] == [256] * 3 + [384] * 3 + [512] * 3
+    assert niah.Config().num_layers >= 2 and "swa" in niah.MODELS
+
+
 def test_ablations_runs_variants(tmp_path):
     rows = ablations.main(
         [
