@@ -3,6 +3,7 @@
 * :class:`SparseyConfig` — every knob of the model and read-out; :data:`MNIST` is the setting
   chosen on the MNIST validation split (one level of 7×7-pixel macs), :data:`MNIST_TWO_LEVEL`
   the paper's shape (two levels on skeletonised digits, sparsey.com MNIST_Results).
+* :func:`calibrate` — the density rule that carries a setting to another image set;
 * :func:`build_model` — the :class:`~memjax.memories.sparsey.SparseyHierarchy` for an image shape;
 * :func:`learn` — single-trial unsupervised learning of the training images (one pass), with the
   honest flags (:func:`learning_stats`: macs frozen, items each mac stored, when they froze);
@@ -47,6 +48,7 @@ __all__ = [
     "PipelineResult",
     "SparseyConfig",
     "build_model",
+    "calibrate",
     "codes_of",
     "encode",
     "fit_readout",
@@ -98,6 +100,27 @@ MNIST = SparseyConfig()
 
 MNIST_TWO_LEVEL = SparseyConfig(levels=2, skeleton=True)
 """The paper's shape: two levels on skeletonised, binarised digits (sparsey.com MNIST_Results)."""
+
+
+MNIST_DENSITY = 0.133
+"""Mean fraction of active pixels of the binarised MNIST training digits that :data:`MNIST` was
+tuned on (2,000 digits, pixel > 127)."""
+
+
+def calibrate(cfg: SparseyConfig, x_train, reference_density: float = MNIST_DENSITY):
+    """The density rule: scale the freezing threshold and the activation gate with the input
+    density ρ (mean active fraction of the training images) relative to the tuning set's ρ₀.
+
+    A stored item with a fraction ρ of its RF active sets ρ·N·Q of a mac's N·Q·K U weights, so
+    the fill grows by ≈ ρ/K per stored item and a mac freezes after ≈ saturation·K/ρ items:
+    ``saturation ← min(0.5, saturation·ρ/ρ₀)`` keeps that number of items what it was on the
+    tuning set, and ``gate_min ← max(1, round(gate_min·ρ/ρ₀))`` keeps the gate at the same
+    fraction of the RF. G⁻, θ and λ act on normalised support (fractions) and are kept.
+    """
+    rho = float(np.mean(np.asarray(x_train) != 0))
+    r = rho / reference_density
+    sat = None if cfg.saturation is None else min(0.5, cfg.saturation * r)
+    return cfg.replace(saturation=sat, gate_min=max(1, round(cfg.gate_min * r)))
 
 
 def _mac_args(cfg: SparseyConfig) -> dict:
