@@ -196,3 +196,33 @@ def test_bit_packing_round_trip_and_raw_sums_against_numpy():
     for x in xs:
         want = x.astype(np.int64) @ w.reshape(45, 15)
         np.testing.assert_array_equal(np.asarray(raw_sums(table, pack_bits(x))), want)
+
+
+# ---------------------------------------------------------------- the density rule
+def test_density_rule_keeps_dense_and_sparse_sets_storing_alike():
+    from experiments.sparsey.pipeline import (
+        SparseyConfig,
+        build_model,
+        calibrate,
+        learn,
+        learning_stats,
+    )
+
+    base = SparseyConfig(patch=7, stride=7, Q=4, K=8, gate_min=2, saturation=0.1, g_minus=0.7)
+    rng = np.random.default_rng(0)
+    sparse = (rng.random((120, 196)) < 0.08).astype(np.uint8)
+    dense = (rng.random((120, 196)) < 0.32).astype(np.uint8)
+
+    def stored(cfg, xs):
+        model = build_model(cfg, (14, 14))
+        carry, out = learn(model, xs, key=jax.random.key(0))
+        return learning_stats(model, carry, out)["level1_stored_fraction"]
+
+    ref = stored(base, sparse)  # the "tuning" set: 0.08 density
+    rule = calibrate(base, dense, reference_density=0.08)
+    assert rule.saturation == pytest.approx(0.1 * dense.mean() / 0.08) and rule.gate_min == 8
+    plain, ruled = stored(base, dense), stored(rule, dense)
+    # Unscaled, the 4x denser set freezes its macs far earlier (stores under half the tuning
+    # set's fraction of items); scaled, its macs store at least as large a fraction.
+    assert plain < 0.5 * ref
+    assert ruled >= ref
