@@ -198,6 +198,65 @@ ACTIVATION_GRADS = {
 }
 
 
+def output_gradient(mlp: MemoryMLP, reduction: str, out, keys, values, gamma):
+    """Rowwise: the loss gradient w.r.t. the last layer's pre-activation ``out`` (``(C, d_out)``)
+    and, with the ``residual_norm`` wrapper, w.r.t. ``gamma`` (``(1, d_out)`` broadcast; else
+    ``None``): ``(g, gamma_grad)``, unclipped."""
+    grad = 2.0 * loss_scale(reduction, mlp.d_out)
+    if not mlp.residual_norm:
+        return grad * (out - values), None
+    h = out
+    mean = jnp.mean(h, axis=-1, keepdims=True)
+    rstd = jax.lax.rsqrt(jnp.mean(jnp.square(h - mean), axis=-1, keepdims=True) + LN_EPS)
+    normed = (h - mean) * rstd
+    scale = 1.0 + gamma
+    g = grad * (normed * scale + keys - values)
+    gamma_grad = g * normed
+    g = g * scale
+    g = rstd * (
+        g
+        - jnp.mean(g, axis=-1, keepdims=True)
+        - normed * jnp.mean(g * normed, axis=-1, keepdims=True)
+    )
+    return g, gamma_grad
+
+
+def factor_forward(mlp: MemoryMLP, reduction: str, max_norm, weights, keys, values):
+    """:func:`gradient_factors` and the residuals its hand-written backward needs:
+    ``(factors, (inputs, pre_activations, unclipped deltas, unclipped gamma_grad, norm_sq))``
+    (``norm_sq``: each token's squared gradient norm, ``None`` without clipping)."""
+    act, act_grad = ACTIVATIONS[mlp.activation], ACTIVATION_GRADS[mlp.activation]
+    layers = weights["layers"]
+    h, inputs, pre = keys, [], []
+    for i, layer in enumerate(layers):
+        inputs.append(h)
+        z = h @ layer["w"]
+        if mlp.bias:
+            z = z + layer["b"][None, :]
+        pre.append(z)
+        h = act(z) if i < mlp.depth - 1 else z
+    gamma = weights["gamma"][None, :] if mlp.residual_norm else None
+    g, gamma_grad = output_gradient(mlp, reduction, h, keys, values, gamma)
+    deltas = [g]
+    for i in range(mlp.depth - 2, -1, -1):
+        g = (g @ layers[i + 1]["w"].T) * act_grad(pre[i])
+        deltas.insert(0, g)
+    raw, raw_gamma, norm_sq = tuple(deltas), gamma_grad, None
+    if max_norm is not None:
+        sq = lambda a: jnp.sum(jnp.square(a), axis=-1)
+        norm_sq = sum(sq(x) * sq(d) for x, d in zip(inputs, deltas))
+        if mlp.bias:
+            norm_sq = norm_sq + sum(sq(d) for d in deltas)
+        if gamma_grad is not None:
+            norm_sq = norm_sq + sq(gamma_grad)
+        scale = clip_scale(norm_sq, max_norm)[:, None]
+        deltas = [d * scale for d in deltas]
+        if gamma_grad is not None:
+            gamma_grad = gamma_grad * scale
+    factors = (tuple(inputs), tuple(deltas), gamma_grad)
+    return factors, (tuple(inputs), tuple(pre), raw, raw_gamma, norm_sq)
+
+
 def gradient_factors(mlp: MemoryMLP, reduction: str, max_norm, weights, keys, values):
     """The factored, clipped gradients ``(inputs, deltas, gamma_grad)`` of a block of tokens.
 
@@ -215,49 +274,7 @@ def gradient_factors(mlp: MemoryMLP, reduction: str, max_norm, weights, keys, va
     matmuls instead of a second automatic differentiation of ``C`` per-token gradients.
     :func:`loss_gradient` (``jax.grad``) is the reference it is tested against.
     """
-    act, act_grad = ACTIVATIONS[mlp.activation], ACTIVATION_GRADS[mlp.activation]
-    layers = weights["layers"]
-    h, inputs, pre = keys, [], []
-    for i, layer in enumerate(layers):
-        inputs.append(h)
-        z = h @ layer["w"]
-        if mlp.bias:
-            z = z + layer["b"][None, :]
-        pre.append(z)
-        h = act(z) if i < mlp.depth - 1 else z
-    grad = 2.0 * loss_scale(reduction, mlp.d_out)
-    gamma_grad = None
-    if mlp.residual_norm:
-        mean = jnp.mean(h, axis=-1, keepdims=True)
-        rstd = jax.lax.rsqrt(jnp.mean(jnp.square(h - mean), axis=-1, keepdims=True) + LN_EPS)
-        normed = (h - mean) * rstd
-        scale = 1.0 + weights["gamma"][None, :]
-        g = grad * (normed * scale + keys - values)
-        gamma_grad = g * normed
-        g = g * scale
-        g = rstd * (
-            g
-            - jnp.mean(g, axis=-1, keepdims=True)
-            - normed * jnp.mean(g * normed, axis=-1, keepdims=True)
-        )
-    else:
-        g = grad * (h - values)
-    deltas = [g]
-    for i in range(mlp.depth - 2, -1, -1):
-        g = (g @ layers[i + 1]["w"].T) * act_grad(pre[i])
-        deltas.insert(0, g)
-    if max_norm is not None:
-        sq = lambda a: jnp.sum(jnp.square(a), axis=-1)
-        norm_sq = sum(sq(x) * sq(d) for x, d in zip(inputs, deltas))
-        if mlp.bias:
-            norm_sq = norm_sq + sum(sq(d) for d in deltas)
-        if gamma_grad is not None:
-            norm_sq = norm_sq + sq(gamma_grad)
-        scale = clip_scale(norm_sq, max_norm)[:, None]
-        deltas = [d * scale for d in deltas]
-        if gamma_grad is not None:
-            gamma_grad = gamma_grad * scale
-    return tuple(inputs), tuple(deltas), gamma_grad
+    return factor_forward(mlp, reduction, max_norm, weights, keys, values)[0]
 
 
 def factors_to_tree(mlp: MemoryMLP, factors, weights_row) -> dict:

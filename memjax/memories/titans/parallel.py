@@ -73,8 +73,10 @@ import jax.numpy as jnp
 
 from memjax.core.controls import check_controls
 from memjax.core.trees import tree_where
+from memjax.memories.titans.chunk_vjp import chunk_step
 from memjax.memories.titans.memory import TitansMemory, check_sequence_inputs, check_weights
-from memjax.memories.titans.mlp import LN_EPS, MemoryMLP, factors_to_tree, gradient_factors
+from memjax.memories.titans.mlp import LN_EPS, MemoryMLP, factors_to_tree
+from memjax.memories.titans.sequence_vjp import chunk_scan
 from memjax.memories.titans.update import (
     ChunkCarry,
     ChunkState,
@@ -273,33 +275,34 @@ def parallel_memory(
         place(theta), place(eta), place(alpha), pos, active, chunk_size=size, update=update
     )
     mlp = memory.mlp
-    direct_reads = update == "chunk" and read_point == "token"
     chunked = lambda a: a.reshape(n, size, *a.shape[1:])
 
-    def chunk(carry, xs):
-        k, v, q, coef, done = xs
-        point = carry.anchor if grad_point == "chunk_start" else initial_weights
-        factors = gradient_factors(mlp, memory.loss, memory.max_grad_norm, point, k, v)
-        if direct_reads:
-            # update="chunk": the weights change only at a chunk's last token, so every token
-            # reads the chunk-start weights (the anchor) and the last one the new weights — what
-            # the dual form would give, at the cost of plain reads
-            ys, carry = parallel_chunk(mlp, carry, q, coef, done, factors, read_point="chunk")
-            ys = jnp.concatenate([ys[:-1], mlp(carry.weights, q[-1:])])
-        else:
-            ys, carry = parallel_chunk(mlp, carry, q, coef, done, factors, read_point=read_point)
-        return carry, ys
+    read = "direct" if update == "chunk" and read_point == "token" else read_point
+    # update="chunk" with token reads: the weights change only at a chunk's last token, so every
+    # token reads the chunk-start weights (the anchor) and the last one the new weights -- what
+    # the dual form would give, at the cost of plain reads
 
-    if remat:
-        chunk = jax.checkpoint(chunk)
     # The closed-form coefficients do not depend on the carried weights: computed for all chunks
-    # at once, outside the scan. (The gradients of grad_point="initial" do not either, but
-    # hoisting them was slower on CPU: whole-sequence transposes in the backward pass instead of
-    # in-cache per-chunk ones.)
+    # at once, outside the scan.
     coefs = jax.vmap(chunk_coefficients)(*map(chunked, (theta, eta, alpha, writes)))
-    seq = (*(chunked(place(a)) for a in (keys, values, queries)), coefs, complete)
+    k, v, q = (chunked(place(a)) for a in (keys, values, queries))
     carry = ChunkCarry(state.weights, state.momentum, state.anchor)
-    carry, ys = jax.lax.scan(chunk, carry, seq)
+    reduction, max_norm = memory.loss, memory.max_grad_norm
+    if remat:
+        # one jax.checkpoint per chunk: reverse mode stores one carry per chunk and re-runs the
+        # chunk's forward (chunk_step: hand-written backward) in the backward scan
+        def chunk(c, xs):
+            k, v, q, coef, done = xs
+            point = c.anchor if grad_point == "chunk_start" else initial_weights
+            ys, c = chunk_step(mlp, reduction, max_norm, read, c, point, k, v, q, coef, done)
+            return c, ys
+
+        carry, ys = jax.lax.scan(jax.checkpoint(chunk), carry, (k, v, q, coefs, complete))
+    else:
+        initial = initial_weights if grad_point == "initial" else None
+        ys, carry = chunk_scan(
+            mlp, reduction, max_norm, read, grad_point, carry, initial, k, v, q, coefs, complete
+        )
     ys = jax.lax.dynamic_slice_in_dim(ys.reshape(total, -1), offset, length, axis=0)
     new_offset = ((offset + length) % size).astype(jnp.int32)
     return ys, ChunkState(*carry, new_offset)

@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 import jax
 
 from memjax.core.checks import check_array, check_positive_int
-from memjax.core.controls import check_controls
+from memjax.core.controls import check_controls, is_concrete
 from memjax.core.spec import spec
 from memjax.models.titans.lmm import TitansLMM
 from memjax.models.titans.mac import init_gated_params, memory_gate
@@ -124,6 +124,12 @@ class MAG(_MemoryAttentionHybrid):
     def apply(self, params: dict, state: HybridState, xs, /, **controls):
         """``(ys, state)``; controls ``theta=``, ``eta=``, ``alpha=`` go to the memory."""
         check_array("xs", xs, shape=(None, self.d_model), floating=True)
+        check_controls(controls, where="MAG.apply")
+        if is_concrete((params, state, xs, controls)):  # eager: one compile per spec and shapes
+            return _hybrid_apply(self, params, state, xs, controls)
+        return self._apply(params, state, xs, controls)
+
+    def _apply(self, params: dict, state: HybridState, xs, controls):
         m, memory = self.lmm.apply(params["memory"], state.memory, xs, **controls)
         prefix = self.lmm.persistent_tokens(params["memory"])
         y, attention = self.attention.attend(params["attention"], state.attention, xs, prefix)
@@ -164,6 +170,12 @@ class MAL(_MemoryAttentionHybrid):
     def apply(self, params: dict, state: HybridState, xs, /, **controls):
         """``(ys, state)``; controls ``theta=``, ``eta=``, ``alpha=`` go to the memory."""
         check_array("xs", xs, shape=(None, self.d_model), floating=True)
+        check_controls(controls, where="MAL.apply")
+        if is_concrete((params, state, xs, controls)):  # eager: one compile per spec and shapes
+            return _hybrid_apply(self, params, state, xs, controls)
+        return self._apply(params, state, xs, controls)
+
+    def _apply(self, params: dict, state: HybridState, xs, controls):
         y, memory = self.lmm.apply(params["memory"], state.memory, xs, **controls)
         o, attention = self.attention.attend(params["attention"], state.attention, y)
         return o, HybridState(memory, attention)
@@ -180,3 +192,10 @@ def _mal_init_state(mal: MAL, params: dict, controls) -> HybridState:
     y_prefix, memory = lmm.prefix_apply(mp, **controls)
     _, attention = attn.attend(ap, attention, y_prefix)
     return HybridState(memory, attention)
+
+
+@partial(jax.jit, static_argnums=0)
+def _hybrid_apply(layer, params: dict, state: HybridState, xs, controls):
+    """Jitted ``apply`` of :class:`MAG` / :class:`MAL` for eager calls (one trace per spec,
+    shapes and control names)."""
+    return layer._apply(params, state, xs, controls)

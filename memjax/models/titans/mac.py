@@ -58,13 +58,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from memjax.core.checks import check_array, check_positive_int
-from memjax.core.controls import check_controls
+from memjax.core.controls import check_controls, is_concrete
 from memjax.core.spec import spec
 from memjax.models.titans.lmm import LMMState, TitansLMM
 from memjax.nn.attention import Attention, masked_attention
@@ -215,9 +216,18 @@ class MAC:
     # -- the layer -----------------------------------------------------------------------
     def apply(self, params: dict, state: MACState, xs, /, **controls):
         """``(ys, state)`` for ``xs`` ``(T, d_model)``: ``lax.scan`` over full segments, then the
-        trailing partial segment. Known controls are ignored (unknown names raise)."""
+        trailing partial segment. Known controls are ignored (unknown names raise).
+
+        An eager call (no tracer among the inputs) runs a module-level ``jax.jit`` with the spec
+        static, compiled once per spec and shapes (no re-trace of the scan per call)."""
         check_controls(controls, where="MAC.apply")
         check_array("xs", xs, shape=(None, self.d_model), floating=True)
+        if is_concrete((params, state, xs)):
+            return _mac_apply(self, params, state, xs)
+        return self._apply(params, state, xs)
+
+    def _apply(self, params: dict, state: MACState, xs):
+        """The traced body of :meth:`apply`."""
         length, size = xs.shape[0], self.segment_size
         n, rest = divmod(length, size)
         outs = []
@@ -234,3 +244,9 @@ class MAC:
             o, state, _ = self.segment(params, state, xs[n * size :])
             outs.append(o)
         return jnp.concatenate(outs) if len(outs) > 1 else outs[0], state
+
+
+@partial(jax.jit, static_argnums=0)
+def _mac_apply(mac: MAC, params: dict, state: MACState, xs):
+    """Jitted :meth:`MAC.apply` for eager calls (the spec static: one trace per spec and shapes)."""
+    return mac._apply(params, state, xs)
