@@ -81,7 +81,7 @@ plt.show()
 # the update for several tokens after it.
 
 # %%
-from optax.tree_utils import tree_l2_norm
+from optax.tree import norm as tree_l2_norm
 
 from memjax.core.testing import random_sequence
 
