@@ -12,7 +12,12 @@ delta rule / Gated DeltaNet            :class:`LinearMemory`, :class:`Associativ
 Titans (arXiv 2501.00663)              :class:`TitansMemory`, :class:`TitansLMM`, :class:`MAC`,
                                        :class:`MAG`, :class:`MAL`
 Sparsey (Rinkus)                       :class:`SparseyMac`, :class:`SparseyHierarchy`
+Fast & Slow Learning (memory cells)    :class:`NTMCell`, :class:`MANNCell`, :class:`NMNCell`
+WGSEF, Beta-Rank                       functions, in :mod:`memjax.sparsity`, :mod:`memjax.pruning`
 =====================================  ==========================================================
+
+The functional core re-exported here: :class:`Memory`, :class:`SequenceLayer`, :class:`Cell`,
+:class:`MultiHead`, :func:`multi_head`, :func:`spec`, :func:`step`, :func:`scan`, :func:`unroll`.
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -25,6 +30,7 @@ Example:
 """
 
 from memjax.core import (
+    Cell as Cell,
     Memory as Memory,
     MultiHead as MultiHead,
     SequenceLayer as SequenceLayer,
@@ -32,8 +38,12 @@ from memjax.core import (
     scan as scan,
     spec as spec,
     step as step,
+    unroll as unroll,
 )
 from memjax.memories.linear import LinearMemory as LinearMemory, LinearState as LinearState
+from memjax.memories.mann import MANNCell as MANNCell
+from memjax.memories.nmn import NMNCell as NMNCell
+from memjax.memories.ntm import NTMCell as NTMCell
 from memjax.memories.sparsey import SparseyHierarchy as SparseyHierarchy, SparseyMac as SparseyMac
 from memjax.memories.titans import TitansMemory as TitansMemory
 from memjax.models.associative import (
@@ -51,10 +61,14 @@ __all__ = [
     "MAL",
     "AssociativeLayer",
     "AssociativeState",
+    "Cell",
     "LinearMemory",
     "LinearState",
+    "MANNCell",
     "Memory",
     "MultiHead",
+    "NMNCell",
+    "NTMCell",
     "SequenceLayer",
     "SequenceModel",
     "SparseyHierarchy",
@@ -66,4 +80,5 @@ __all__ = [
     "scan",
     "spec",
     "step",
+    "unroll",
 ]

@@ -1,6 +1,6 @@
 r"""Keyword controls (``theta=``, ``eta=``, ``alpha=``, ``key=``, …): the registry, checks, splits.
 
-**The rule** (DESIGN.md §2.5, optax's extra-args idea). Every memjax component accepts the
+**The rule** (optax's extra-args idea). Every memjax component accepts the
 *known* controls and ignores those it does not use, so one driver can feed any memory. A name that
 *no* memjax component knows is a typo, and :func:`check_controls` raises naming it::
 

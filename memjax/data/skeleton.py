@@ -1,7 +1,7 @@
 """Skeletonisation: thin binary images to 1-pixel-wide strokes (Zhang–Suen thinning).
 
-Sparsey's MNIST runs binarise and then skeletonise the digits (sparsey.com used ImageJ;
-``shared/papers/sparsey.md`` §1.4). scikit-image is not a memjax dependency, so
+Sparsey's MNIST runs binarise and then skeletonise the digits (Rinkus's MNIST preprocessing, done
+with ImageJ's skeletonisation). scikit-image is not a memjax dependency, so
 :func:`skeletonize` is the classic parallel thinning of Zhang & Suen ("A fast parallel algorithm
 for thinning digital patterns", CACM 27(3), 1984) in NumPy, vectorised over a batch of images.
 Each iteration runs two sub-passes; a foreground pixel with 2–6 foreground neighbours and exactly
