@@ -141,7 +141,9 @@ groups = pruning.trace_groups(apply3, params, calib[:1], model_state=state)
 for g in groups:
     print(f"{g.name:32s} size {g.size:3d} prunable {g.prunable}  members {len(g.members)}")
 stream = max(groups, key=lambda g: g.size if g.prunable else -1)
-rows = [m for m in stream.members if m.role in ("out", "in")]
+rows = sorted(
+    (m for m in stream.members if m.role in ("out", "in")), key=lambda m: "stem" not in m.name
+)
 grid = np.zeros((len(rows), stream.size))
 for i, m in enumerate(rows):
     grid[i, m.units] = 1 if m.role == "out" else 0.5
@@ -191,7 +193,7 @@ ms = [lat["dense"].median_s * 1e3, lat["pruned"].median_s * 1e3]
 print(
     f"FLOPs {flops[0] / 1e6:.1f}M -> {flops[1] / 1e6:.1f}M; latency {ms[0]:.1f} -> {ms[1]:.1f} ms"
 )
-fig, ax = plt.subplots(figsize=(5, 3))
+fig, ax = plt.subplots(figsize=(6, 3))
 pos = np.arange(2)
 ax.bar(pos - 0.2, [1, flops[1] / flops[0]], 0.4, color="tab:blue", label="FLOPs (XLA)")
 ax.bar(
