@@ -213,3 +213,23 @@ print(
     "| memory state type:",
     memjax.nnx.MemoryState.__name__,
 )
+
+# %% [markdown]
+# ### The state is carried across calls — by default
+#
+# Both wrappers **continue from the memory the previous call left** (streaming). That is what a
+# long document split into segments wants, but in a training loop over *independent* batches it
+# means the memory written by one batch is read by the next (and, without `detach=True`,
+# gradients flow into it). Two ways to start every batch afresh: build the layer with
+# `carry=False`, or call `reset()` at the start of each step. A fresh state also accepts a new
+# batch size, e.g. a ragged last batch.
+
+# %%
+xb = jax.random.normal(jax.random.key(8), (3, 20, 32))
+streaming = memjax.nnx.MemoryLayer(spec, rngs=nnx.Rngs(0), batch_shape=(3,))
+iid = memjax.nnx.MemoryLayer(spec, rngs=nnx.Rngs(0), batch_shape=(3,), carry=False)
+first, again = streaming(xb), streaming(xb)  # the second call reads the first call's memory
+print("streaming: same batch twice gives the same output?", bool(jnp.allclose(first, again)))
+print("carry=False: same output?", bool(jnp.allclose(iid(xb), iid(xb))))
+streaming.reset()  # forget: the next call starts from init_state, at any batch size
+print("after reset, a ragged batch of 2:", streaming(xb[:2]).shape)
