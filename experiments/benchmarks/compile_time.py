@@ -338,7 +338,7 @@ def report(results: dict, label: str) -> str:
     for what, error in results.get("errors", {}).items():
         note(f"{what}: FAILED", error.strip().splitlines()[-1][:120])
     loads = results.get("loads") or [results[k] for k in results if k.startswith("load")]
-    rows += ["", f"1-minute load average before the first and after each measurement: {', '.join(loads)}"]
+    rows += ["", f"1-minute load average, before and after each measurement: {', '.join(loads)}"]
     return "\n".join(rows)
 
 
