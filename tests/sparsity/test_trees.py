@@ -95,24 +95,33 @@ def check_against_flat(params, groups, kernel, ids, m, k=2, lam=0.3):
     )
 
 
-@pytest.mark.parametrize("grouping", list(FLAX_REDUCE))
-def test_flax_conv_kernel_every_grouping(flax_state, grouping):
+def check_every_grouping(params, layers, kernel, reduce_axes):
+    """Group norms of every grouping == NumPy over the reference ids (spec table §7.1)."""
+    x = np.asarray(kernel, np.float64)
+    for grouping, reduce in reduce_axes.items():
+        groups = tree_groups(params, layers, grouping)
+        ids, m = ids_from_reduce(x.shape, reduce)
+        assert groups.num_groups == m, grouping
+        want = np.sqrt(np.bincount(ids.ravel(), weights=x.ravel() ** 2, minlength=m))
+        np.testing.assert_allclose(group_norms_tree(params, groups), want, rtol=1e-6)
+
+
+def test_flax_conv_kernel_every_grouping(flax_state):
     net, state = flax_state
     layers = {"conv": flax_layers(net)["conv"]}
-    groups = tree_groups(state, layers, grouping)
     kernel = state["conv"]["kernel"].value
-    ids, m = ids_from_reduce(kernel.shape, FLAX_REDUCE[grouping])
-    assert groups.num_groups == m
-    check_against_flat(state, groups, kernel, ids, m)
+    check_every_grouping(state, layers, kernel, FLAX_REDUCE)
+    ids, m = ids_from_reduce(kernel.shape, FLAX_REDUCE["filter_shape"])
+    check_against_flat(state, tree_groups(state, layers, "filter_shape"), kernel, ids, m)
 
 
-@pytest.mark.parametrize("grouping", list(EQX_REDUCE))
-def test_equinox_conv_kernel_every_grouping(eqx_model, grouping):
+def test_equinox_conv_kernel_every_grouping(eqx_model):
     params = eqx.filter(eqx_model, eqx.is_array)
-    groups = tree_groups(params, equinox_layers(eqx_model), grouping)
+    layers = equinox_layers(eqx_model)
     kernel = eqx_model.layers[0].weight
-    ids, m = ids_from_reduce(kernel.shape, EQX_REDUCE[grouping])
-    assert groups.num_groups == m
+    check_every_grouping(params, layers, kernel, EQX_REDUCE)
+    groups = tree_groups(params, layers, "filter")
+    ids, m = ids_from_reduce(kernel.shape, EQX_REDUCE["filter"])
     check_against_flat(params, groups, kernel, ids, m)
     # the prox returns a model of the same structure (eqx.combine puts it back)
     out = prox_wgsef_tree(params, 1.0, groups, 1, 0.5)
