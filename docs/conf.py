@@ -1,16 +1,22 @@
 """Sphinx configuration: myst-nb renders the jupytext tutorials; autodoc the API reference.
 
 Build (offline, warnings as errors): ``sphinx-build -W -b html docs docs/_build/html``.
-Tutorials are executed during the build only when ``MEMJAX_DOCS_EXECUTE=1`` (in small mode).
+Tutorials are executed in small mode at build time and cached (``MEMJAX_DOCS_EXECUTE``: ``cache``
+(default), ``force`` or ``off``); MathJax is served from ``_static`` so maths render offline.
 """
 
+import importlib
+import inspect
 import os
 import pathlib
+import pkgutil
 import shutil
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import memjax
 
 # The tutorials live in ../tutorials; Sphinx reads sources only under docs/, so copy them in.
 _generated = pathlib.Path(__file__).parent / "tutorials"
@@ -19,37 +25,114 @@ for _src in sorted((ROOT / "tutorials").glob("[0-9]*.py")):
     shutil.copyfile(_src, _generated / _src.name)
 
 
-def _write_api_reference(path: pathlib.Path) -> None:
-    """``api.md``: one section per subpackage, an ``automodule`` per public module (all of them)."""
-    import importlib
-    import pkgutil
+def _public_names(module) -> list[str]:
+    names = getattr(module, "__all__", None)
+    if names is None:
+        names = [n for n in vars(module) if not n.startswith("_")]
+    return [n for n in names if not n.startswith("_") and hasattr(module, n)]
 
-    import memjax
 
-    names = sorted(
-        m.name
+def _home(obj, public: set[str]) -> str | None:
+    """The public module that documents ``obj``: where it is defined (or its nearest public
+    enclosing package, for a private ``_x`` module); ``None`` for data (documented where listed)."""
+    if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+        return None
+    home = getattr(obj, "__module__", "") or ""
+    while home and home not in public:
+        home = home.rpartition(".")[0]
+    return home or None
+
+
+def _attribute_docs(module_name: str) -> set[str]:
+    from sphinx.pycode import ModuleAnalyzer
+
+    try:
+        docs = ModuleAnalyzer.for_module(module_name).find_attr_docs()
+    except Exception:  # no source to analyse
+        return set()
+    return {attr for (scope, attr) in docs if scope == ""}
+
+
+def _write_api_reference(folder: pathlib.Path) -> list[str]:
+    """``api/<subpackage>.md``, one page per subpackage; every public object documented once.
+
+    A module page lists, explicitly, the classes and functions whose home is that module (so a
+    name re-exported by a package or another module is not documented twice) and the data names
+    its ``__all__`` lists, unless it is a package re-exporting them.
+    """
+    modules = {
+        m.name: importlib.import_module(m.name)
         for m in pkgutil.walk_packages(memjax.__path__, "memjax.")
         if not any(part.startswith("_") for part in m.name.split("."))
+    }
+    public = set(modules) | {"memjax"}
+    seen: set[int] = set()
+    pages: dict[str, list[str]] = {}
+    for name in sorted(modules):
+        module = modules[name]
+        is_package = module.__spec__.submodule_search_locations is not None
+        members = []
+        for member in _public_names(module):
+            obj = getattr(module, member)
+            home = _home(obj, public)
+            if home is None and inspect.ismodule(obj):
+                continue
+            if home is None and not is_package and member in _attribute_docs(name):
+                members.append(member)  # documented data (a ``#:`` comment or a docstring)
+            elif home == name and id(obj) not in seen:
+                seen.add(id(obj))
+                members.append(member)
+        block = [f".. automodule:: {name}", "   :no-members:", ""]
+        for member in members:
+            obj = getattr(module, member)
+            kind = "class" if inspect.isclass(obj) else "function" if callable(obj) else "data"
+            if kind == "class" and issubclass(obj, BaseException):
+                kind = "exception"
+            block.append(f".. auto{kind}:: {name}.{member}")
+            if kind in ("class", "exception"):
+                block.append("   :members:")
+            if kind == "data":
+                block.append("   :no-value:")
+            block.append("")
+        pages.setdefault(".".join(name.split(".")[:2]), []).extend(block)
+    folder.mkdir(exist_ok=True)
+    written = []
+    for package, blocks in pages.items():
+        doc = (modules[package].__doc__ or "").strip().splitlines()
+        text = "\n".join(
+            [f"# `{package}`", "", doc[0] if doc else "", "", "```{eval-rst}", *blocks, "```", ""]
+        )
+        path = folder / f"{package.split('.')[1]}.md"
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        written.append(f"api/{path.stem}")
+    for stale in folder.glob("*.md"):
+        if f"api/{stale.stem}" not in written:
+            stale.unlink()
+    index = "\n".join(
+        [
+            "# API reference",
+            "",
+            "```{eval-rst}",
+            ".. automodule:: memjax",
+            "   :no-members:",
+            "```",
+            "",
+            "```{toctree}",
+            ":maxdepth: 1",
+            "",
+            *[w.removeprefix("api/") for w in written],
+            "```",
+            "",
+        ]
     )
-    sections: dict[str, list[str]] = {}
-    for name in names:
-        sections.setdefault(".".join(name.split(".")[:2]), []).append(name)
-    lines = ["# API reference", ""]
-    lines += ["```{eval-rst}", ".. automodule:: memjax", "   :no-members:", "```", ""]
-    for package, modules in sections.items():
-        summary = (importlib.import_module(package).__doc__ or "").strip().splitlines()[0]
-        lines += [f"## `{package}`", "", summary, "", "```{eval-rst}"]
-        for module in modules:
-            lines.append(f".. automodule:: {module}")
-            if importlib.import_module(module).__spec__.submodule_search_locations:
-                lines.append("   :no-members:")  # a package: its members are in its modules
-        lines += ["```", ""]
-    text = "\n".join(lines)
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
+    api_index = folder / "index.md"
+    if not api_index.exists() or api_index.read_text() != index:
+        api_index.write_text(index)
+    return written
 
 
-_write_api_reference(pathlib.Path(__file__).parent / "api.md")
+_write_api_reference(pathlib.Path(__file__).parent / "api")
 
 project = "memjax"
 author = "memjax developers"
@@ -63,18 +146,33 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
+    "sphinx-mathjax-offline",  # MathJax 3 copied into _static/mathjax: maths render offline
 ]
+mathjax_path = "mathjax/tex-chtml.js"
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".py": "myst-nb"}
 nb_custom_formats = {".py": ["jupytext.reads", {"fmt": "py:percent"}]}
-nb_execution_mode = "force" if os.environ.get("MEMJAX_DOCS_EXECUTE") == "1" else "off"
+# Tutorials run in small mode at build time, cached by their source: a rebuild re-executes only
+# the notebooks that changed. MEMJAX_DOCS_EXECUTE=off skips execution, =force re-runs them all.
+_EXECUTION_MODES = {"cache": "cache", "force": "force", "1": "force", "off": "off", "0": "off"}
+_execute = os.environ.get("MEMJAX_DOCS_EXECUTE", "cache")
+if _execute not in _EXECUTION_MODES:
+    raise ValueError(
+        f"MEMJAX_DOCS_EXECUTE: expected one of {tuple(_EXECUTION_MODES)}, got {_execute!r}"
+    )
+nb_execution_mode = _EXECUTION_MODES[_execute]
+nb_execution_cache_path = os.environ.get(
+    "MEMJAX_DOCS_CACHE", str(ROOT / "docs" / "_build" / ".jupyter_cache")
+)
 nb_execution_timeout = 600
+nb_execution_raise_on_error = True
 os.environ.setdefault("MEMJAX_SMALL", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
 myst_enable_extensions = ["dollarmath", "amsmath"]
 
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "conf.py"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"
-autodoc_default_options = {"members": True, "show-inheritance": False}
+autodoc_default_options = {"show-inheritance": False}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 suppress_warnings = ["mystnb.unknown_mime_type", "mystnb.lexer"]
