@@ -76,7 +76,6 @@ from memjax.core.trees import tree_where
 from memjax.memories.titans.chunk_vjp import chunk_step
 from memjax.memories.titans.memory import TitansMemory, check_sequence_inputs, check_weights
 from memjax.memories.titans.mlp import LN_EPS, MemoryMLP, factors_to_tree
-from memjax.memories.titans.sequence_vjp import chunk_scan
 from memjax.memories.titans.update import (
     ChunkCarry,
     ChunkState,
@@ -288,21 +287,19 @@ def parallel_memory(
     k, v, q = (chunked(place(a)) for a in (keys, values, queries))
     carry = ChunkCarry(state.weights, state.momentum, state.anchor)
     reduction, max_norm = memory.loss, memory.max_grad_norm
-    if remat:
-        # one jax.checkpoint per chunk: reverse mode stores one carry per chunk and re-runs the
-        # chunk's forward (chunk_step: hand-written backward) in the backward scan
-        def chunk(c, xs):
-            k, v, q, coef, done = xs
-            point = c.anchor if grad_point == "chunk_start" else initial_weights
-            ys, c = chunk_step(mlp, reduction, max_norm, read, c, point, k, v, q, coef, done)
-            return c, ys
 
-        carry, ys = jax.lax.scan(jax.checkpoint(chunk), carry, (k, v, q, coefs, complete))
-    else:
-        initial = initial_weights if grad_point == "initial" else None
-        ys, carry = chunk_scan(
-            mlp, reduction, max_norm, read, grad_point, carry, initial, k, v, q, coefs, complete
-        )
+    def chunk(c, xs):
+        k, v, q, coef, done = xs
+        point = c.anchor if grad_point == "chunk_start" else initial_weights
+        ys, c = chunk_step(mlp, reduction, max_norm, read, c, point, k, v, q, coef, done)
+        return c, ys
+
+    # remat: one jax.checkpoint per chunk (reverse mode stores one carry per chunk and re-runs the
+    # chunk's forward); without it the scan stores chunk_step's residuals. Either way the
+    # backward is chunk_step's hand-written one.
+    carry, ys = jax.lax.scan(
+        jax.checkpoint(chunk) if remat else chunk, carry, (k, v, q, coefs, complete)
+    )
     ys = jax.lax.dynamic_slice_in_dim(ys.reshape(total, -1), offset, length, axis=0)
     new_offset = ((offset + length) % size).astype(jnp.int32)
     return ys, ChunkState(*carry, new_offset)
