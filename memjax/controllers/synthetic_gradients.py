@@ -371,7 +371,9 @@ class SyntheticGradients:
         dtype = xs.dtype
         lam = self.mixing(step)
         tap_t = self.tap_targets
-        use_carry = CARRY in self.sg_targets
+        # one window spanning the sequence has no boundary: the carry target is then unused
+        use_carry = CARRY in self.sg_targets and self.truncate < length
+        active = tap_t + ((CARRY,) if use_carry else ())
         predictions = {} if predictions is None else dict(predictions)
         unknown = sorted(set(predictions) - set(self.sg_targets))
         if unknown:
@@ -454,7 +456,7 @@ class SyntheticGradients:
 
         def sg_loss(phi):
             losses, preds = {}, {}
-            for n in self.sg_targets:
+            for n in active:
                 c = carry_ctx if n == CARRY else ctx
                 pred = predict_all(phi, n, sg_inputs[n], c)
                 diff = jax.tree_util.tree_map(
@@ -463,11 +465,11 @@ class SyntheticGradients:
                 sq = sum(jnp.sum(d**2, -1) for d in jax.tree_util.tree_leaves(diff))
                 losses[n] = jnp.mean(sq)
                 preds[n] = pred
-            return sum(losses.values()), (losses, preds)
+            return sum(losses.values(), jnp.zeros((), dtype)), (losses, preds)
 
         (_, (losses, preds)), g_phi = jax.value_and_grad(sg_loss, has_aux=True)(phi)
         metrics = {"lambda": lam}
-        for n in self.sg_targets:
+        for n in active:
             used = (
                 ghat[n] if n != CARRY else (oracle_carry if oracle_carry is not None else preds[n])
             )

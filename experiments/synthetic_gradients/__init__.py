@@ -1,0 +1,1 @@
+"""Fast & Slow Learning experiments: synthetic gradients in memory-network controllers."""
