@@ -141,7 +141,7 @@ _SLOW_COMPILE = textwrap.dedent("""
 
     def loss_fn(params, batch, key):
         x = batch * params["w"]
-        for i in range(4000):  # thousands of ops: seconds of tracing and compiling
+        for i in range(1000):  # a thousand ops: a second or more of tracing and compiling
             x = jnp.sin(x) * (1.0 + 1e-4 * i)
         return jnp.mean(x**2)
 
