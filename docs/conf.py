@@ -165,8 +165,10 @@ nb_execution_cache_path = os.environ.get(
 )
 nb_execution_timeout = 600
 nb_execution_raise_on_error = True
+nb_execution_in_temp = True  # a tutorial's files go to a temporary folder, not into docs/
 os.environ.setdefault("MEMJAX_SMALL", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
+# the kernels import memjax and experiments from this checkout, whatever is installed
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 myst_enable_extensions = ["dollarmath", "amsmath"]
 
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "conf.py"]
