@@ -36,8 +36,8 @@ Example:
     >>> from memjax.nn import Conv2D, Dense
     >>> from memjax.sparsity import tree_groups
     >>> layers = {"conv": Conv2D(3, 4, 3), "fc": Dense(4, 2)}
-    >>> params = {n: layer.init_params(jax.random.key(0)) for n, layer in layers.items()}
-    >>> g = tree_groups(params, layers, "filter")
+    >>> params = {n: jax.eval_shape(l.init_params, jax.random.key(0)) for n, l in layers.items()}
+    >>> g = tree_groups(params, layers, "filter")                # shapes are all it needs
     >>> g.num_groups, g.layers, g.slices, g.sizes.tolist()[:2]     # 27 weights + 1 bias
     (6, ('conv', 'fc'), ((0, 4), (4, 6)), [28, 28])
     >>> tree_groups(params, layers, {"conv": "layer", "fc": "channel"}).sizes.tolist()
@@ -353,7 +353,8 @@ def group_weights(groups: TreeGroups, kind="one", *, uses=None) -> np.ndarray:
         >>> from memjax.nn import Conv2D
         >>> from memjax.sparsity import group_weights, tree_groups
         >>> layers = {"c": Conv2D(2, 3, 3)}
-        >>> g = tree_groups({"c": layers["c"].init_params(jax.random.key(0))}, layers)
+        >>> shapes = {"c": jax.eval_shape(layers["c"].init_params, jax.random.key(0))}
+        >>> g = tree_groups(shapes, layers)
         >>> group_weights(g, "size").tolist(), group_weights(g, "flops", uses={"c": 10}).tolist()
         ([19.0, 19.0, 19.0], [180.0, 180.0, 180.0])
     """

@@ -106,13 +106,17 @@ def _proximal(prox_fn, learning_rate) -> optax.GradientTransformation:
         del params
         return ProximalState(jnp.zeros((), jnp.int32))
 
-    def update(updates, state, params=None):
-        _need_params(params)
+    @jax.jit
+    def apply(updates, state, params):
         step = _at(learning_rate, state.count)
         trial = jax.tree_util.tree_map(lambda p, u: p + u, params, updates)
         new = prox_fn(trial, step, state.count)
         out = jax.tree_util.tree_map(lambda n, p: (n - p).astype(jnp.result_type(p)), new, params)
         return out, ProximalState(state.count + 1)
+
+    def update(updates, state, params=None):
+        _need_params(params)
+        return apply(updates, state, params)
 
     return optax.GradientTransformation(init, update)
 
@@ -195,6 +199,10 @@ def half_space(groups, learning_rate, lam=0.0, epsilon=0.0, weights=None):
 
     def update(updates, state, params=None):
         _need_params(params, "half_space")
+        return apply(updates, state, params)
+
+    @jax.jit
+    def apply(updates, state, params):
         step = _at(learning_rate, state.count)
         found = groups.check(params)
         dtype = _dtype(found, groups)
@@ -279,6 +287,10 @@ def prox_sgd(
 
     def update(grads, state, params=None):
         _need_params(params, "prox_sgd")
+        return apply(grads, state, params)
+
+    @jax.jit
+    def apply(grads, state, params):
         t = state.count.astype(jnp.float32)
         rho_t = rho / (t + gamma) ** rho_decay
         eps_t = epsilon / (t + gamma) ** epsilon_decay
