@@ -1,0 +1,289 @@
+"""NTM and MANN cells: memjax (jit + scan) against a PyTorch transcription, and SG vs BPTT time.
+
+**The peer.** No maintained PyPI package of an NTM or MANN cell exists (the PyPI package list
+has none; pytorch-ntm and the MANN reproductions are GitHub scripts), so the peer is a
+*faithful minimal PyTorch transcription* written here of exactly the equations memjax
+implements (:mod:`memjax.memories.ntm`, :mod:`memjax.memories.mann`, the shared head-cell loop
+of :mod:`memjax.memories.head_cell`): LSTM controller on ``[x_t ‖ r_{t-1}]`` (gates i, f, g, o),
+outputs and interface clipped at ±20; NTM content addressing with β = oneplus, interpolation,
+circular shift, sharpening ``softmax(γ log(w + ε))`` with γ = oneplus, reads of ``M_{t-1}``
+then erase/add; MANN LRUA (least-used slot zeroed, write weights ``σ(α) w^r_{t-1} + (1-σ(α))
+w^lu``, cosine-softmax reads of ``M_t``, usage decay 0.95). It is batched (one ``(B, ...)``
+tensor per state), eager PyTorch, float32. The benchmark first loads memjax's weights into it
+and checks both give the same outputs (max abs difference printed).
+
+**Protocol.** Canonical size (Santoro et al. 2016 / spec §4.1): LSTM 200, memory 128 × 40, 4
+read heads (NTM: 1 write head), batch 16, 50 steps, input 405. Forward = outputs of the 50
+steps; forward+backward = gradient of their sum of squares w.r.t. every parameter. Warm-up
+calls first (jit compile time reported separately), ``block_until_ready``, median of ``repeats``
+timed calls, both peers in the same process on the same machine. Then the SG update time: one
+:class:`memjax.controllers.SyntheticGradients` update (carry SG at windows of 10 steps, plus the
+write tap for NTM) against one update of truncated BPTT at the same window and of full BPTT.
+
+Run: ``/work/venvs/bench/bin/python -m experiments.benchmarks.memory_cells [--repeats N]``
+(any Python with torch; writes ``experiments/benchmarks/memory_cells.md``' table to stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+
+from memjax.controllers import SyntheticGradients
+from memjax.core.unroll import unroll
+from memjax.memories.mann import MANNCell
+from memjax.memories.ntm import NTMCell
+
+B, T, D_IN, HIDDEN, N, W, HEADS = 16, 50, 405, 200, 128, 40, 4
+CLIP, EPS, LOG_EPS = 20.0, 1e-8, 1e-30
+
+
+# ----------------------------------------------------------------------------- torch peer
+def _t(a):
+    return torch.tensor(np.asarray(a), dtype=torch.float32, requires_grad=True)
+
+
+def _oneplus(x):
+    return 1.0 + torch.nn.functional.softplus(x)
+
+
+def _norm(x):
+    return torch.sqrt((x * x).sum(-1) + EPS)
+
+
+def _content(keys, memory, beta):
+    """keys (B, H, W), memory (B, N, W), beta (B, H) -> (B, H, N)."""
+    sim = torch.einsum("bhw,bnw->bhn", keys, memory)
+    sim = sim / (_norm(keys)[..., None] * _norm(memory)[:, None, :])
+    return torch.softmax(beta[..., None] * sim, -1)
+
+
+class TorchHeadCell:
+    """The shared loop: LSTM controller, clip, interface Dense, clip, memory access."""
+
+    def __init__(self, params, d_in_total):
+        c = params["controller"]
+        self.w_x = _t(np.asarray(c["w_x"]).reshape(d_in_total, -1))
+        self.w_h = _t(np.asarray(c["w_h"]).reshape(HIDDEN, -1))
+        self.bias = _t(np.asarray(c["bias"]).reshape(-1))
+        self.kernel = _t(params["interface"]["kernel"])
+        self.ibias = _t(params["interface"]["bias"])
+
+    def parameters(self):
+        return [self.w_x, self.w_h, self.bias, self.kernel, self.ibias]
+
+    def controller(self, u, h, c):
+        z = (u @ self.w_x + h @ self.w_h + self.bias).view(u.shape[0], 4, HIDDEN)
+        i, f, g, o = (
+            torch.sigmoid(z[:, 0]),
+            torch.sigmoid(z[:, 1]),
+            torch.tanh(z[:, 2]),
+            torch.sigmoid(z[:, 3]),
+        )
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        hc = torch.clamp(h, -CLIP, CLIP)
+        xi = torch.clamp(hc @ self.kernel + self.ibias, -CLIP, CLIP)
+        return h, c, hc, xi
+
+
+class TorchNTM(TorchHeadCell):
+    hw = W + 3 + 2 * 1 + 1  # shift range 1
+
+    def __init__(self, params):
+        super().__init__(params, D_IN + HEADS * W)
+        offsets = np.arange(-1, 2)[:, None]
+        self.index = torch.tensor((np.arange(N)[None, :] - offsets) % N)
+
+    def address(self, heads, w_prev, memory):
+        k = heads[..., :W]
+        beta = _oneplus(heads[..., W])
+        g = torch.sigmoid(heads[..., W + 1])[..., None]
+        gamma = _oneplus(heads[..., W + 2])[..., None]
+        shift = torch.softmax(heads[..., W + 3 :], -1)
+        w = _content(k, memory, beta)
+        w = g * w + (1 - g) * w_prev
+        w = torch.einsum("bho,bhon->bhn", shift, w[..., self.index])
+        return torch.softmax(gamma * torch.log(w + LOG_EPS), -1)
+
+    def run(self, xs):
+        b = xs.shape[0]
+        h = c = torch.zeros(b, HIDDEN)
+        memory = torch.full((b, N, W), 1e-6)
+        first = torch.zeros(N)
+        first[0] = 1.0
+        wr, ww = first.repeat(b, HEADS, 1), first.repeat(b, 1, 1)
+        reads = torch.zeros(b, HEADS, W)
+        ys = []
+        for t in range(xs.shape[1]):
+            u = torch.cat([xs[:, t], reads.reshape(b, -1)], -1)
+            h, c, hc, xi = self.controller(u, h, c)
+            read_heads = xi[:, : HEADS * self.hw].view(b, HEADS, self.hw)
+            write = xi[:, HEADS * self.hw :].view(b, 1, -1)
+            heads = torch.cat([read_heads, write[..., : self.hw]], 1)
+            w = self.address(heads, torch.cat([wr, ww], 1), memory)
+            wr, ww = w[:, :HEADS], w[:, HEADS:]
+            reads = torch.einsum("bhn,bnw->bhw", wr, memory)
+            erase = torch.sigmoid(write[..., self.hw : self.hw + W])
+            add = write[..., self.hw + W :]
+            memory = memory * (1 - ww[:, 0, :, None] * erase[:, 0, None, :])
+            memory = memory + torch.einsum("bhn,bhw->bnw", ww, add)
+            ys.append(torch.cat([hc, reads.reshape(b, -1)], -1))
+        return torch.stack(ys, 1)
+
+
+class TorchMANN(TorchHeadCell):
+    def __init__(self, params):
+        super().__init__(params, D_IN + HEADS * W)
+
+    def run(self, xs):
+        b = xs.shape[0]
+        h = c = torch.zeros(b, HIDDEN)
+        memory = torch.full((b, N, W), 1e-6)
+        first = torch.zeros(N)
+        first[0] = 1.0
+        wr, usage = first.repeat(b, HEADS, 1), first.repeat(b, 1)
+        reads = torch.zeros(b, HEADS, W)
+        ys = []
+        for t in range(xs.shape[1]):
+            u = torch.cat([xs[:, t], reads.reshape(b, -1)], -1)
+            h, c, hc, xi = self.controller(u, h, c)
+            heads = xi.view(b, HEADS, W + 1)
+            keys, alpha = torch.tanh(heads[..., :W]), heads[..., -1]
+            # least used: ties to the higher index, as memjax (top_k of the reversed usage)
+            rev = torch.topk(-usage.detach().flip(-1), HEADS, -1).indices
+            index = N - 1 - rev
+            w_lu = torch.zeros(b, N).scatter(1, index, 1.0)
+            gate = torch.sigmoid(alpha)[..., None]
+            ww = gate * wr + (1 - gate) * w_lu[:, None]
+            keep = 1 - torch.nn.functional.one_hot(index[:, 0], N).float()
+            memory = memory * keep[..., None] + torch.einsum("bhn,bhw->bnw", ww, keys)
+            wr = _content(keys, memory, torch.ones(b, HEADS))
+            reads = torch.einsum("bhn,bnw->bhw", wr, memory)
+            usage = 0.95 * usage + wr.sum(1) + ww.sum(1)
+            ys.append(torch.cat([hc, reads.reshape(b, -1)], -1))
+        return torch.stack(ys, 1)
+
+
+# ----------------------------------------------------------------------------- timing
+def _median_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_cell(name, cell, torch_cls, xs, repeats):
+    theta = cell.init_params(jax.random.key(0))
+
+    def forward(theta, xs):
+        return jax.vmap(lambda x: unroll(cell, theta, cell.init_carry(theta), x)[0])(xs)
+
+    fwd = jax.jit(forward)
+    fwd_bwd = jax.jit(jax.grad(lambda th, xs: jnp.sum(forward(th, xs) ** 2)))
+    start = time.perf_counter()
+    jax.block_until_ready(fwd(theta, xs))
+    compile_f = time.perf_counter() - start
+    start = time.perf_counter()
+    jax.block_until_ready(fwd_bwd(theta, xs))
+    compile_b = time.perf_counter() - start
+    peer = torch_cls(theta)
+    txs = torch.tensor(np.asarray(xs))
+    with torch.no_grad():
+        diff = float(np.max(np.abs(peer.run(txs).numpy() - np.asarray(fwd(theta, xs)))))
+
+    def torch_fwd():
+        with torch.no_grad():
+            peer.run(txs)
+
+    def torch_fwd_bwd():
+        for p in peer.parameters():
+            p.grad = None
+        (peer.run(txs) ** 2).sum().backward()
+
+    torch_fwd()
+    torch_fwd_bwd()
+    j_f = _median_time(lambda: jax.block_until_ready(fwd(theta, xs)), repeats)
+    j_b = _median_time(lambda: jax.block_until_ready(fwd_bwd(theta, xs)), repeats)
+    t_f = _median_time(torch_fwd, repeats)
+    t_b = _median_time(torch_fwd_bwd, repeats)
+    return {
+        "cell": name,
+        "max |memjax - torch|": diff,
+        "memjax fwd seq/s": 1 / j_f,
+        "torch fwd seq/s": 1 / t_f,
+        "fwd ratio": t_f / j_f,
+        "memjax fwd+bwd seq/s": 1 / j_b,
+        "torch fwd+bwd seq/s": 1 / t_b,
+        "fwd+bwd ratio": t_b / j_b,
+        "compile fwd / fwd+bwd s": f"{compile_f:.1f} / {compile_b:.1f}",
+    }, theta
+
+
+def bench_sg(name, cell, theta, xs, repeats, window=10):
+    """Wall time of one update: SG (carry [+ write]) vs truncated BPTT vs full BPTT."""
+    aux = jnp.zeros((B, T, cell.d_output), xs.dtype)
+    loss = lambda ys, a: jnp.sum((ys - a) ** 2)
+    targets = ("carry", "write") if "write" in cell.tap_names else ("carry",)
+    rows = {}
+    for label, kw in (
+        ("SG", {"sg_targets": targets, "mix_lambda": 0.0}),
+        ("truncated BPTT", {"sg_targets": ("carry",), "mix_lambda": 1.0}),
+    ):
+        sg = SyntheticGradients(cell, truncate=window, diagnose=False, **kw)
+        phi = sg.init_params(jax.random.key(1), theta)
+        fn = jax.jit(sg.gradients(loss))
+        jax.block_until_ready(fn(theta, phi, xs, aux))
+        rows[label] = _median_time(
+            lambda fn=fn, phi=phi: jax.block_until_ready(fn(theta, phi, xs, aux)), repeats
+        )
+
+    def full(th):
+        ys = jax.vmap(lambda x: unroll(cell, th, cell.init_carry(th), x)[0])(xs)
+        return jnp.mean(jax.vmap(loss)(ys, aux))
+
+    g = jax.jit(jax.grad(full))
+    jax.block_until_ready(g(theta))
+    rows["full BPTT"] = _median_time(lambda: jax.block_until_ready(g(theta)), repeats)
+    return {"cell": name, "window": window, **{f"{k} s/update": v for k, v in rows.items()}}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cells", default="ntm,mann")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    xs = jnp.asarray(np.random.default_rng(0).normal(size=(B, T, D_IN)), jnp.float32)
+    cells = {
+        "ntm": (
+            NTMCell(D_IN, HIDDEN, memory_size=N, memory_width=W, num_read_heads=HEADS),
+            TorchNTM,
+        ),
+        "mann": (MANNCell(D_IN, HIDDEN, memory_size=N, memory_width=W, num_heads=HEADS), TorchMANN),
+    }
+    speed, sg_rows = [], []
+    for name in args.cells.split(","):
+        cell, peer = cells[name]
+        row, theta = bench_cell(name, cell, peer, xs, args.repeats)
+        print(row, flush=True)
+        speed.append(row)
+        sg_row = bench_sg(name, cell, theta, xs, args.repeats)
+        print(sg_row, flush=True)
+        sg_rows.append(sg_row)
+    from memjax.train import write_results_table
+
+    print(write_results_table(None, speed, title="memjax vs torch transcription (CPU)"))
+    print(write_results_table(None, sg_rows, title="one update: SG vs BPTT"))
+
+
+if __name__ == "__main__":
+    main()
