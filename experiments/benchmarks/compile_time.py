@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 TARGETS = {"titans": 8.0, "sparsey": 8.0, "cache": 2.0}
@@ -229,14 +230,34 @@ EXPERIMENTS = {
 }
 
 
-def run(only: set[str], pythonpath: str, timeout: float, save=None) -> dict:
+def _fingerprint(pythonpath: str) -> str:
+    """A hash of the ``.py`` files of ``memjax`` and ``experiments`` in the tree: a cold and a
+    warm run of different code cannot share the cache, and the report says so."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for top in ("memjax", "experiments"):
+        for path in sorted((Path(pythonpath) / top).rglob("*.py")):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def run(
+    only: set[str],
+    pythonpath: str,
+    timeout: float,
+    save=None,
+    experiments: Sequence[str] | None = None,
+) -> dict:
     """The measurements of ``only``; ``save(results)`` after each (a failed probe is recorded
     under ``"errors"`` and the others still run)."""
     results: dict = {"loads": [_load()]}
 
     def measure(key, probe, env, where=results):
         try:
+            before = _fingerprint(pythonpath)
             where[key] = _spawn(probe, env=env, timeout=timeout)
+            where[key]["tree"] = before if before == _fingerprint(pythonpath) else "changed"
         except (RuntimeError, subprocess.TimeoutExpired) as e:
             results.setdefault("errors", {})[" ".join(probe)] = str(e)[-1500:]
         results["loads"].append(_load())
@@ -257,6 +278,8 @@ def run(only: set[str], pythonpath: str, timeout: float, save=None) -> dict:
                 for name, probe in EXPERIMENTS.items()
             }
             runs["sparsey.mnist"] = ["sparsey", "--out", f"{tmp}/s_{{}}", "--enable-cache"]
+            if experiments:
+                runs = {k: v for k, v in runs.items() if k in experiments}
             for name, probe in runs.items():
                 env = _env(pythonpath, f"{tmp}/cache_{name}")
                 both = cache.setdefault(name, {})
@@ -329,6 +352,8 @@ def report(results: dict, label: str) -> str:
             warm.get(cpu, float("nan")),
             TARGETS["cache"],
         )
+        if cold.get("tree") != warm.get("tree") or warm.get("tree") == "changed":
+            note("… INVALID", "the code changed between or during the two runs (no cache reuse)")
         if key == "max_first_step_s":
             per = ", ".join(f"{v:.2f}" for v in warm["first_step_s"])
             note(
@@ -357,6 +382,12 @@ def main(argv=None) -> dict:
     )
     p.add_argument("--label", default=None, help="a name for the checkout in the output")
     p.add_argument("--timeout", type=float, default=1200.0, help="seconds per subprocess")
+    p.add_argument(
+        "--experiments",
+        default=None,
+        help=f"the cache measurement's experiments (default all: "
+        f"{', '.join([*EXPERIMENTS, 'sparsey.mnist'])})",
+    )
     p.add_argument("--probe", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, help=argparse.SUPPRESS)
     p.add_argument("--enable-cache", action="store_true", help=argparse.SUPPRESS)
@@ -375,7 +406,8 @@ def main(argv=None) -> dict:
         if args.json:
             args.json.write_text(json.dumps({"label": label, **partial}, indent=2) + "\n")
 
-    results = run(only, args.pythonpath, args.timeout, save)
+    chosen = args.experiments.split(",") if args.experiments else None
+    results = run(only, args.pythonpath, args.timeout, save, chosen)
     text = report(results, label)
     print(text)
     if args.json:
