@@ -158,29 +158,38 @@ print("recalled labels:", np.asarray(reads.argmax(-1)).tolist())
 # `experiments/sparsey/README.md`): a high familiarity floor and a late, steep sigmoid
 # (G⁻ = 0.7, θ = 0.9, λ = 20) so that only near-copies reuse a code, and early freezing
 # (saturation 0.15) so cells do not become promiscuous; recognition uses one shared tie-break
-# order (the default) so the same patch always gets the same code. The setting is the config
-# value `experiments.sparsey.pipeline.MNIST`, and `run_pipeline` takes any binary image set.
+# order (the default) so the same patch always gets the same code. In the experiments the
+# setting is the config value `experiments.sparsey.pipeline.MNIST`, and
+# `experiments.sparsey.pipeline.run_pipeline` takes any binary image set.
 # The full experiment is `python -m experiments.sparsey.mnist` (≈ 91% with 200 digits per
 # class); here a small run.
 
 # %%
-from experiments.sparsey.pipeline import MNIST, run_pipeline
 from memjax.data import binarize, load_mnist, split_per_class
+from memjax.memories.sparsey.hierarchy import SparseyLevel, tile_receptive_fields
+from memjax.memories.sparsey.readout import linear_readout_fit, linear_readout_predict
 
 X, y = load_mnist()
 split = split_per_class(binarize(X), y, 20 if SMALL else 200, seed=0)
 x_test, y_test = split.x_test[:: 10 if SMALL else 1], split.y_test[:: 10 if SMALL else 1]
-result = run_pipeline(
-    MNIST, split.x_train, split.y_train, x_test, image_shape=(28, 28), key=jax.random.key(0)
+level = SparseyLevel(
+    SparseyMac(
+        n_inputs=49, Q=8, K=16, gate_min=3, saturation=0.15, g_minus=0.7, inflection=0.9, slope=20.0
+    ),
+    tile_receptive_fields((28, 28), 7, 3),
 )
-acc = float((result.predictions == y_test).mean())
+lstate, learned = level.learn(level.init_state(), split.x_train, key=jax.random.key(0))
+tr_codes = level.recognize(lstate, split.x_train).code
+te_codes = level.recognize(lstate, x_test).code
+readout = linear_readout_fit(tr_codes, split.y_train, K=16, num_classes=10, steps=100)
+acc = float((np.asarray(linear_readout_predict(readout, te_codes)) == y_test).mean())
 print(
-    f"{result.stats['macs']} macs, {len(split.y_train)} train, {len(y_test)} test: "
+    f"{level.n_macs} macs, {len(split.y_train)} train, {len(y_test)} test: "
     f"accuracy {100 * acc:.1f}%"
 )
-# The honest flags: frozen macs stop storing; `stored` says which items each mac refused.
+# The honest flags: a frozen mac stops storing, and `stored` says which items each mac refused.
+stored, active = np.asarray(learned.stored), np.asarray(learned.active)
 print(
-    f"frozen macs: {result.stats['level1_frozen_macs']}, fraction of items stored: "
-    f"{result.stats['level1_stored_fraction']:.3f}, median freeze item: "
-    f"{result.stats['level1_median_freeze_item']}"
+    f"frozen macs: {int(np.asarray(lstate.frozen).sum())} of {level.n_macs}; "
+    f"a mac stored {stored.sum() / max(active.sum(), 1):.1%} of the items it was active for"
 )
