@@ -16,7 +16,8 @@
 # A Sparsey **mac** is Q competitive modules (CMs) of K binary cells; a **code** (SDR) is one
 # winner per CM. The CSA stores an input in one trial, and its noise falls as the input's
 # familiarity G rises, so similar inputs get similar codes and a stored input reactivates its
-# code exactly. Spec: `shared/papers/sparsey.md`; code: `memjax.memories.sparsey`.
+# code exactly. Model: Rinkus & Leveille 2017 (arXiv 1710.07829), the CSA of Rinkus 2010 and
+# 2014; code: `memjax.memories.sparsey`.
 
 # %%
 import os

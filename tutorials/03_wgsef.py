@@ -51,8 +51,8 @@ SMALL = bool(os.environ.get("MEMJAX_SMALL"))
 # %% [markdown]
 # ## 1. The SEF sits between ½‖x‖₁² and ½‖x‖²
 # `S_k` is the largest convex function below ½‖x‖² + δ(‖x‖₀ ≤ k). For k = 1 it is ½‖x‖₁², for
-# k = n it is ½‖x‖² (spec §2.7); in between it grows monotonically as k falls. Its unit ball
-# {S_k ≤ ½} in R³, sliced at x₃ = 0.3, goes from the ℓ1 ball (k = 1) to the ℓ2 ball (k = 3).
+# k = n it is ½‖x‖² (Beck & Refael 2022); in between it grows monotonically as k falls. Its unit
+# ball {S_k ≤ ½} in R³, sliced at x₃ = 0.3, goes from the ℓ1 ball (k = 1) to the ℓ2 ball (k = 3).
 
 # %%
 x = np.random.default_rng(0).normal(size=8)
@@ -108,7 +108,7 @@ plt.show()
 # %% [markdown]
 # ## 3. One step is not k-level
 # Σ u_j = k with u_j ≤ 1 needs at least k positive u_j: one prox step leaves **at least** k
-# groups, never fewer (the spec's §4 table: 10, 5, 3, 3 groups at λ = 0.1, 1, 10, 100). Group
+# groups, never fewer (the cell below prints 10, 5, 3, 3 groups at λ = 0.1, 1, 10, 100). Group
 # lasso has no such floor — it can remove too many.
 
 # %%
@@ -118,8 +118,9 @@ for lam in (0.1, 1.0, 10.0, 100.0):
 
 # %% [markdown]
 # ## 4. λ for k
-# How should λ be chosen to reach k (the reviewers' question)? Exactly k survive one step iff
-# the survivors saturate (u_j = 1) and the rest switch off, which gives a closed form:
+# How should λ be chosen to reach k (a question the paper's ICLR 2024 reviewers asked)? Exactly
+# k survive one step iff the survivors saturate (u_j = 1) and the rest switch off, which gives a
+# closed form:
 # λ* = max_{j∈S, i∉S} z_i/(d_i z_j − d_j z_i) over the top-k set S (uniform weights:
 # z_(k+1)/(z_(k) − z_(k+1))). `lam_for_k` returns it (plus a small margin); `prox_to_k` takes
 # that step.

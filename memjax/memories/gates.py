@@ -1,8 +1,11 @@
 r"""Data-dependent write gates shared by the gradient-trained memories (linear, Titans).
 
 A memory's write uses a step size :math:`\theta`, a momentum :math:`\eta` and a decay
-:math:`\alpha`. Each is a constant of the spec or, when named in the spec's ``gated``, a gate of
-the key (the parameterisation every Titans implementation uses, spec §4):
+:math:`\alpha`. Each is a constant of the memory's spec or, when named in the spec's ``gated``, a
+gate of the key. Titans (Behrouz et al., arXiv 2501.00663 §3.1, eqs. 9–14) makes all three
+data-dependent but gives no parameterisation; the one here, a sigmoid of a linear map (times
+``max_lr`` for :math:`\theta`), is the one public implementations use (e.g. lucidrains'
+titans-pytorch):
 
 .. math::
 

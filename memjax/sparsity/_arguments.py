@@ -4,7 +4,7 @@ A check on a concrete value (a Python number, a NumPy array, a JAX array that is
 raises ``ValueError`` / ``TypeError`` at once, also while ``jit`` traces. A check on a traced
 value rides on the computation through :func:`equinox.error_if`: a bad value raises when the
 compiled program runs, with a message that names the argument, instead of letting a NaN travel
-silently (DESIGN.md §2.7).
+silently.
 
 Example:
     >>> from memjax.sparsity._arguments import check_k

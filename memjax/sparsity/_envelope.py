@@ -1,30 +1,40 @@
 """The sparse envelope function (SEF) and its weighted group form (WGSEF), jit path.
 
-Notation of ``../shared/papers/wgsef.md`` (the spec; §-numbers below are its sections).
-Evidence tags: **[V]** verified in a named source or numerically; **[R]** reconstructed from the
-theory the paper builds on and checked numerically here, not against the paper's own text (the
-authors' code is not public and the paper's exact notation for the weighted form is unknown).
+Evidence tags [V] and [R] as defined in :mod:`memjax.sparsity` ([V]: read in the named source or
+checked numerically; [R]: reconstructed from the theory the paper builds on and checked
+numerically here, not against the paper's own text, since the authors' code is not public and
+the paper's exact notation for the weighted form is unknown).
 
-* SEF (Beck & Refael 2022; spec §2.3–2.6) [V]: ``S_k = s_k**``, the biconjugate of
+* SEF (Beck & Refael 2022) [V]: ``S_k = s_k**``, the biconjugate of
   ``s_k(x) = ½‖x‖² + δ(‖x‖₀ ≤ k)``, i.e. ½ × the squared k-support norm (Argyriou, Foygel &
-  Srebro 2012). Closed form (§2.6), with ``a = |x|`` sorted decreasingly, ``a_0 = +∞`` and
-  ``T_q = Σ_{i≥q} a_i``::
+  Srebro 2012). Three equal forms, named so below:
+
+  - the *variational form* ``S_k(x) = ½ min_{u ∈ [0,1]ⁿ, Σu ≤ k} Σ x_i²/u_i``
+    (``0/0 = 0``);
+  - the *root-finding form*: ``S_k(x) = ½‖x‖²`` if ``‖x‖₀ ≤ k``, else
+    ``½ Σ_{x_i ≠ 0} x_i²/u_i`` with ``u_i = min(|x_i| η, 1)`` and ``η > 0`` solving
+    ``Σ_i u_i = k``;
+  - the *closed form* (the k-support norm's), with ``a = |x|`` sorted decreasingly,
+    ``a_0 = +∞`` and ``T_q = Σ_{i≥q} a_i``::
 
       S_k(x) = ½ [ Σ_{i<q} a_i² + T_q² / (k − q + 1) ],   q = k − r,
 
-  for the unique ``r ∈ {0, …, k−1}`` with ``a_{k−r−1} > T_{k−r}/(r+1) ≥ a_{k−r}``.
-* WGSEF (spec §3) [R]: for groups ``G_1..G_m`` with weights ``d_j > 0``,
+    for the unique ``r ∈ {0, …, k−1}`` with ``a_{k−r−1} > T_{k−r}/(r+1) ≥ a_{k−r}``.
+
+  Limits: ``S_1(x) = ½‖x‖₁²`` and ``S_n(x) = ½‖x‖²``.
+* WGSEF (arXiv 2212.12921) [R]: for groups ``G_1..G_m`` with weights ``d_j > 0``,
   ``WGSEF(θ) = S_k(z)``, ``z_j = √d_j ‖θ_{G_j}‖₂`` — the convex envelope of
-  ``½ Σ_j d_j ‖θ_{G_j}‖² + δ(at most k non-zero groups)``.
+  ``½ Σ_j d_j ‖θ_{G_j}‖² + δ(at most k non-zero groups)``. Its limits: ``k = 1`` gives the
+  squared weighted group lasso ``½(Σ_j √d_j ‖θ_{G_j}‖)²``, ``k = m`` the weighted ridge
+  ``½ Σ_j d_j ‖θ_{G_j}‖²``.
 
 **How the closed form is evaluated** [R, derived here and tested against the root-finding form
-§2.5 and a numerical biconjugate]: the right-hand inequality ``T_q ≥ (k − q + 1)·a_q`` says that
-``u = (1, …, 1, a_q(k−q+1)/T_q, …)`` is feasible in the variational form §2.4
-(``S_k(x) = ½ min_{u ∈ [0,1]ⁿ, Σu ≤ k} Σ x_i²/u_i``), so each such ``q`` gives an upper bound
-``V_q`` and the paper's ``q`` attains ``S_k``. Hence ``S_k(x) = ½ min {V_q : q ≤ k,
-T_q ≥ (k−q+1) a_q}``: no strict inequality has to be decided in floating point (ties and
-rounding cannot make the unique ``r`` disappear), and ``q = k`` is always feasible. Cost: one
-sort, ``O(m log m)``; ``k`` may be traced.
+and a numerical biconjugate]: the right-hand inequality ``T_q ≥ (k − q + 1)·a_q`` says that
+``u = (1, …, 1, a_q(k−q+1)/T_q, …)`` is feasible in the variational form, so each such ``q``
+gives an upper bound ``V_q`` and the closed form's ``q`` attains ``S_k``. Hence
+``S_k(x) = ½ min {V_q : q ≤ k, T_q ≥ (k−q+1) a_q}``: no strict inequality has to be decided in
+floating point (ties and rounding cannot make the unique ``r`` disappear), and ``q = k`` is
+always feasible. Cost: one sort, ``O(m log m)``; ``k`` may be traced.
 
 Example:
     >>> import jax.numpy as jnp
@@ -100,8 +110,8 @@ def _group_norms(x, segment_ids, num_groups):
 
 
 def sef_from_magnitudes(z, k):
-    """``S_k(z)`` for ``z ≥ 0`` of shape ``(m,)`` by the closed form (spec §2.6), evaluated as
-    the minimum of the feasible candidates (module docstring). Differentiable in ``z``."""
+    """``S_k(z)`` for ``z ≥ 0`` of shape ``(m,)`` by the closed form, evaluated as the minimum
+    of the feasible candidates (module docstring). Differentiable in ``z``."""
     m = z.shape[0]
     a = z[argsort_nonnegative(z)[::-1]]  # decreasing, differentiable through the gather
     sq = jnp.cumsum(a * a)
@@ -148,10 +158,10 @@ def group_norms(x, segment_ids, num_groups):
 
 
 def sef_value(x, k):
-    """The sparse envelope function ``S_k(x)`` (spec §2.3, closed form §2.6) [V].
+    """The sparse envelope function ``S_k(x)`` (Beck & Refael 2022) [V].
 
     ``S_k`` is the largest closed convex function below ``½‖x‖² + δ(‖x‖₀ ≤ k)``; it is ½ × the
-    squared k-support norm and interpolates ``S_1 = ½‖x‖₁²`` and ``S_n = ½‖x‖²`` (§2.7). ``x``
+    squared k-support norm and interpolates ``S_1 = ½‖x‖₁²`` and ``S_n = ½‖x‖²``. ``x``
     of any shape is read as one vector of ``n = x.size`` entries; ``1 <= k <= n`` (a traced
     integer ``k`` is allowed). ``jit``, ``vmap`` and ``grad`` (at points where ``S_k`` is
     differentiable; a subgradient elsewhere).
@@ -178,7 +188,7 @@ def sef_value(x, k):
 
 def wgsef_value(x, segment_ids, num_groups, k, weights=None):
     """The weighted group sparse envelope ``WGSEF(θ) = S_k(z)``, ``z_j = √d_j ‖θ_{G_j}‖₂``
-    (spec §3) [R].
+    (arXiv 2212.12921, in the reconstructed form of the module docstring) [R].
 
     Args:
         x: the parameters θ, a floating array of any shape.
@@ -189,9 +199,10 @@ def wgsef_value(x, segment_ids, num_groups, k, weights=None):
         weights: ``d_j > 0``, shape ``(m,)`` or a scalar; ``None`` means every ``d_j = 1`` (the
             unweighted GSEF of arXiv 2212.12921 v1).
 
-    Limits (§3): ``k = 1`` gives the squared weighted group lasso ``½(Σ_j √d_j ‖θ_{G_j}‖)²``,
-    ``k = m`` the weighted ridge ``½ Σ_j d_j ‖θ_{G_j}‖²``; singleton groups give the SEF.
-    Returns a scalar in at least float32. ``jit``/``vmap``/``grad`` like :func:`sef_value`.
+    Limits (derived here and tested): ``k = 1`` gives the squared weighted group lasso
+    ``½(Σ_j √d_j ‖θ_{G_j}‖)²``, ``k = m`` the weighted ridge ``½ Σ_j d_j ‖θ_{G_j}‖²``;
+    singleton groups give the SEF. Returns a scalar in at least float32.
+    ``jit``/``vmap``/``grad`` like :func:`sef_value`.
 
     Example:
         >>> import jax.numpy as jnp

@@ -3,8 +3,9 @@
 Arrays are grouped along the channel axes their layer declares (:class:`memjax.nn.ChannelAxes`:
 ``out`` = the layer's output channels, ``in_`` = its input channels). For a conv kernel in the
 Flax / memjax layout ``(kh, kw, in, out)`` and the Equinox layout ``(out, in, kh, kw)`` the
-groupings of arXiv 2212.12921 are (spec table §7.1; "group axes" are the axes that index the
-groups, the others are summed over in ``‖θ_{G_j}‖``):
+groupings that arXiv 2212.12921 names (filters, channels, filter shapes, layers, single
+parameters) are, in memjax's reading [I] ("group axes" index the groups, the others are summed
+over in ``‖θ_{G_j}‖``):
 
 =============== =================================== ============== ================
 grouping        one group                           Flax reduce    Equinox reduce

@@ -1,11 +1,13 @@
 """Host-side linear-time WGSEF value and prox (NumPy): the reference behind the O(n) claim.
 
-Spec §5 [R + V], worst-case ``O(n + m)`` for ``n`` parameters in ``m`` groups. Both operators
-reduce to the root ``t`` of ``H(t) = Σ_j clip(α_j t − β_j, 0, 1) − k``
-(value: ``α_j = z_j = √d_j ‖θ_{G_j}‖``, ``β_j = 0``; prox: ``α_j = √(λ d_j)‖x_{G_j}‖``,
-``β_j = λ d_j``):
+[R + V: the reduction to one root is reconstructed (:mod:`memjax.sparsity._prox`); the
+elimination is implemented here and tested against the sort-based jit path.] Worst-case
+``O(n + m)`` for ``n`` parameters in ``m`` groups. Both operators reduce to the root ``t`` of
+``H(t) = Σ_j clip(α_j t − β_j, 0, 1) − k`` (value: ``α_j = z_j = √d_j ‖θ_{G_j}‖``,
+``β_j = 0``; prox: ``α_j = √(λ d_j)‖x_{G_j}‖``, ``β_j = λ d_j``):
 
-1. keep the non-zero groups ``J``; if ``|J| ≤ k`` use the closed form (§3);
+1. keep the non-zero groups ``J``; if ``|J| ≤ k`` no root is needed (value ``½‖z‖²``, prox
+   ``x_{G_j}/(1 + λ d_j)``);
 2. split each clip into two hinges, ``clip(a t − b, 0, 1) = max(a t − b, 0) − max(a t − b − 1, 0)``
    (breakpoints ``p_i = c_i/a_i``);
 3. repeat on the live hinges ``Ω``: take a pivot ``p``; evaluate ``H(p) = A p − C +
@@ -13,8 +15,9 @@ reduce to the root ``t`` of ``H(t) = Σ_j clip(α_j t − β_j, 0, 1) − k``
    ``H(p) > 0`` drop the hinges with ``p_i ≥ p`` (off left of ``p``); if ``H(p) < 0`` fold the
    hinges with ``p_i ≤ p`` into the slope ``A`` and intercept ``C`` and drop them;
 4. on the final bracket ``[L, R]``: ``t = (k + C)/A`` if ``A > 1e-12 · Σ|a|``, else ``L``
-   (``R`` if ``L = −∞``) — **the §5 trap**: with exactly ``k`` groups saturated the ``+a`` and
-   ``−a`` of their hinges cancel in ``A`` to ~1e-16, and dividing by it returns garbage.
+   (``R`` if ``L = −∞``) — **the cancellation trap**: with exactly ``k`` groups saturated the
+   ``+a`` and ``−a`` of their hinges cancel in ``A`` to ~1e-16, and dividing by it returns
+   garbage.
 
 **A sampled first step.** For ``m ≥ 32768`` the first step brackets the root of the problem
 restricted to a strided sample of 8192 groups (``k`` scaled; Floyd & Rivest's selection idea),
@@ -155,7 +158,7 @@ class _Hinges:
         self.a, self.p = np.compress(keep, self.a), np.compress(keep, self.p)
 
     def fold(self, on) -> tuple[float, float]:
-        """``(Σ a, Σ c)`` over the hinges in ``on`` (exact sums, spec §5 step 4e)."""
+        """``(Σ a, Σ c)`` over the hinges in ``on`` (exact sums; the fold of step 3)."""
         w = self.scratch[: self.size]
         w[...] = on
         return float(np.einsum("i,i->", self.a, w)), float(np.einsum("i,i,i->", self.a, self.p, w))
@@ -240,7 +243,7 @@ def _first_step(alpha, beta, k, scratch, masks, tol_h):
 
 def _clip_sum_root(alpha, beta, k, stats=None, scratch=None):
     """Root of ``Σ_j clip(α_j t − β_j, 0, 1) = k`` for ``α_j > 0`` (float64, more than ``k``
-    entries; ``β`` an array or a scalar) by the §5 hinge elimination. ``stats`` (a dict)
+    entries; ``β`` an array or a scalar) by the hinge elimination. ``stats`` (a dict)
     receives the work done; ``scratch``: an optional float64 buffer of ``alpha``'s size.
 
     Large problems start with one O(m) bracketing step around a root estimated on a strided
@@ -315,7 +318,7 @@ def _clip_sum_root(alpha, beta, k, stats=None, scratch=None):
         )
     if left == right:
         return left
-    if slope > 1e-12 * total_a:  # the §5 trap: never divide by a cancellation residue
+    if slope > 1e-12 * total_a:  # the cancellation trap: never divide by its residue
         return float(np.clip((k + intercept) / slope, left, right))
     return left if np.isfinite(left) else right
 
@@ -422,7 +425,7 @@ def apply_group_scale(x, ids, scale, layout):
 
 
 def prox_wgsef_linear_time(x, segment_ids, num_groups, k, lam, weights=None, *, stats=None):
-    """``argmin_w λ·WGSEF(w) + ½‖w − x‖²`` on the host in worst-case ``O(n + m)`` (spec §5).
+    """``argmin_w λ·WGSEF(w) + ½‖w − x‖²`` on the host in worst-case ``O(n + m)``.
 
     Same arguments and result as :func:`memjax.sparsity.prox_wgsef` (NumPy in, NumPy out, the
     dtype of ``x``), by the hinge elimination of the module docstring with the
@@ -468,7 +471,7 @@ def prox_wgsef_linear_time(x, segment_ids, num_groups, k, lam, weights=None, *, 
 
 
 def wgsef_value_linear_time(x, segment_ids, num_groups, k, weights=None):
-    """``WGSEF(θ)`` on the host in worst-case ``O(n + m)``, by the root-finding form (§2.5).
+    """``WGSEF(θ)`` on the host in worst-case ``O(n + m)``, by the SEF's root-finding form.
 
     With ``z_j = √d_j ‖θ_{G_j}‖``: if at most ``k`` groups are non-zero the value is ``½‖z‖²``;
     otherwise ``u_j = min(z_j η, 1)`` with ``Σ_j u_j = k`` and the value is

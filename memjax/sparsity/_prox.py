@@ -1,23 +1,26 @@
 """Proximal operators of the WGSEF (jit path) and of the weighted group lasso.
 
-``prox_{λ·WGSEF}(x) = argmin_w λ·WGSEF(w) + ½‖w − x‖²`` (spec §2.8, §3) [R: derived from the
-variational form §2.4 and checked against a convex solver]. With group norms
-``ν_j = ‖x_{G_j}‖``, ``α_j = √(λ d_j)·ν_j`` and ``β_j = λ d_j``:
+``prox_{λ·WGSEF}(x) = argmin_w λ·WGSEF(w) + ½‖w − x‖²`` (arXiv 2212.12921) [R: derived here
+from the SEF's variational form (:mod:`memjax.sparsity._envelope`) and checked against a convex
+solver; for singleton groups with ``d ≡ 1`` it is the SEF prox of Beck & Refael 2022]. With
+group norms ``ν_j = ‖x_{G_j}‖``, ``α_j = √(λ d_j)·ν_j`` and ``β_j = λ d_j``:
 
 * if at most ``k`` groups are non-zero: ``w_{G_j} = x_{G_j} / (1 + λ d_j)`` (ridge shrinkage);
 * otherwise ``w_{G_j} = x_{G_j} · u_j / (u_j + λ d_j)``, ``u_j = clip(α_j t − β_j, 0, 1)``,
-  where ``t`` solves ``H(t) = Σ_j u_j(t) − k = 0`` (spec §5);
+  where ``t`` solves ``H(t) = Σ_j u_j(t) − k = 0`` (the root finding below);
 * group ``j`` is **exactly zero** iff ``α_j t ≤ β_j``. At least ``k`` groups stay non-zero
-  (``Σ u_j = k``, ``u_j ≤ 1``): one step is not k-level (spec §4).
+  (``Σ u_j = k``, ``u_j ≤ 1``): one step is not k-level (:func:`~memjax.sparsity.prox_to_k`
+  and :func:`~memjax.sparsity.project_top_k` land on exactly k).
 
-**Root finding (spec §6, sort-based)** [V+R]. ``H`` is non-decreasing and piecewise linear with
+**Root finding (sort-based)** [V+R]. ``H`` is non-decreasing and piecewise linear with
 breakpoints ``lo_j = β_j/α_j`` (group j switches on) and ``hi_j = (β_j + 1)/α_j`` (it
 saturates). ``method="sort"`` sorts the breakpoints (one sort of ``α`` when the weights are
 uniform: both orders follow it; two sorts otherwise) and binary-searches them, which brackets
-the root by two consecutive breakpoints ``L < R``. Two departures from the spec's §6 recipe,
+the root by two consecutive breakpoints ``L < R``. Two departures from the textbook recipe,
 both for floating point:
 
-1. §6 reads ``H`` at every breakpoint off cumulative sums of ``±α_j`` and ``∓β_j``. Saturated
+1. The textbook recipe reads ``H`` at every breakpoint off cumulative sums, over the sorted
+   breakpoints, of the slope changes ``±α_j`` and offset changes ``∓β_j``. Saturated
    groups then enter as ``+α_j t − α_j t``, which cancels to an error of
    ``ε·Σ_{saturated} α_j t`` — in float32, with norms spread over a few decades, enough to pick
    the wrong piece. memjax evaluates ``H`` directly (a sum of clipped terms in ``[0, 1]``) at
@@ -25,17 +28,16 @@ both for floating point:
 2. On the bracket it re-sums the slope ``S = Σ_{lo_j ≤ L < hi_j} α_j`` and the offset
    ``B = Σ β_j`` over the groups inside their linear range only, and counts the saturated
    groups ``U`` exactly, so ``t = (k − U + B)/S``. ``S`` is a sum of positive terms: it is
-   exactly 0 when no group is linear — the **§5 trap** (exactly ``k`` groups saturated, ``H``
-   flat at 0), where an accumulated slope would be a ``1e-16`` residue — and then ``t = L`` is
-   returned (``u`` is the same anywhere on the flat piece). No division by a cancellation
-   residue can happen; ``t``'s value is clamped to ``[L, R]``.
+   exactly 0 when no group is linear — the **cancellation trap** (exactly ``k`` groups
+   saturated, ``H`` flat at 0), where an accumulated slope would be a ``1e-16`` residue — and
+   then ``t = L`` is returned (``u`` is the same anywhere on the flat piece). No division by a
+   cancellation residue can happen; ``t``'s value is clamped to ``[L, R]``.
 
 ``method="bisection"`` finds the same bracket without sorting: a bisection on the bit patterns
 of the (positive) breakpoint range, 32 steps in float32 and 64 in float64, ends with ``L, R``
-adjacent floats. It is the spec §6 "fixed-iteration bisection" alternative: 32 (64) passes over
-the m groups instead of a sort, ~1.6x faster than ``"sort"`` on a 2-core CPU at m = 10⁶
-(``experiments/benchmarks/wgsef_prox.py``). Sorts are usually cheap on accelerators (not
-measured here).
+adjacent floats: 32 (64) passes over the m groups instead of a sort, ~1.6x faster than
+``"sort"`` on a 2-core CPU at m = 10⁶ (``experiments/benchmarks/wgsef_prox.py``). Sorts are
+usually cheap on accelerators (not measured here).
 
 ``grad``: the bracket is found under ``stop_gradient``; ``t = (k − U + B)/S`` is differentiated,
 which is exact wherever the active set is locally constant (almost everywhere). The prox is
@@ -45,10 +47,10 @@ Example:
     >>> import jax.numpy as jnp
     >>> from memjax.sparsity import prox_wgsef, prox_group_lasso
     >>> x = jnp.array([3.0, 2.0, 0.5, 0.1])
-    >>> ids = jnp.arange(4)                       # singleton groups: the SEF prox (§2.8)
+    >>> ids = jnp.arange(4)                       # singleton groups: the SEF prox
     >>> prox_wgsef(x, ids, 4, 3, 0.2).round(4)    # u = (1, 1, 0.97, 0.03): no zero
     Array([2.5   , 1.6667, 0.4143, 0.0143], dtype=float32)
-    >>> prox_wgsef(x, ids, 4, 2, 1.0)             # the §5 trap: exactly 2 groups saturate
+    >>> prox_wgsef(x, ids, 4, 2, 1.0)             # cancellation trap: 2 groups saturate
     Array([1.5, 1. , 0. , 0. ], dtype=float32)
     >>> prox_group_lasso(x, ids, 4, 1.0).round(4) # soft thresholding for singletons
     Array([2., 1., 0., 0.], dtype=float32)
@@ -136,7 +138,7 @@ def _bracket_bisection(alpha, beta, lo, hi, active, k):
 
 def _solve_on_bracket(alpha, beta, lo, hi, active, k, left, right):
     """``t`` on ``[L, R]``: ``(k − U + B)/S`` from exact sums over the linear groups, ``L``
-    where none is linear (the §5 trap: H flat at 0)."""
+    where none is linear (the cancellation trap: H flat at 0)."""
     linear = active & (lo <= left) & (hi > left)
     saturated = jnp.sum(active & (hi <= left)).astype(alpha.dtype)
     slope = jnp.sum(jnp.where(linear, alpha, 0))
@@ -190,7 +192,7 @@ def _prox_core(x, segment_ids, num_groups, k, lam, weights, method, uniform):
 
 
 def prox_wgsef(x, segment_ids, num_groups, k, lam, weights=None, *, method="sort"):
-    """``argmin_w λ·WGSEF(w) + ½‖w − x‖²`` (spec §3, root finding §5–6) [R].
+    """``argmin_w λ·WGSEF(w) + ½‖w − x‖²`` (arXiv 2212.12921; reconstructed, module doc) [R].
 
     Args:
         x: the point θ, a floating array of any shape (float16/bfloat16 compute in float32).
@@ -198,14 +200,14 @@ def prox_wgsef(x, segment_ids, num_groups, k, lam, weights=None, *, method="sort
         num_groups: ``m``, a static positive int.
         k: the target number of non-zero groups, ``1 <= k <= m`` (may be traced).
         lam: ``λ >= 0`` (may be traced); ``λ = 0`` returns ``x``. In proximal SGD pass the step
-            size times the regularisation strength (spec §7).
+            size times the regularisation strength: ``θ ← prox_{αλ·WGSEF}(θ − α∇L)``.
         weights: ``d_j > 0`` of shape ``(m,)`` or a scalar; ``None`` means all ones.
-        method: ``"sort"`` (spec §6, the default) or ``"bisection"``; same result up to
+        method: ``"sort"`` (the default) or ``"bisection"``; same result up to
             rounding (module docstring).
 
     Returns ``w`` of ``x``'s shape and dtype: ``w_{G_j} = x_{G_j} u_j/(u_j + λ d_j)`` with
     ``Σ_j u_j = k`` when more than ``k`` groups are non-zero, else ``x_{G_j}/(1 + λ d_j)``.
-    At least ``min(k, #non-zero groups)`` groups remain non-zero (spec §4).
+    At least ``min(k, #non-zero groups)`` groups remain non-zero (one step is not k-level).
 
     Example:
         >>> import jax.numpy as jnp
@@ -255,7 +257,7 @@ def prox_group_lasso(x, segment_ids, num_groups, lam, weights=None):
 
     Closed form, one pass over the data: ``w_{G_j} = x_{G_j} · max(0, 1 − λ√d_j / ‖x_{G_j}‖)``
     (block soft thresholding; jaxopt's ``prox_group_lasso`` for one group). The weights enter
-    as ``√d_j`` so that ``½(Σ_j √d_j ‖θ_{G_j}‖)²`` is the WGSEF at ``k = 1`` (spec §3); the
+    as ``√d_j`` so that ``½(Σ_j √d_j ‖θ_{G_j}‖)²`` is the WGSEF at ``k = 1`` (its limit); the
     usual ``√(group size)`` scaling is ``d_j = group size``. It is the floor of the WGSEF
     benchmark and the Prox-SG baseline. Arguments as in :func:`prox_wgsef`.
 
