@@ -64,6 +64,8 @@ PRESET_NAMES = ("cpu", "gpu", "tpu")
 class ConfigError(ValueError):
     """A configuration key is unknown or its value does not fit the field's type."""
 
+    user_error = True  # an experiment's command line prints it without a traceback
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:

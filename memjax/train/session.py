@@ -11,8 +11,9 @@
   which says where the run stopped (``interrupted at step N; rerun with --resume``).
 * **The command line.** :func:`install_cli_handler` (called by :func:`memjax.train.parse_args`)
   prints that message, or the message of a user error (:class:`FileExistsError`, e.g. a run
-  folder that already has checkpoints; :class:`memjax.train.ConfigError`), instead of a
-  traceback. XLA does not look at Python's signals while it compiles, so a Ctrl-C would wait for
+  folder that already has checkpoints; :class:`memjax.train.ConfigError` and any exception class
+  with ``user_error = True``), instead of a traceback. XLA does not look at Python's signals
+  while it compiles, so a Ctrl-C would wait for
   the compile to end; under the handler the loop marks its compile with :func:`compiling`, and a
   Ctrl-C there prints the message and exits at once (exit status 130; nothing is lost: no
   checkpoint is being written while the step compiles).
@@ -210,8 +211,6 @@ def _start_watchdog() -> None:
 
 
 def _hook(previous):
-    from memjax.train.config import ConfigError
-
     def hook(exc_type, exc, tb):
         prog = _CLI["prog"]
         if issubclass(exc_type, KeyboardInterrupt):
@@ -221,7 +220,7 @@ def _hook(previous):
                 else f"{prog}: interrupted; rerun with --resume to go on from the last checkpoint"
             )
             _exit_with(text)
-        if issubclass(exc_type, (FileExistsError, ConfigError)):
+        if issubclass(exc_type, FileExistsError) or getattr(exc_type, "user_error", False):
             print(f"{prog}: error: {exc}", file=sys.stderr)
             _flush()
             return
