@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.sparsey.pipeline import MNIST, SparseyConfig, build_model, codes_of  # noqa: F401
+from experiments.sparsey.pipeline import MNIST, SparseyConfig, build_hierarchy, codes_of  # noqa: F401
 from memjax.data import binarize, load_mnist, split_per_class
 from memjax.data.skeleton import skeletonize
 from memjax.memories.sparsey.hierarchy import SparseyHierarchy
@@ -123,7 +123,7 @@ def config_of(args) -> SparseyConfig:
 
 def mnist_model(args) -> SparseyHierarchy:
     """The MNIST hierarchy of the :func:`add_model_args` settings (:func:`config_of`)."""
-    return build_model(config_of(args), (28, 28))
+    return build_hierarchy(config_of(args), (28, 28))
 
 
 def load_data(args, per_class: int):

@@ -47,7 +47,7 @@ from experiments.sparsey.common import (
     config_of,
     load_data,
 )
-from experiments.sparsey.pipeline import build_model, run_pipeline
+from experiments.sparsey.pipeline import build_hierarchy, run_pipeline
 from memjax.memories.sparsey.readout import (
     class_node_fit,
     class_node_predict,
@@ -77,7 +77,7 @@ def main(argv=None):
     cfg = config_of(args)
     xtr, ytr, xte, yte = load_data(args, args.per_class)
     split = "validation" if args.validate else "test"
-    model = build_model(cfg, (28, 28))
+    model = build_hierarchy(cfg, (28, 28))
     key = jax.random.key(args.seed)
 
     def once():

@@ -4,7 +4,8 @@
   chosen on the MNIST validation split (one level of 7×7-pixel macs), :data:`MNIST_TWO_LEVEL`
   the paper's shape (two levels on skeletonised digits, sparsey.com MNIST_Results).
 * :func:`calibrate` — the density rule that carries a setting to another image set;
-* :func:`build_model` — the :class:`~memjax.memories.sparsey.SparseyHierarchy` for an image shape;
+* :func:`build_hierarchy` — the :class:`~memjax.memories.sparsey.SparseyHierarchy` for an
+  image shape;
 * :func:`learn` — single-trial unsupervised learning of the training images (one pass), with the
   honest flags (:func:`learning_stats`: macs frozen, items each mac stored, when they froze);
 * :func:`encode` — recognition codes of any image batch (fixed-size chunks: one compile);
@@ -47,7 +48,7 @@ __all__ = [
     "MNIST_TWO_LEVEL",
     "PipelineResult",
     "SparseyConfig",
-    "build_model",
+    "build_hierarchy",
     "calibrate",
     "codes_of",
     "encode",
@@ -134,7 +135,7 @@ def _mac_args(cfg: SparseyConfig) -> dict:
     )
 
 
-def build_model(cfg: SparseyConfig, image_shape: tuple[int, int]) -> SparseyHierarchy:
+def build_hierarchy(cfg: SparseyConfig, image_shape: tuple[int, int]) -> SparseyHierarchy:
     """The hierarchy of ``cfg`` for row-major images of ``image_shape``."""
     h, w = image_shape
     if cfg.patch > min(h, w):
@@ -259,7 +260,7 @@ def run_pipeline(
     """
     x_train, x_test = prepare(cfg, x_train, image_shape), prepare(cfg, x_test, image_shape)
     num_classes = int(np.max(y_train)) + 1 if num_classes is None else num_classes
-    model = build_model(cfg, image_shape)
+    model = build_hierarchy(cfg, image_shape)
     t0 = time.perf_counter()
     carry, learned = learn(model, x_train, key=key)
     jax.block_until_ready(carry)
