@@ -3,15 +3,19 @@
 * 8 forced CPU host devices, so sharding tests see a real mesh (XLA reads the flag once, at start).
 * ``jax_numpy_rank_promotion="raise"``: implicit rank promotion is a bug in memjax code.
 * Tutorials run in small mode (``MEMJAX_SMALL=1``).
+* The persistent compilation cache that experiments switch on goes to a fresh folder per test
+  process, so a run never reads executables from an earlier one (``MEMJAX_CACHE_DIR``).
 """
 
 import os
+import tempfile
 
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 os.environ.setdefault("MEMJAX_SMALL", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("MEMJAX_CACHE_DIR", tempfile.mkdtemp(prefix="memjax-test-cache-"))
 
 import jax
 

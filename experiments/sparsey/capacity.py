@@ -21,6 +21,7 @@ import numpy as np
 
 from experiments.sparsey.common import parser, random_patterns, write
 from memjax.memories.sparsey import SparseyMac
+from memjax.train import enable_compilation_cache
 
 N, ACTIVE = 400, 20
 
@@ -68,6 +69,7 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=None, help="default: 2 (cpu), 5 (gpu/tpu)")
     p.add_argument("--curve", action="store_true", help="only the docstring's N=300 curve")
     args = p.parse_args(argv)
+    enable_compilation_cache()  # $MEMJAX_CACHE_DIR, or 'off'
     if args.curve:
         return docstring_curve(args.seeds or 3, args.out + "_curve")
     cpu = args.preset == "cpu"

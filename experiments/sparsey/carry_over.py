@@ -28,6 +28,7 @@ import numpy as np
 from experiments.sparsey.common import baselines, parser, write
 from experiments.sparsey.pipeline import MNIST, calibrate, run_pipeline
 from memjax.data import binarize, load_digits_split, load_mnist, load_omniglot, split_per_class
+from memjax.train import enable_compilation_cache
 
 
 def datasets(seed: int):
@@ -54,6 +55,7 @@ def datasets(seed: int):
 def main(argv=None):
     p = parser(__doc__, "carry_over")
     args = p.parse_args(argv)
+    enable_compilation_cache()  # $MEMJAX_CACHE_DIR, or 'off'
     rows = []
     t0 = time.perf_counter()
     for name, (xtr, ytr, xte, yte) in datasets(args.seed).items():

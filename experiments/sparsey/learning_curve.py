@@ -32,6 +32,7 @@ from experiments.sparsey.common import (
     write,
 )
 from memjax.memories.sparsey.readout import linear_readout_fit, linear_readout_predict
+from memjax.train import enable_compilation_cache
 
 CHUNK_PER_CLASS = 5
 
@@ -50,6 +51,7 @@ def main(argv=None):
     p = parser(__doc__, "learning_curve")
     add_model_args(p)
     args = p.parse_args(argv)
+    enable_compilation_cache()  # $MEMJAX_CACHE_DIR, or 'off'
     sizes = (10, 25, 50, 100, 200)
     xtr, ytr, xte, yte = load_data(args, max(sizes))
     order = nested_order(ytr, max(sizes), np.random.default_rng(args.seed))

@@ -53,7 +53,7 @@ from memjax.memories.sparsey.readout import (
     class_node_predict,
     nearest_code_predict,
 )
-from memjax.train import describe_machine, plot_lines, write_results_table
+from memjax.train import describe_machine, enable_compilation_cache, plot_lines, write_results_table
 
 PAPER_SECONDS = 220.0  # learning time, one thread
 
@@ -73,6 +73,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/sparsey/mnist")
     args = p.parse_args(argv)
+    enable_compilation_cache()  # $MEMJAX_CACHE_DIR, or 'off'
 
     cfg = config_of(args)
     xtr, ytr, xte, yte = load_data(args, args.per_class)

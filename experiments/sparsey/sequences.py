@@ -27,6 +27,7 @@ import numpy as np
 from experiments.sparsey.common import parser, write
 from memjax.memories.sparsey import SparseyMac
 from memjax.memories.sparsey.hierarchy import SparseyHierarchy, SparseyLevel, mac_cells
+from memjax.train import enable_compilation_cache
 
 N, ACTIVE, Q, K, ALPHABET, T = 200, 10, 16, 16, 20, 8
 
@@ -89,6 +90,7 @@ def main(argv=None):
     p = parser(__doc__, "sequences")
     p.add_argument("--seeds", type=int, default=None, help="default: 2 (cpu), 5 (gpu/tpu)")
     args = p.parse_args(argv)
+    enable_compilation_cache()  # $MEMJAX_CACHE_DIR, or 'off'
     cpu = args.preset == "cpu"
     seeds = args.seeds or (2 if cpu else 5)
     sizes = (5, 10, 20, 40) if cpu else (5, 10, 20, 40, 80, 160)

@@ -21,6 +21,7 @@ import numpy as np
 
 from experiments.sparsey.common import parser, random_patterns, write
 from memjax.memories.sparsey import SparseyMac, code_overlap
+from memjax.train import enable_compilation_cache
 
 N, ACTIVE, Q, K, N_STORED = 400, 20, 20, 20, 20
 LEVELS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0)
@@ -59,6 +60,7 @@ def main(argv=None):
     p = parser(__doc__, "similarity")
     p.add_argument("--seeds", type=int, default=None, help="default: 20 (cpu), 100 (gpu/tpu)")
     args = p.parse_args(argv)
+    enable_compilation_cache()  # $MEMJAX_CACHE_DIR, or 'off'
     seeds = args.seeds or (20 if args.preset == "cpu" else 100)
     mac = SparseyMac(n_inputs=N, Q=Q, K=K, saturation=None)
     t0 = time.perf_counter()
