@@ -260,8 +260,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cells", default="ntm,mann")
+    parser.add_argument("--torch-threads", type=int, default=1)
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.torch_threads)
     xs = jnp.asarray(np.random.default_rng(0).normal(size=(B, T, D_IN)), jnp.float32)
     cells = {
         "ntm": (
