@@ -21,7 +21,7 @@ timed calls, both peers in the same process on the same machine. Then the SG upd
 write tap for NTM) against one update of truncated BPTT at the same window and of full BPTT.
 
 Run: ``/work/venvs/bench/bin/python -m experiments.benchmarks.memory_cells [--repeats N]``
-(any Python with torch; writes ``experiments/benchmarks/memory_cells.md``' table to stdout).
+(any Python with torch; prints the tables that ``memory_cells.md`` records).
 """
 
 from __future__ import annotations
