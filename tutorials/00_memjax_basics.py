@@ -40,6 +40,9 @@ import matplotlib.pyplot as plt
 import memjax
 from memjax.core import MultiHead, scan, step
 from memjax.memories.linear import LinearMemory
+from memjax.train import enable_compilation_cache
+
+enable_compilation_cache()  # compiled steps persist across runs ($MEMJAX_CACHE_DIR; 'off')
 
 SMALL = os.environ.get("MEMJAX_SMALL") == "1"
 print("memjax", memjax.__version__, "| jax", jax.__version__, "| small mode:", SMALL)

@@ -37,6 +37,9 @@ from memjax.core import scan
 from memjax.memories.linear import LinearMemory
 from memjax.memories.titans import TitansMemory
 from memjax.models.titans import TitansLMM
+from memjax.train import enable_compilation_cache
+
+enable_compilation_cache()  # compiled steps persist across runs ($MEMJAX_CACHE_DIR; 'off')
 
 SMALL = os.environ.get("MEMJAX_SMALL") == "1"
 key = jax.random.key(0)

@@ -27,6 +27,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from memjax.memories.sparsey import SparseyMac, code_overlap, expansivity
+from memjax.train import enable_compilation_cache
+
+enable_compilation_cache()  # compiled steps persist across runs ($MEMJAX_CACHE_DIR; 'off')
 
 SMALL = os.environ.get("MEMJAX_SMALL", "0") not in ("", "0")  # MEMJAX_SMALL=0 means full size
 N, Q, K, ACTIVE = 400, 20, 20, 20

@@ -45,8 +45,11 @@ from memjax.sparsity import (
     top_k_masks,
     tree_groups,
 )
+from memjax.train import enable_compilation_cache
 
-SMALL = bool(os.environ.get("MEMJAX_SMALL"))
+enable_compilation_cache()  # compiled steps persist across runs ($MEMJAX_CACHE_DIR; 'off')
+
+SMALL = os.environ.get("MEMJAX_SMALL", "0") not in ("", "0")  # MEMJAX_SMALL=0 means full size
 
 # %% [markdown]
 # ## 1. The SEF sits between ½‖x‖₁² and ½‖x‖²

@@ -33,8 +33,11 @@ import optax
 from memjax import pruning
 from memjax.data import LESION_CLASSES, lesion_split
 from memjax.models.cnn import ResNet
+from memjax.train import enable_compilation_cache
 
-SMALL = bool(os.environ.get("MEMJAX_SMALL"))
+enable_compilation_cache()  # compiled steps persist across runs ($MEMJAX_CACHE_DIR; 'off')
+
+SMALL = os.environ.get("MEMJAX_SMALL", "0") not in ("", "0")  # MEMJAX_SMALL=0 means full size
 SIZE = 16
 STEPS = 0 if SMALL else 400  # small mode (the test suite) skips training: untrained weights
 CALIB = 128 if SMALL else 512

@@ -35,6 +35,9 @@ from memjax.controllers import SyntheticGradients, shared_feedback_gradients
 from memjax.core.unroll import unroll
 from memjax.memories import addressing
 from memjax.nn.lstm import LSTMCell
+from memjax.train import enable_compilation_cache
+
+enable_compilation_cache()  # compiled steps persist across runs ($MEMJAX_CACHE_DIR; 'off')
 
 SMALL = os.environ.get("MEMJAX_SMALL", "0") not in ("", "0")
 STEPS = 25 if SMALL else 600
