@@ -3,7 +3,8 @@ r"""Soft addressing of a slot memory: the pieces NTM, MANN and NMN are built fro
 A slot memory is a matrix :math:`M \in \mathbb{R}^{N \times W}` (``N`` slots of width ``W``);
 a *weighting* :math:`w \in \mathbb{R}^N` (non-negative, summing to one) says how much each slot
 is read or written. Every function here is unbatched (one head, one memory): heads are a
-``jax.vmap`` outside, or an explicit leading axis where stated.
+``jax.vmap`` outside, or an explicit leading axis where stated. Tags: **[L]** from the
+literature cited, not re-read against its PDF; **[I]** inferred — memjax's choice.
 
 **Content addressing** (NTM, Graves et al. 2014, eqs. 5–6 [L]; MANN reads, Santoro et al. 2016):
 
@@ -32,12 +33,13 @@ so their order does not matter; adds sum):
 
     M_t(i) = M_{t-1}(i) \prod_h \big(1 - w_h(i)\, e_h\big) + \sum_h w_h(i)\, a_h .
 
-**Numerical rules** (Fast & Slow Learning spec §3.4 and §6, [I] memjax's choices from the
-NaN reports listed there): ``eps`` sits *inside* every square root, so a zero key or an empty
-slot gives a finite cosine and finite gradients (a ``jnp.where`` guard would still give NaN
-gradients); softmaxes subtract their maximum (their denominator is at least one, so it needs no
-``eps``); the key strength :math:`\beta` and the sharpening exponent :math:`\gamma` come from
-:func:`oneplus` (:math:`\ge 1`); sharpening is computed as
+**Numerical rules** ([I] memjax's choices, against the NaNs users of public NTM/DNC ports
+report: zero memory init, unguarded norms, negative sharpening, erase factors outside [0, 1]):
+``eps`` sits *inside* every square root, so a zero key or an empty slot gives a finite cosine
+and finite gradients (a ``jnp.where`` guard would still give NaN gradients); softmaxes subtract
+their maximum (their denominator is at least one, so it needs no ``eps``); the key strength
+:math:`\beta` and the sharpening exponent :math:`\gamma` come from :func:`oneplus`
+(:math:`\ge 1`); sharpening is computed as
 :math:`\mathrm{softmax}(\gamma \log(\tilde w + \epsilon_{\log}))` — the same quotient as eq. 9
 for :math:`\tilde w > 0` — so that :math:`\tilde w^\gamma` never underflows to an all-zero
 weighting and :math:`\log 0` never occurs.

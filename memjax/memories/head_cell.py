@@ -12,11 +12,13 @@ written and read (:meth:`~memjax.core.Memory.access`, which may change the addre
     \xi_t &= \mathrm{clip}(\hat h_t W_\xi + b_\xi, \pm c) \\
     (r_t, S_t) &= \mathrm{access}(S_{t-1};\ \xi_t), \qquad y_t = [\hat h_t \,\|\, r_t]
 
-with :math:`c = 20` by default (controller outputs clipped at ±20, Fast & Slow spec §3.4 [I],
-after MarkPKCollier/NeuralTuringMachine [C in the spec]). The memory says how the interface
-:math:`\xi_t` splits into named parts (``memory.split_interface``) and how the parts become the
-access's ``key`` (where to write), ``value`` (what to write) and ``query`` (what to read)
-(``memory.head_arguments``); the memory applies the head activations itself.
+with :math:`c = 20` by default (controller outputs clipped at ±20: [I] memjax's default, taken
+from MarkPKCollier/NeuralTuringMachine's ``run_tasks.py`` [C: that code]; **[C]** marks what is
+confirmed in the source named with it, **[I]** what is inferred or memjax's choice). The memory
+says how the interface :math:`\xi_t` splits into named parts (``memory.split_interface``) and
+how the parts become the access's ``key`` (where to write), ``value`` (what to write) and
+``query`` (what to read) (``memory.head_arguments``); the memory applies the head activations
+itself.
 
 **Taps** (:mod:`memjax.core.taps`, where synthetic gradients attach): ``"controller"`` (the
 clipped :math:`\hat h_t`) and one tap per interface part (``"read"`` and ``"write"`` for NTM,

@@ -1,5 +1,8 @@
 r"""MANN with least-recently-used access (LRUA; Santoro et al. 2016, arXiv 1605.06065).
 
+Tags: **[C]** confirmed in the source named with it (a paper's abstract or a released
+implementation's code); **[L]** from the literature cited, not re-read against its PDF.
+
 **Memory** :math:`M_t \in \mathbb{R}^{N \times W}` with :math:`n` heads; head :math:`h` emits a
 key :math:`k^h_t` (its read query *and* the content it writes) and a write gate
 :math:`\alpha^h_t`. With :math:`\sigma` the logistic function and :math:`K` the cosine
@@ -273,7 +276,8 @@ class MANNCell(HeadCell):
     ``step(params, carry, x) -> (y, carry)`` with ``x (d_input,)``, ``y (d_hidden + n·W,)`` and
     carry :class:`~memjax.memories.head_cell.HeadCellCarry` ``(controller, MANNState,
     reads (n, W))``. Santoro's Omniglot setup is ``d_hidden=200``, ``memory_size=128``,
-    ``memory_width=40``, ``num_heads=4`` (spec §4.1 [C]).
+    ``memory_width=40``, ``num_heads=4`` ([C: the public ports Leputa/MANN-meta-learning,
+    tristandeleu/ntm-one-shot and snowkylin/ntm]).
 
     Args:
         d_input: width of one input.

@@ -1,9 +1,11 @@
-r"""The authors' neural memory network (NMN) as reconstructed in the Fast & Slow spec §1.1 [I/L].
+r"""The authors' neural memory network (NMN), reconstructed for Fast & Slow Learning [I/L].
 
 **Provenance.** Fernando, Denman, Sridharan & Fookes' NMNs have read, output and write
 controllers ([C] for their 2020 plasticity paper, arXiv 1910.05448; [I] that Fast & Slow
-Learning, arXiv 2011.05438, uses the same backbone). The equations below are the spec's
-*reconstruction* [I/L], not the paper's text: only that paper's abstract is confirmed.
+Learning, arXiv 2011.05438, uses the same backbone). The equations below are memjax's
+*reconstruction* [I/L], not the paper's text: only that paper's abstract is confirmed. Tags:
+**[C]** confirmed in the source named with it; **[L]** from the literature cited (the group's
+earlier NMN papers), not re-read against its PDF; **[I]** inferred — memjax's choice.
 
 **Memory** :math:`M_t \in \mathbb{R}^{l \times k}` (``memory_size`` slots of width
 ``memory_width``). Per step, with input :math:`e_t` and three controllers
@@ -20,13 +22,14 @@ Learning, arXiv 2011.05438, uses the same backbone). The equations below are the
     M_t &= M_{t-1} \odot \big(1 - \varepsilon_t\, z_t 1_k^\top\big) + z_t w_t^\top
                                                                   &&\text{(6: erase, write)}
 
-(the step numbers are the spec's list, not paper equations). ``similarity="cosine"`` replaces
-(2) by :math:`\mathrm{softmax}_i K[q_t, M_{t-1}(i)]` (``eps`` inside the square roots);
-``write_input="read"`` feeds :math:`[q_t \| m_t]` instead of :math:`o_t` to :math:`f_w`. The
-erase gate :math:`\varepsilon_t` is one scalar, as in the spec's step 6; :math:`\varepsilon_t = 1`
-is the group's full overwrite :math:`M_t = M_{t-1}(I - z_t \otimes e_k)^\top + (w_t \otimes
-e_l)(z_t \otimes e_k)^\top` [L]. The step's output is :math:`y_t = o_t` (a prediction head goes
-outside the cell). Clipping is at ±20 (spec §3.4 [I]).
+(the step numbers are memjax's, for the reconstruction; not paper equations).
+``similarity="cosine"`` replaces (2) by :math:`\mathrm{softmax}_i K[q_t, M_{t-1}(i)]` (``eps``
+inside the square roots); ``write_input="read"`` feeds :math:`[q_t \| m_t]` instead of
+:math:`o_t` to :math:`f_w`. The erase gate :math:`\varepsilon_t` is one scalar, as in the
+reconstruction's step 6; :math:`\varepsilon_t = 1` is the group's full overwrite
+:math:`M_t = M_{t-1}(I - z_t \otimes e_k)^\top + (w_t \otimes e_l)(z_t \otimes e_k)^\top` [L].
+The step's output is :math:`y_t = o_t` (a prediction head goes outside the cell). Clipping is
+at ±20 ([I] memjax's default, as in its NTM and MANN cells).
 
 **Memory verbs.** The NMN's read does not change the memory (the write happens at the read's
 attention, after the controllers), so :class:`NMNMemory` keeps the protocol's default
@@ -37,9 +40,10 @@ the attention is computed once per step.
 
 **Taps**: ``"read"`` (:math:`q_t`), ``"output"`` (:math:`o_t`), ``"write"``
 (:math:`u_t = [w_t \| \hat\varepsilon_t]`, the write controller's output that synthetic
-gradients target by default, spec §3.1) and ``"attention"`` (:math:`z_t`).
+gradients target by default — [I] memjax's choice: its effect shows only at later reads) and
+``"attention"`` (:math:`z_t`).
 
-**Initial state** [I]: every slot :math:`10^{-6}` (spec §3.4).
+**Initial state** [I]: every slot :math:`10^{-6}` (memjax's small-constant init, as its NTM).
 
 Example:
     >>> import jax, jax.numpy as jnp

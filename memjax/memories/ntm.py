@@ -1,9 +1,14 @@
 r"""The Neural Turing Machine (Graves, Wayne & Danihelka 2014, arXiv 1410.5401): memory and cell.
 
+Evidence tags, here and in the sibling memory cells: **[C]** confirmed in the source named with
+it (a paper's abstract or a released implementation's code); **[L]** from the literature cited,
+not re-read against its PDF; **[I]** inferred — memjax's choice or a reconstruction, not a
+paper's text; **[D]** checked numerically in memjax's own tests.
+
 **Memory** :math:`M_t \in \mathbb{R}^{N \times W}` with :math:`H_r` read heads and :math:`H_w`
 write heads. Every head addresses the memory from its own previous weighting
-:math:`w_{t-1}` (:mod:`memjax.memories.addressing`; equation numbers of the arXiv version, [L]
-in the Fast & Slow spec §1.2):
+:math:`w_{t-1}` (:mod:`memjax.memories.addressing`; equation numbers of the arXiv version,
+[L]):
 
 .. math::
 
@@ -36,8 +41,9 @@ always address :math:`M_{t-1}`.
 ``query`` ``(H_r, W + 3 + 2R + 1)`` = the read heads' raw addressing; the read is ``(H_r, W)``
 (:attr:`NTMMemory.read_size`). The state is :class:`NTMState`.
 
-**Initial state** [I]: every slot :math:`10^{-6}` (a small constant, Collier & Beel 2018's best
-init, spec §3.4) and every weighting one-hot on slot 0. ``eps`` sits inside every square root.
+**Initial state** [I]: every slot :math:`10^{-6}` (a small constant: in Collier & Beel, ICANN
+2018, constant init converged about twice as fast as the next best [L]) and every weighting
+one-hot on slot 0. ``eps`` sits inside every square root.
 
 **Long backward passes** [D: measured in ``tests/memories/test_memory_cells.py``'s setting]:
 from the init, with zero or huge inputs and with every gate saturated, 10,000 steps forward and
