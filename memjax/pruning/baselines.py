@@ -5,7 +5,8 @@ All return one score per output channel ``(C_out,)``, larger = more important, w
 the baselines as their papers define them).
 
 * :func:`l1_scores` — :math:`\operatorname{mean}|W_k|` over the filter (Li et al. 2017; the
-  released Beta-Rank code's ``l1_filters`` is this times :math:`H'W'`, the same ranking, spec §3).
+  released Beta-Rank code's ``l1_filters``, mohofar/Beta-Rank ``rank_generation.py``, is this
+  times :math:`H'W'`: the same ranking).
 * :func:`hrank_scores` — HRank (Lin et al., CVPR 2020, arXiv 2002.10179): the average over the
   batch of the matrix rank of each post-ReLU :math:`H \times W` feature map,
   :math:`\frac1N \sum_n \operatorname{rank} A_{n,k}`, with PyTorch's ``matrix_rank`` tolerance

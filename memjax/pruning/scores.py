@@ -1,8 +1,8 @@
 r"""Beta-Rank filter scores (Homayounfar et al. 2023, arXiv 2304.07461; code mohofar/Beta-Rank).
 
 Beta-Rank ranks the filters :math:`f_k` of a convolution by their weight magnitude times a ratio
-of activation spreads (spec ``beta_rank.md`` §2: the README's ``images/Equation5.png``, which we
-take to be the paper's eq. 5)
+of activation spreads (the formula image ``images/Equation5.png`` of the mohofar/Beta-Rank
+README, which memjax takes to be the paper's eq. 5)
 
 .. math::
 
@@ -13,12 +13,13 @@ take to be the paper's eq. 5)
 the filter re-expressed between a standardised input patch :math:`x_i^j` and its standardised
 output value :math:`x_{i+1}^j`. :func:`beta_rank_scores` computes it in two readings:
 
-``mode="paper"`` (default; spec §3.1, §4 steps 3–5): for output position :math:`p` of filter
-:math:`k`, :math:`\sigma_{out}(k, p)` is the (population) standard deviation over the batch of
-the conv output, and :math:`\sigma_{in}(p)` that of the **true receptive field** of :math:`p`:
-the :math:`k_h \times k_w \times C_{in}/G` input values the filter multiplies, over the batch and
-the patch, with the layer's stride, dilation and padding (padded zeros are values the filter
-sees, so they count; a grouped filter sees its group's channels only). Then
+``mode="paper"`` (default; memjax's reading of the README formula): for output position
+:math:`p` of filter :math:`k`, :math:`\sigma_{out}(k, p)` is the (population) standard deviation
+over the batch of the conv output, and :math:`\sigma_{in}(p)` that of the **true receptive
+field** of :math:`p`: the :math:`k_h \times k_w \times C_{in}/G` input values the filter
+multiplies, over the batch and the patch, with the layer's stride, dilation and padding (padded
+zeros are values the filter sees, so they count; a grouped filter sees its group's channels
+only). Then
 
 .. math::
 
@@ -28,10 +29,10 @@ sees, so they count; a grouped filter sees its group's channels only). Then
 
 the pooled form taking both deviations over all positions and samples at once (the README's
 single sum over :math:`j`); a position where either deviation is zero adds nothing. The score is
-:math:`R_k = \operatorname{mean}|W_k| \cdot \beta_k` (mean rather than sum: the same ranking
-within a layer, spec §3 table).
+:math:`R_k = \operatorname{mean}|W_k| \cdot \beta_k` (mean rather than sum, as in the released
+code: the same ranking within a layer).
 
-``mode="code_compat"``: the released ``rank_generation.py::std_filters`` arithmetic (spec §3),
+``mode="code_compat"``: the arithmetic of mohofar/Beta-Rank's ``rank_generation.py::std_filters``,
 quirks included, on NCHW tensors (NHWC input is transposed first):
 
 1. stride :math:`s = \lfloor W_{in} / W_{out} \rfloor`; ``stride``, ``padding`` and
@@ -51,7 +52,7 @@ Both end with per-layer min-max normalisation, :math:`R \leftarrow (R - \min R)/
 **Which one made the published tables.** The paper's Tables 2 and 3 were presumably produced by
 the released code (the abstract says all code and parameters are in the repository), so only
 ``"code_compat"`` is expected to reproduce their ranks; ``"paper"`` implements the formula as
-written and its results are unvalidated against the paper (spec §3.1).
+written and its results are unvalidated against the paper's tables.
 
 Statistics are sums over the batch, so :mod:`memjax.pruning.calibration` accumulates them over
 chunks of a large calibration batch with the same functions (:func:`beta_rank_statistics`,
