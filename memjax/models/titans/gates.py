@@ -1,6 +1,8 @@
-r"""The Titans LMM's data-dependent gates (arXiv 2501.00663 §3.1, eqs. 13–14; spec §4).
+r"""The Titans LMM's data-dependent gates (arXiv 2501.00663 §3.1, eqs. 13–14).
 
-Per token :math:`t` and head :math:`h`, from the (store-normed) input :math:`x_t`:
+Per token :math:`t` and head :math:`h`, from the (store-normed) input :math:`x_t` (the paper
+does not give the gates' form: this one is the public ports', and the default ``max_lr = 1`` is
+memjax's choice):
 
 .. math::
 

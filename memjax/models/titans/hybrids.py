@@ -6,8 +6,8 @@ prefix; :math:`o = y \otimes M(\tilde x)` with the memory recurring over all tok
 persistent tokens :math:`p` are the attention's always-visible prefix and are written into the
 memory first (``TitansLMM.init_state``). The gate :math:`\otimes` is
 :math:`\operatorname{RMSNorm}_{\gamma_1}(y) \odot \sigma(\operatorname{RMSNorm}_{\gamma_2}(m))`
-followed by a linear output projection (spec §4 default,
-:func:`memjax.models.titans.mac.memory_gate`).
+followed by a linear output projection (memjax's default: the paper says only "normalise with
+learnable vectors, then σ"; :func:`memjax.models.titans.mac.memory_gate`).
 
 **MAL** (eqs. 29–31). :math:`y = M(\tilde x)`, :math:`o = \text{SW-Attn}(y)`. The memory reads of
 the prefix positions, :math:`y_p = M([p])`, are input-independent; ``init_state`` computes them and

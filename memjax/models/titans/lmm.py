@@ -29,9 +29,10 @@ Two levels:
   projections and output head are in :mod:`memjax.models.titans.projections`, the gates in
   :mod:`memjax.models.titans.gates`.
 
-Options (spec §4): ``grad_point`` ``"chunk_start"`` (eq. 16, default) / ``"initial"`` (all
-gradients at the learned :math:`W_0`, titans-pytorch's default); ``read_point`` ``"token"``
-(:math:`y_t = M_t(q_t)`, default) / ``"chunk"`` (read the chunk-start weights);
+Options (memjax's, where the paper leaves a choice open): ``grad_point`` ``"chunk_start"``
+(eq. 16, default) / ``"initial"`` (all gradients at the learned :math:`W_0`, titans-pytorch's
+default); ``read_point`` ``"token"`` (:math:`y_t = M_t(q_t)`, default) / ``"chunk"`` (read the
+chunk-start weights);
 ``gate_granularity`` ``"token"`` / ``"chunk"`` (all three gates from the mean input of each chunk,
 shared by its tokens — the paper's LTI speed-up; the recurrence still steps every token; note
 this uses the chunk's later tokens, so it is not causal within a chunk) / ``"chunk_step"``
@@ -201,6 +202,8 @@ class TitansLMM:
             retrieve gate); ``False`` or ``"none"``: no gate. ``x`` is :math:`x^r` with
             ``pre_norm``.
         remat: ``jax.checkpoint`` each chunk.
+        backward: ``"autodiff"`` (default) or ``"manual"``: the chunk body's hand-written
+            backward (see :func:`~memjax.memories.titans.parallel_memory`); same gradients.
         dtype: dtype of the params.
     """
 
@@ -232,11 +235,14 @@ class TitansLMM:
     output_norm: bool = True
     output_gate: bool | str = True
     remat: bool = True
+    backward: str = "autodiff"
     dtype: str = "float32"
 
     def __post_init__(self):
         check_heads(self.d_model, self.num_heads, self.d_head)
         check_positive_int("chunk_size", self.chunk_size)
+        if self.backward not in ("autodiff", "manual"):
+            raise ValueError(f"backward: expected 'autodiff' or 'manual', got {self.backward!r}")
         check_choice("loss_reduction", self.loss_reduction, LOSS_REDUCTIONS)
         check_choice("gate_granularity", self.gate_granularity, GRANULARITIES)
         check_choice("grad_point", self.grad_point, GRAD_POINTS)
@@ -446,7 +452,7 @@ class TitansLMM:
         if reference:
             entry = recurrent_memory
         else:
-            entry = partial(parallel_memory, remat=self.remat)
+            entry = partial(parallel_memory, remat=self.remat, backward=self.backward)
         initial = params["memory"] if self.grad_point == "initial" else None
         memory = self.memory
 

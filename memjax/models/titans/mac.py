@@ -20,7 +20,7 @@ weights) followed by its ``output``; the store and the second read are the LMM's
 ``output``. The attention is an :class:`memjax.nn.attention.Attention` over the segment, its
 persistent tokens and ``h``.
 
-Choices (spec §4), documented here because the paper leaves them open or is not causal as written:
+Choices (memjax's), documented here because the paper leaves them open or is not causal as written:
 
 * **One memory token per segment token** (``"per_token"``, eq. 22), not ``N_l`` pooled tokens.
 * **Causal mask.** Persistent tokens are visible to every query. :math:`h_j` is derived from token
@@ -96,7 +96,7 @@ def init_gated_params(spec, key: jax.Array) -> dict:
 
 def memory_gate(params: dict, y, m) -> jax.Array:
     r""":math:`(\operatorname{RMSNorm}_{\gamma_1}(y) \odot \sigma(\operatorname{RMSNorm}_{\gamma_2}
-    (m)))\, W_O` — Titans' ⊗ (eqs. 25, 28; spec §4 default)."""
+    (m)))\, W_O` — Titans' ⊗ (eqs. 25, 28; the RMSNorms are memjax's default)."""
     # x_times_x: the rounding form this gate was trained with (memjax.nn.norms)
     y = rms_norm(y, params["norm_y"], x_times_x=True)
     gated = y * jax.nn.sigmoid(rms_norm(m, params["norm_m"], x_times_x=True))
