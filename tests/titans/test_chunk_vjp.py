@@ -13,7 +13,7 @@ from memjax.compat.titans_pytorch import titans_pytorch_lmm
 from memjax.core.testing import assert_trees_allclose, directional_fd, float64
 from memjax.memories.titans.chunk_vjp import chunk_step
 from memjax.memories.titans.mlp import MemoryMLP, gradient_factors
-from memjax.memories.titans.parallel import chunk_coefficients, parallel_chunk
+from memjax.memories.titans.parallel import chunk_coefficients, parallel_chunk, parallel_memory
 from memjax.memories.titans.update import ChunkCarry
 from memjax.models.titans import TitansLMM
 
@@ -109,7 +109,7 @@ def test_layer_gradients_equal_the_token_loop(case):
     with float64():
         if case == "titans_pytorch_preset":
             layer = titans_pytorch_lmm(8, num_heads=2, d_head=4, chunk_size=4, expansion=2)
-            layer = dataclasses.replace(layer, dtype="float64")
+            layer = dataclasses.replace(layer, dtype="float64", backward="manual")
             split = 8  # chunk_step gates stream in chunk multiples
         else:
             layer = TitansLMM(
@@ -118,6 +118,7 @@ def test_layer_gradients_equal_the_token_loop(case):
                 expansion=2,
                 num_persistent=0,
                 dtype="float64",
+                backward="manual",
                 **LAYER_CASES[case],
             )
             split = 8 if layer.gate_granularity == "chunk" else 6
@@ -153,3 +154,14 @@ def test_chunk_step_gradient_matches_finite_differences():
         )
         numeric = directional_fd(jax.jit(loss), inputs, direction, 1e-6)
     np.testing.assert_allclose(float(analytic), float(numeric), rtol=1e-6, atol=1e-8)
+
+
+def test_backward_option_is_checked():
+    """A typo in ``backward`` is an error naming it, on the layer and on parallel_memory."""
+    with pytest.raises(ValueError, match="backward"):
+        TitansLMM(d_model=8, backward="manul")
+    mlp_memory = TitansLMM(d_model=8, num_heads=2).memory
+    state = mlp_memory.init_state(mlp_memory.init_params(jax.random.key(0)))
+    x = jnp.zeros((4, 4))
+    with pytest.raises(ValueError, match="backward"):
+        parallel_memory(mlp_memory, state, x, x, x, 0.1, 0.9, 0.01, chunk_size=2, backward="x")

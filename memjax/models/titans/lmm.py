@@ -202,6 +202,8 @@ class TitansLMM:
             retrieve gate); ``False`` or ``"none"``: no gate. ``x`` is :math:`x^r` with
             ``pre_norm``.
         remat: ``jax.checkpoint`` each chunk.
+        backward: ``"autodiff"`` (default) or ``"manual"``: the chunk body's hand-written
+            backward (see :func:`~memjax.memories.titans.parallel_memory`); same gradients.
         dtype: dtype of the params.
     """
 
@@ -233,11 +235,13 @@ class TitansLMM:
     output_norm: bool = True
     output_gate: bool | str = True
     remat: bool = True
+    backward: str = "autodiff"
     dtype: str = "float32"
 
     def __post_init__(self):
         check_heads(self.d_model, self.num_heads, self.d_head)
         check_positive_int("chunk_size", self.chunk_size)
+        check_choice("backward", self.backward, ("autodiff", "manual"))
         check_choice("loss_reduction", self.loss_reduction, LOSS_REDUCTIONS)
         check_choice("gate_granularity", self.gate_granularity, GRANULARITIES)
         check_choice("grad_point", self.grad_point, GRAD_POINTS)
@@ -447,7 +451,7 @@ class TitansLMM:
         if reference:
             entry = recurrent_memory
         else:
-            entry = partial(parallel_memory, remat=self.remat)
+            entry = partial(parallel_memory, remat=self.remat, backward=self.backward)
         initial = params["memory"] if self.grad_point == "initial" else None
         memory = self.memory
 
