@@ -154,6 +154,17 @@ def load_fashion_mnist(
     return x, y
 
 
+def _per_class(x, y, n, name: str, per_class: int, rng: np.random.Generator):
+    """``n`` random images of every class (all, shuffled, for ``None``)."""
+    if n is None:
+        perm = rng.permutation(len(y))
+        return x[perm], y[perm]
+    if not isinstance(n, int | np.integer) or not 0 < n < per_class:
+        raise bad_arg(name, f"an int in [1, {per_class - 1}] or None", n)
+    s = split_per_class(x, y, int(n), rng)
+    return s.x_train, s.y_train
+
+
 def fashion_mnist_split(
     n_train_per_class: int | None = None,
     *,
@@ -183,20 +194,6 @@ def fashion_mnist_split(
     rng = as_rng(seed)
     x_tr, y_tr = load_fashion_mnist("train", root=root, dtype=dtype, flatten=flatten)
     x_te, y_te = load_fashion_mnist("test", root=root, dtype=dtype, flatten=flatten)
-    if n_train_per_class is not None:
-        if not isinstance(n_train_per_class, int | np.integer) or not 0 < n_train_per_class < 6000:
-            raise bad_arg("n_train_per_class", "an int in [1, 5999] or None", n_train_per_class)
-        s = split_per_class(x_tr, y_tr, int(n_train_per_class), rng)
-        x_tr, y_tr = s.x_train, s.y_train
-    else:
-        perm = rng.permutation(len(y_tr))
-        x_tr, y_tr = x_tr[perm], y_tr[perm]
-    if n_test_per_class is not None:
-        if not isinstance(n_test_per_class, int | np.integer) or not 0 < n_test_per_class < 1000:
-            raise bad_arg("n_test_per_class", "an int in [1, 999] or None", n_test_per_class)
-        s = split_per_class(x_te, y_te, int(n_test_per_class), rng)
-        x_te, y_te = s.x_train, s.y_train
-    else:
-        perm = rng.permutation(len(y_te))
-        x_te, y_te = x_te[perm], y_te[perm]
+    x_tr, y_tr = _per_class(x_tr, y_tr, n_train_per_class, "n_train_per_class", 6000, rng)
+    x_te, y_te = _per_class(x_te, y_te, n_test_per_class, "n_test_per_class", 1000, rng)
     return Split(x_tr, y_tr, x_te, y_te)
