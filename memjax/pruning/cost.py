@@ -141,8 +141,8 @@ def model_cost(
         batch_sizes: batches to time (``()`` skips timing).
 
     Returns:
-        ``{"flops": per image (XLA, batch 1), "params": int, "latency_ms": {batch: median ms},
-        "latency_p10_ms", "latency_p90_ms"}``.
+        A dict: ``"flops"`` per image (XLA, batch 1), ``"params"`` (int), ``"latency_ms"``
+        (``{batch: median ms}``), ``"latency_p10_ms"`` and ``"latency_p90_ms"`` (same keys).
     """
     shape = tuple(image_shape)
     if not shape or not all(isinstance(s, int) and s > 0 for s in shape):

@@ -202,7 +202,7 @@ def test_bit_packing_round_trip_and_raw_sums_against_numpy():
 def test_density_rule_keeps_dense_and_sparse_sets_storing_alike():
     from experiments.sparsey.pipeline import (
         SparseyConfig,
-        build_model,
+        build_hierarchy,
         calibrate,
         learn,
         learning_stats,
@@ -214,7 +214,7 @@ def test_density_rule_keeps_dense_and_sparse_sets_storing_alike():
     dense = (rng.random((120, 196)) < 0.32).astype(np.uint8)
 
     def stored(cfg, xs):
-        model = build_model(cfg, (14, 14))
+        model = build_hierarchy(cfg, (14, 14))
         carry, out = learn(model, xs, key=jax.random.key(0))
         return learning_stats(model, carry, out)["level1_stored_fraction"]
 
