@@ -132,6 +132,16 @@ def check_clip(clip) -> None:
         raise ValueError(f"clip: expected a positive number, got {clip!r}")
 
 
+def check_controller_fields(cell) -> None:
+    """Check the fields every controller-plus-memory cell spec shares, naming the bad one:
+    ``d_input`` and ``d_hidden`` positive ints, ``controller`` in :data:`CONTROLLERS`, ``clip``
+    positive."""
+    check_positive_int("d_input", cell.d_input)
+    check_positive_int("d_hidden", cell.d_hidden)
+    check_choice("controller", cell.controller, CONTROLLERS)
+    check_clip(cell.clip)
+
+
 class HeadCellCarry(NamedTuple):
     """The controller's carry, the memory's state and the previous reads ``(H_r, W)``."""
 

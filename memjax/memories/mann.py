@@ -86,7 +86,7 @@ from memjax.core.protocol import Memory
 from memjax.core.spec import spec
 from memjax.core.token_step import ORDERS, Order
 from memjax.memories import addressing
-from memjax.memories.head_cell import CONTROLLERS, HeadCell, check_clip
+from memjax.memories.head_cell import HeadCell, check_controller_fields
 from memjax.nn.activations import ACTIVATIONS, activation
 
 __all__ = ["MANNCell", "MANNMemory", "MANNState"]
@@ -307,11 +307,8 @@ class MANNCell(HeadCell):
     dtype: str = "float32"
 
     def __post_init__(self):
-        check_positive_int("d_input", self.d_input)
-        check_positive_int("d_hidden", self.d_hidden)
-        check_choice("controller", self.controller, CONTROLLERS)
+        check_controller_fields(self)
         check_choice("order", self.order, ORDERS)
-        check_clip(self.clip)
         _ = self.memory  # validates the memory's arguments
 
     @property

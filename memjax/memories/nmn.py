@@ -67,12 +67,12 @@ import jax
 import jax.numpy as jnp
 
 from memjax.core import taps
-from memjax.core.checks import check_array, check_choice, check_positive_int
+from memjax.core.checks import check_array, check_choice
 from memjax.core.controls import check_controls
 from memjax.core.protocol import Memory
 from memjax.core.spec import spec
 from memjax.memories import addressing
-from memjax.memories.head_cell import CONTROLLERS, check_clip, make_controller
+from memjax.memories.head_cell import check_controller_fields, make_controller
 from memjax.nn.dense import Dense
 
 __all__ = ["NMNCarry", "NMNCell", "NMNMemory", "NMNState"]
@@ -215,11 +215,8 @@ class NMNCell:
     dtype: str = "float32"
 
     def __post_init__(self):
-        check_positive_int("d_input", self.d_input)
-        check_positive_int("d_hidden", self.d_hidden)
-        check_choice("controller", self.controller, CONTROLLERS)
+        check_controller_fields(self)
         check_choice("write_input", self.write_input, WRITE_INPUTS)
-        check_clip(self.clip)
         _ = self.memory  # validates the memory's arguments
 
     @property
