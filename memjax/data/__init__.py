@@ -62,6 +62,7 @@ from memjax.data.omniglot import (
     load_omniglot,
     load_omniglot_runs,
 )
+from memjax.data.sinusoid import SINUSOID_RANGES, SinusoidBatch, sinusoid_episodes
 from memjax.data.skeleton import skeletonize
 from memjax.data.sklearn_sets import load_breast_cancer_split, load_digits_split
 from memjax.data.synthetic import (
@@ -89,6 +90,7 @@ __all__ = [
     "LESION_CLASSES",
     "NIAH_VOCAB",
     "OMNIGLOT_SUBSETS",
+    "SINUSOID_RANGES",
     "CharDataset",
     "CharVocab",
     "CopyBatch",
@@ -100,6 +102,7 @@ __all__ = [
     "OmniglotData",
     "OmniglotRuns",
     "SantoroBatch",
+    "SinusoidBatch",
     "Split",
     "TfdsSource",
     "binarize",
@@ -129,6 +132,7 @@ __all__ = [
     "sample_episode",
     "sample_episodes",
     "santoro_sequences",
+    "sinusoid_episodes",
     "skeletonize",
     "split_per_class",
     "tfds_source",
