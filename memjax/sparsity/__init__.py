@@ -30,7 +30,8 @@ Pure operators on a vector with segment ids (the jit path):
 * :func:`group_norms` — ``‖θ_{G_j}‖`` with a NaN-free gradient.
 
 Host references in NumPy, worst-case linear time (hinge elimination with median-of-medians
-pivots): :func:`prox_wgsef_linear_time`, :func:`wgsef_value_linear_time`, and the
+pivots): :func:`prox_wgsef_linear_time` (with :class:`ProxWorkspace` for buffers reused between
+calls), :func:`wgsef_value_linear_time`, and the
 median-of-medians :func:`select` behind them.
 
 Pytrees (plain dicts, Flax NNX state, Equinox modules):
@@ -92,6 +93,7 @@ from memjax.sparsity._klevel import (
     top_k_transition as top_k_transition,
 )
 from memjax.sparsity._linear_time import (
+    ProxWorkspace as ProxWorkspace,
     prox_wgsef_linear_time as prox_wgsef_linear_time,
     select as select,
     wgsef_value_linear_time as wgsef_value_linear_time,
@@ -124,6 +126,7 @@ __all__ = [
     "GROUPINGS",
     "LeafGroup",
     "ProxSGDState",
+    "ProxWorkspace",
     "ProximalState",
     "TreeGroups",
     "apply_group_mask",

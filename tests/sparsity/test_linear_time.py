@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from memjax.core.testing import float64
-from memjax.sparsity import prox_wgsef, prox_wgsef_linear_time, select, wgsef_value_linear_time
+from memjax.sparsity import (
+    ProxWorkspace,
+    prox_wgsef,
+    prox_wgsef_linear_time,
+    select,
+    wgsef_value_linear_time,
+)
 from memjax.sparsity._linear_time import _SMALL, _median5, _pivot
 
 
@@ -138,3 +144,47 @@ def test_reference_keeps_dtype_and_shape():
     x = np.random.default_rng(5).standard_normal((3, 4)).astype(np.float32)
     w = prox_wgsef_linear_time(x, np.arange(12).reshape(3, 4) // 2, 6, 2, 0.4)
     assert w.dtype == np.float32 and w.shape == (3, 4)
+
+
+def test_out_and_reused_workspace_give_the_same_bits():
+    """One :class:`ProxWorkspace` reused over problems of different sizes and layouts (regular,
+    sorted with empty groups, shuffled, zero groups, the sampled first step, weights, λ = 0,
+    at most k non-zero groups) and a preallocated ``out=``: bit-identical to fresh calls, and
+    ``out`` is what is returned."""
+    rng = np.random.default_rng(8)
+    ws = ProxWorkspace()
+    cases = []
+    m = 40_000  # regular layout, through the sampled first step, then smaller problems
+    cases.append((rng.standard_normal(4 * m).astype(np.float32), np.arange(4 * m) // 4, m, 3, {}))
+    x = rng.standard_normal(40)
+    ids = np.sort(rng.choice([0, 1, 2, 4, 5, 7], size=40))
+    cases.append((x, ids, 9, 2, {}))
+    perm = rng.permutation(40)
+    cases.append((x[perm], ids[perm], 9, 4, {"weights": np.arange(1.0, 10.0)}))
+    z = rng.standard_normal(600)
+    z[:300] = 0.0
+    cases.append((z, np.arange(600) // 3, 200, 20, {}))
+    cases.append((z, np.arange(600) // 3, 200, 150, {}))  # at most k non-zero groups
+    cases.append((z, np.arange(600) // 3, 200, 20, {"lam": 0.0}))
+    for x, ids, m, k, kw in cases:
+        lam = kw.pop("lam", 0.5)
+        fresh = prox_wgsef_linear_time(x, ids, m, k, lam, **kw)
+        out = np.full_like(x, np.nan)
+        got = prox_wgsef_linear_time(x, ids, m, k, lam, out=out, workspace=ws, **kw)
+        assert got is out
+        np.testing.assert_array_equal(out, fresh)
+    assert ws.nbytes > 0
+
+
+def test_out_and_workspace_errors_name_the_argument():
+    x = np.ones(6)
+    ids = np.arange(6) // 2
+    for bad in (np.ones(5), np.ones(6, np.float32), np.ones(12)[::2]):
+        with pytest.raises(ValueError, match="out"):
+            prox_wgsef_linear_time(x, ids, 3, 1, 0.5, out=bad)
+    with pytest.raises(ValueError, match="out"):
+        prox_wgsef_linear_time(x, ids, 3, 1, 0.5, out=x)
+    with pytest.raises(TypeError, match="out"):
+        prox_wgsef_linear_time(x, ids, 3, 1, 0.5, out=[0.0] * 6)
+    with pytest.raises(TypeError, match="workspace"):
+        prox_wgsef_linear_time(x, ids, 3, 1, 0.5, workspace={})
