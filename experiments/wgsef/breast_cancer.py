@@ -2,6 +2,7 @@
 
     python -m experiments.wgsef.breast_cancer                 # cpu preset: k = 3, 5, 10, 5 seeds
     python -m experiments.wgsef.breast_cancer --seeds 10 --ks 2,3,5,10
+    python -m experiments.wgsef.breast_cancer --preset tiny --ks 3   # smoke run (seconds)
 
 Data: scikit-learn's breast cancer set (569 × 30, ``memjax.data.load_breast_cancer_split``,
 stratified 70/30 split per seed, standardised by the training statistics). Model: an MLP
@@ -36,6 +37,7 @@ PRESETS = {
     "cpu": {"seeds": 5, "sparse_steps": 600, "finetune_steps": 300},
     "gpu": {"seeds": 20, "sparse_steps": 2000, "finetune_steps": 1000},
     "tpu": {"seeds": 20, "sparse_steps": 2000, "finetune_steps": 1000},
+    "tiny": {"seeds": 1, "sparse_steps": 4, "finetune_steps": 2},  # a smoke run, not a result
 }
 LAYERS = {"fc1": Dense(30, 16), "fc2": Dense(16, 2)}
 LR = 0.05

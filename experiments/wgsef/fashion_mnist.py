@@ -1,8 +1,24 @@
 """Filter sparsity at exactly k filters per layer on Fashion-MNIST (LeNet-5), shrunk and timed.
 
     python -m experiments.wgsef.fashion_mnist                     # cpu preset (minutes)
-    python -m experiments.wgsef.fashion_mnist --preset gpu        # full training set, longer
+    python -m experiments.wgsef.fashion_mnist --preset gpu        # the paper's networks
     python -m experiments.wgsef.fashion_mnist --resume            # continue an interrupted run
+    python -m experiments.wgsef.fashion_mnist --preset tiny       # smoke run (seconds)
+
+**The gpu preset** trains the paper's networks (arXiv 2212.12921: VGG-16, ResNet-18,
+MobileNetV1, which it trains on CIFAR-10) on the full Fashion-MNIST training set, zero-padded
+to 32×32 (CIFAR-10 is not available offline here; Fashion-MNIST is one of the paper's
+datasets): ``vgg16`` — :data:`memjax.models.cnn.VGG16` with BatchNorm, its 13 convs' filters;
+``resnet18`` — **a stand-in**: memjax's CIFAR ResNet (:class:`memjax.models.cnn.ResNet`,
+option-A shortcuts, three stages) with ResNet-18's two basic blocks per stage at its first
+three widths 64-128-256 (ResNet-18's fourth stage, 512 wide, and its 1×1 projection
+shortcuts are not in memjax), the filters of each block's first conv (the residual stream is
+one coupled group under option A, so its channels are not selected); ``mobilenet_v1`` —
+:class:`memjax.models.cnn.MobileNetV1` (stride-1 stem), the filters of the stem and of the
+13 pointwise convs, each depthwise conv and BatchNorm coupled to the filters it follows.
+``k`` for these is a fraction of each layer's filters (``ks=("0.5", "0.25")``).
+``width_multiplier`` scales every network's widths (the tests run all three at 16×16 with a
+small multiplier: one WGSEF step, exactly k, removal, masked == shrunk logits).
 
 Data: Fashion-MNIST from Debian's ``dataset-fashion-mnist`` (``memjax.data.fashion_mnist_split``,
 ``n_train_per_class`` images per class from the official training set, ``n_test_per_class`` from
@@ -48,7 +64,7 @@ from experiments.wgsef.common import (
 )
 from memjax import pruning
 from memjax.data import fashion_mnist_split
-from memjax.models.cnn import VGG, LeNet5
+from memjax.models.cnn import VGG, VGG16, LeNet5, MobileNetV1, ResNet
 from memjax.sparsity import (
     keep_zero_groups,
     layer_masks,
@@ -79,6 +95,9 @@ class Config(TrainConfig):
     latency_batch: int = 1024
     latency_repeats: int = 100
     model: str = "lenet5"
+    models: tuple[str, ...] = ()
+    image_size: int = 0
+    width_multiplier: float = 1.0
     log_every: int = 25
     checkpoint_every: int = 200
 
@@ -93,19 +112,47 @@ PRESETS = {
         "finetune_steps": 2000,
         "checkpoint_every": 1000,
         "log_every": 100,
+        "models": ("vgg16", "resnet18", "mobilenet_v1"),
+        "ks": ("0.5", "0.25", "0.125"),
+        "latency_batch": 256,
+    },
+    "tiny": {  # a smoke run: seconds, not a result
+        "n_train_per_class": 6,
+        "n_test_per_class": 3,
+        "batch_size": 8,
+        "sparse_steps": 2,
+        "finetune_steps": 2,
+        "methods": ("wgsef", "magnitude"),
+        "ks": ("2:3",),
+        "latency_batch": 4,
+        "latency_repeats": 1,
+        "log_every": 1,
+        "checkpoint_every": 2,
     },
 }
 PRESETS["tpu"] = dict(PRESETS["gpu"])
-MODELS = ("lenet5", "vgg_small")
+MODELS = ("lenet5", "vgg_small", "vgg16", "resnet18", "mobilenet_v1")
+PAPER_MODELS = ("vgg16", "resnet18", "mobilenet_v1")
+
+DEFAULT_KS = {
+    "lenet5": ("4:8", "3:5", "2:3"),
+    "vgg_small": ("8:16:32", "4:8:16", "2:4:8"),
+    **dict.fromkeys(PAPER_MODELS, ("0.5", "0.25", "0.125")),
+}
 
 
-DEFAULT_KS = {"lenet5": ("4:8", "3:5", "2:3"), "vgg_small": ("8:16:32", "4:8:16", "2:4:8")}
+def _scaled(c: int, alpha: float) -> int:
+    return max(1, round(alpha * c))
 
 
-def build(model: str):
-    """``(net, conv layer names, BatchNorm couplings, description)`` of ``model``."""
+def build(model: str, width_multiplier: float = 1.0):
+    """``(net, filter layer names, couplings, description, image size)`` of ``model``: the
+    layers whose filters are grouped and the ``couple`` of :func:`memjax.sparsity.tree_groups`
+    (BatchNorm, and for MobileNetV1 the depthwise convs, joined to the filters they follow).
+    ``width_multiplier`` scales the widths of ``vgg16``, ``resnet18`` and ``mobilenet_v1``."""
+    a = width_multiplier
     if model == "lenet5":
-        return LeNet5(image_size=28), ("conv1", "conv2"), {}, "LeNet-5 (28×28, conv 6:16)"
+        return LeNet5(image_size=28), ("conv1", "conv2"), {}, "LeNet-5 (28×28, conv 6:16)", 28
     if model == "vgg_small":
         net = VGG(cfg=(16, "M", 32, "M", 64), hidden=64, num_classes=10, in_channels=1)
         convs = tuple(f"conv{i}" for i in range(3))
@@ -114,20 +161,65 @@ def build(model: str):
             convs,
             {f"bn{i}": f"conv{i}" for i in range(3)},
             ("VGG-style BN CNN (28×28, conv 16-M-32-M-64, global pool, dense 64)"),
+            28,
         )
+    if model == "vgg16":
+        cfg = tuple(c if c == "M" else _scaled(c, a) for c in VGG16)
+        net = VGG(cfg=cfg, hidden=_scaled(512, a), num_classes=10, in_channels=1)
+        convs = tuple(f"conv{i}" for i in range(len(net.widths)))
+        text = f"VGG-16-BN (32×32, width × {a:g}; its 13 convs' filters)"
+        return net, convs, {f"bn{i}": c for i, c in enumerate(convs)}, text, 32
+    if model == "resnet18":
+        widths = tuple(_scaled(c, a) for c in (64, 128, 256))
+        net = ResNet(blocks_per_stage=2, widths=widths, num_classes=10, in_channels=1)
+        convs = tuple(f"blocks/{b}/conv1" for b in range(net.num_blocks))
+        couple = {f"blocks/{b}/bn1": c for b, c in enumerate(convs)}
+        text = (
+            f"stand-in for ResNet-18: CIFAR ResNet, option A, 3 stages × 2 blocks, widths "
+            f"{'-'.join(map(str, widths))} (32×32; the blocks' first convs' filters)"
+        )
+        return net, convs, couple, text, 32
+    if model == "mobilenet_v1":
+        net = MobileNetV1(width_multiplier=a, num_classes=10, in_channels=1)
+        convs = ("stem", *(f"blocks/{b}/pw" for b in range(net.num_blocks)))
+        couple = {"stem_bn": "stem"}
+        layers = {n: spec for n, _, spec in net.conv_layers()}
+        for b in range(net.num_blocks):
+            before = convs[b]  # the filters this block's depthwise conv reads
+            couple[f"blocks/{b}/dw"] = (before, layers[f"blocks/{b}/dw"])
+            couple[f"blocks/{b}/dw_bn"] = before
+            couple[f"blocks/{b}/pw_bn"] = convs[b + 1]
+        text = f"MobileNetV1 (32×32, stride-1 stem, α = {a:g}; stem + 13 pointwise convs)"
+        return net, convs, couple, text, 32
     raise ValueError(f"model: expected one of {MODELS}, got {model!r}")
 
 
-def parse_k(text: str, convs) -> dict[str, int]:
+def parse_k(text: str, convs, widths=None) -> dict[str, int]:
+    """``"a:b:…"`` (one count per filter layer) or a fraction ``"0.25"`` of each layer's
+    ``widths`` (at least 1 filter) as ``{layer: k}``."""
+    if ":" not in text and "." in text:
+        frac = float(text)
+        if not 0 < frac <= 1 or widths is None:
+            raise ValueError(f"ks: a fraction {text!r} must be in (0, 1] (with layer widths)")
+        return {c: max(1, round(frac * w)) for c, w in zip(convs, widths)}
     values = [int(v) for v in text.split(":")]
     if len(values) != len(convs):
         raise ValueError(f"ks: {text!r} needs one count per conv layer {convs}")
     return dict(zip(convs, values))
 
 
-def flops_per_image(net, params, state) -> float:
+def pad_images(x, size: int):
+    """Zero-pad ``(N, H, W)`` images symmetrically to ``size`` × ``size``."""
+    lo_h, lo_w = (size - x.shape[1]) // 2, (size - x.shape[2]) // 2
+    if lo_h < 0 or lo_w < 0:
+        raise ValueError(f"image_size: {size} is smaller than the images {x.shape[1:]}")
+    pad = ((0, 0), (lo_h, size - x.shape[1] - lo_h), (lo_w, size - x.shape[2] - lo_w))
+    return np.pad(x, pad)
+
+
+def flops_per_image(net, params, state, image_size: int = 28) -> float:
     """FLOPs of one image's forward pass by XLA's cost analysis of the compiled function."""
-    x = jnp.zeros((1, 28, 28, 1), jnp.float32)
+    x = jnp.zeros((1, image_size, image_size, 1), jnp.float32)
     f = jax.jit(lambda p, s, x: net.apply(p, s, x, train=False)[0])
     cost = f.lower(params, state, x).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list | tuple) else cost
@@ -141,12 +233,18 @@ def main(argv=None) -> str:
         argv,
         experiment="wgsef/fashion_mnist",
         description=__doc__,
-        choices={"model": MODELS},
+        choices={"model": MODELS, "models": MODELS},
     )
+    return "\n".join(run_model(run, model) for model in (run.config.models or (run.config.model,)))
+
+
+def run_model(run, model: str) -> str:
+    """Every method at every k on ``model``; returns the results text."""
     cfg = run.config
-    net, convs, couple, model_text = build(cfg.model)
-    ks = cfg.ks or DEFAULT_KS[cfg.model]
-    out_dir = run.out_dir / cfg.model
+    net, convs, couple, model_text, native = build(model, cfg.width_multiplier)
+    size = cfg.image_size or native
+    ks = cfg.ks or DEFAULT_KS[model]
+    out_dir = run.out_dir / model
     t0 = time.perf_counter()
     data = fashion_mnist_split(
         cfg.n_train_per_class,
@@ -154,9 +252,10 @@ def main(argv=None) -> str:
         seed=cfg.seed,
         dtype=np.float32,
     )
-    mean, std = float(data.x_train.mean()), float(data.x_train.std())
-    x_train = ((data.x_train - mean) / std)[..., None]
-    x_test = jnp.asarray(((data.x_test - mean) / std)[..., None])
+    x_train, x_test = pad_images(data.x_train, size), pad_images(data.x_test, size)
+    mean, std = float(x_train.mean()), float(x_train.std())
+    x_train = ((x_train - mean) / std)[..., None]
+    x_test = jnp.asarray(((x_test - mean) / std)[..., None])
     y_train, y_test = data.y_train, np.asarray(data.y_test)
     groups = tree_groups(
         jax.eval_shape(net.init_params, jax.random.key(0)),
@@ -211,7 +310,8 @@ def main(argv=None) -> str:
     x_lat = x_test[: cfg.latency_batch]
     forward = lambda spec: lambda p, s, x: spec.apply(p, s, x, train=False)[0]
     dense_fn = (forward(net), (dense.params, dense.model_state, x_lat))
-    widths = ":".join(str(groups.slices[i][1] - groups.slices[i][0]) for i in range(len(convs)))
+    layer_widths = [hi - lo for lo, hi in groups.slices]
+    widths = ":".join(map(str, layer_widths))
     shrunk = {}
     rows = [
         {
@@ -220,14 +320,14 @@ def main(argv=None) -> str:
             "test acc %": 100 * accuracy(net, dense.params, dense.model_state),
             "non-zero before exact-k": widths,
             "params": pruning.count_params(dense.params),
-            "MFLOPs": flops_per_image(net, dense.params, dense.model_state) / 1e6,
+            "MFLOPs": flops_per_image(net, dense.params, dense.model_state, size) / 1e6,
             "max |masked - shrunk|": 0.0,
         }
     ]
     series = {}
     for method in cfg.methods:
         for ktext in ks:
-            k = parse_k(ktext, convs)
+            k = parse_k(ktext, convs, layer_widths)
             name = f"{method}_k{ktext.replace(':', '-')}"
             finetune = Phase(
                 "finetune",
@@ -301,7 +401,8 @@ def main(argv=None) -> str:
                 )
             )
             acc = 100 * accuracy(small, small_params, small_state)
-            shrunk.setdefault(ktext, (forward(small), (small_params, small_state, x_lat)))
+            kept = ":".join(str(counts[c]) for c in convs)  # exactly k: one key per k
+            shrunk.setdefault(kept, (forward(small), (small_params, small_state, x_lat)))
             rows.append(
                 {
                     "method": method,
@@ -309,7 +410,7 @@ def main(argv=None) -> str:
                     "test acc %": acc,
                     "non-zero before exact-k": before,
                     "params": pruning.count_params(small_params),
-                    "MFLOPs": flops_per_image(small, small_params, small_state) / 1e6,
+                    "MFLOPs": flops_per_image(small, small_params, small_state, size) / 1e6,
                     "max |masked - shrunk|": diff,
                 }
             )
@@ -352,7 +453,7 @@ def main(argv=None) -> str:
     acc_table = write_results_table(
         out_dir / "accuracy.md",
         rows,
-        title=f"Fashion-MNIST {cfg.model}: exactly k filters per conv layer, physically removed",
+        title=f"Fashion-MNIST {model}: exactly k filters per conv layer, physically removed",
     )
     lat_table = write_results_table(
         out_dir / "latency.md", lat_rows, title="Shrunk networks: size and measured CPU latency"
@@ -366,7 +467,7 @@ def main(argv=None) -> str:
         series={m: (np.array(v[0]), np.array(v[1])) for m, v in series.items()},
         xlabel=f"surviving filters ({' + '.join(convs)})",
         ylabel="test accuracy %",
-        plot_title=f"Fashion-MNIST {cfg.model}: accuracy at exactly k filters",
+        plot_title=f"Fashion-MNIST {model}: accuracy at exactly k filters",
     )
     (out_dir / "summary.json").write_text(json.dumps(rows, indent=1))
     report(out_dir, text, seconds)

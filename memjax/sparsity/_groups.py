@@ -226,7 +226,11 @@ def tree_groups(params, layers, grouping="filter", *, couple=None) -> TreeGroups
         grouping: one of :data:`GROUPINGS` for every layer, or ``{layer name: grouping}``.
         couple: ``{layer name: target layer name}``: the coupled layer's per-feature
             parameters (``out`` axis) join the target's ``filter`` (or ``layer``) groups; the
-            coupled layer must not be in ``layers``.
+            coupled layer must not be in ``layers``. A value ``(target, channel axes)`` (the
+            axes as in ``layers``, e.g. a depthwise :class:`memjax.nn.Conv2D`, whose kernel
+            maps channel ``c`` to channel ``c``) couples every parameter of the layer with an
+            ``out`` axis along that axis instead: a depthwise conv after the target joins the
+            target's filters.
 
     Raises ``ValueError`` naming ``layers``, ``grouping``, ``couple`` or ``params`` when a name
     is unknown, a layer's parameters are missing from ``params``, or sizes disagree.
@@ -246,8 +250,17 @@ def tree_groups(params, layers, grouping="filter", *, couple=None) -> TreeGroups
         per = dict.fromkeys(names, grouping)
     for g in per.values():
         check_choice("grouping", g, GROUPINGS)
-    coupled: dict[str, list[str]] = {}
+    coupled: dict[str, list[tuple[str, Mapping | None]]] = {}
     for src, dst in (couple or {}).items():
+        src_axes = None
+        if (
+            isinstance(dst, tuple)
+            and len(dst) == 2
+            and (hasattr(dst[1], "channel_axes") or isinstance(dst[1], Mapping))
+        ):
+            dst, src_axes = dst[0], _axes_of(dst[1])
+            if not any(a.out_axes for a in src_axes.values()):
+                raise ValueError(f"couple: the channel axes of {src!r} have no out axis")
         src, dst = _layer_name(src), _layer_name(dst)
         if dst not in axes_by_layer:
             raise ValueError(f"couple: target layer {dst!r} is not in layers")
@@ -258,7 +271,7 @@ def tree_groups(params, layers, grouping="filter", *, couple=None) -> TreeGroups
                 f"couple: {src!r} joins the output channels of {dst!r}, whose grouping "
                 f"{per[dst]!r} is not 'filter' or 'layer'"
             )
-        coupled.setdefault(dst, []).append(src)
+        coupled.setdefault(dst, []).append((src, src_axes))
 
     def leaf(path):
         if path not in found:
@@ -272,10 +285,12 @@ def tree_groups(params, layers, grouping="filter", *, couple=None) -> TreeGroups
     for li, name in enumerate(names):
         g = per[name]
         members = [(name, p, a, False) for p, a in axes_by_layer[name].items()]
-        for src in coupled.get(name, ()):
+        for src, src_axes in coupled.get(name, ()):
+            if src_axes is None:  # per-feature vectors (BatchNorm scale and shift)
+                src_axes = {p: ChannelAxes(out=0) for p in layers_or_axes(src, params)}
             members += [
-                (src, p, ChannelAxes(out=0), True)
-                for p, a in _axes_of(layers_or_axes(src, params)).items()
+                (src, p, ChannelAxes(out=a.out_axes[0]), True)
+                for p, a in src_axes.items()
                 if a.out_axes
             ]
         count = None

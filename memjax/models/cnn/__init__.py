@@ -3,7 +3,8 @@
 * :class:`LeNet5` — LeNet-5 (two convs, three dense layers, a flatten between);
 * :class:`VGG` — VGG-BN, CIFAR style (:data:`VGG16` is the paper's VGG-16-BN);
 * :class:`ResNet` — CIFAR ResNets with option-A shortcuts (:func:`resnet20`,
-  :func:`resnet56`, :func:`resnet110`).
+  :func:`resnet56`, :func:`resnet110`);
+* :class:`MobileNetV1` — MobileNetV1 (depthwise-separable blocks, width multiplier).
 
 Every model is a frozen spec with ``init_params(key)``, ``init_state()`` (BatchNorm running
 statistics; ``{}`` for LeNet-5), ``apply(params, state, x, *, train) -> (logits, new_state)``,
@@ -23,6 +24,7 @@ Example:
 
 from memjax.models.cnn.layers import select_channels as select_channels
 from memjax.models.cnn.lenet import LeNet5 as LeNet5
+from memjax.models.cnn.mobilenet import MOBILENET_V1 as MOBILENET_V1, MobileNetV1 as MobileNetV1
 from memjax.models.cnn.resnet import (
     ResNet as ResNet,
     resnet20 as resnet20,
@@ -32,9 +34,11 @@ from memjax.models.cnn.resnet import (
 from memjax.models.cnn.vgg import VGG as VGG, VGG16 as VGG16
 
 __all__ = [
+    "MOBILENET_V1",
     "VGG",
     "VGG16",
     "LeNet5",
+    "MobileNetV1",
     "ResNet",
     "resnet20",
     "resnet56",
