@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,11 +24,13 @@ import optax
 
 from memjax.controllers import SyntheticGradients
 from memjax.core.spec import spec
+from memjax.core.unroll import unroll
 from memjax.memories.mann import MANNCell
 from memjax.memories.nmn import NMNCell
 from memjax.memories.ntm import NTMCell
 from memjax.nn.dense import Dense
 from memjax.nn.lstm import LSTMCell
+from memjax.train import draw_lines, legend_outside, write_results_table
 
 CELLS = ("lstm", "mann", "nmn", "ntm")
 
@@ -94,8 +97,12 @@ def train_sg(
     method: str,
     log_every: int = 50,
     eval_fn: Callable | None = None,
+    phi=None,
 ):
     """Train θ (and φ for ``method="sg"``); return ``(theta, phi, history, seconds)``.
+
+    ``phi`` starts the SG from given params (a transferred feedback path) instead of
+    ``sg.init_params``.
 
     ``get_batch(step)`` gives ``{"xs", "aux"[, "context"]}`` (numpy). ``history`` holds a row
     per ``log_every`` steps with the loss, the cosine metrics and ``eval_fn(theta)``'s dict.
@@ -103,10 +110,10 @@ def train_sg(
     if method not in ("bptt", "sg"):
         raise ValueError(f"method: expected 'bptt' or 'sg', got {method!r}")
     if method == "bptt":
-        sg = dataclass_replace(sg, mix_lambda=1.0, warmup_steps=0)
+        sg = dataclass_replace(sg, mix_lambda=1.0, warmup_steps=0, diagnose=False)
     k_theta, k_phi = jax.random.split(jax.random.key(seed))
     theta = sg.cell.init_params(k_theta)
-    phi = sg.init_params(k_phi, theta)
+    phi = sg.init_params(k_phi, theta) if phi is None else phi
     opt, opt_sg, step = _stepper(sg, loss_fn, method, lr, lr_sg)
     state = (theta, phi, opt.init(theta), opt_sg.init(phi))
     history, start = [], time.perf_counter()
@@ -152,31 +159,78 @@ def median(values) -> float:
     return float(np.median(np.asarray(values, float)))
 
 
-def plot_series(path, series: dict, *, xlabel: str, ylabel: str, title: str, logy=False) -> None:
-    """Lines with distinct colours and markers, legend outside the data."""
+@functools.lru_cache(maxsize=32)
+def predictor(cell) -> Callable:
+    """``fn(theta, xs (B, T, d_in)) -> ys (B, T, d_out)``: the untruncated forward pass, jitted
+    once per cell (the evaluation of every experiment here)."""
+
+    @jax.jit
+    def fn(theta, xs):
+        return jax.vmap(lambda x: unroll(cell, theta, cell.init_carry(theta), x)[0])(xs)
+
+    return fn
+
+
+def make_sg(cell, *, method: str, window: int | None, length: int, **options):
+    """The :class:`SyntheticGradients` of one run.
+
+    Memory cells (a ``"write"`` tap) get a write SG (``options``: ``d_context``, ``mix_lambda``,
+    ``mode``...); a plain LSTM gets the carry SG at windows of ``window`` steps (``λ = 0``);
+    ``method="bptt"`` with ``window=None`` is full BPTT (one window spanning the sequence).
+    """
+    if "write" in cell.tap_names and window is None:
+        return SyntheticGradients(cell, ("write",), **options)
+    options.pop("mix_lambda", None)
+    options.pop("mode", None)
+    truncate = length if window is None else window
+    return SyntheticGradients(cell, ("carry",), truncate=truncate, mix_lambda=0.0, **options)
+
+
+def updates_to(history: list[dict], key: str, threshold: float, *, above: bool) -> int | None:
+    """The first logged step where ``history[key]`` reaches ``threshold`` (``None``: never)."""
+    for row in history:
+        if (row[key] >= threshold) if above else (row[key] <= threshold):
+            return row["step"]
+    return None
+
+
+def plot_series(
+    path,
+    series: dict,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    logy: bool = False,
+    chance: float | None = None,
+    chance_label: str = "chance",
+) -> None:
+    """Lines in distinct styles (:func:`memjax.train.draw_lines`), the legend outside the data,
+    and ``chance`` as a dotted grey line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    markers = "osD^vP*X<>"
-    for n, (name, (x, y)) in enumerate(series.items()):
-        ax.plot(
-            x,
-            y,
-            marker=markers[n % len(markers)],
-            markersize=4,
-            label=name,
-            color=plt.cm.tab10(n % 10),
-        )
+    draw_lines(ax, series, legend=False)
+    if chance is not None:
+        ax.axhline(chance, color="0.3", linestyle=":", linewidth=1.6, label=chance_label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     if logy:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    legend_outside(ax)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+def write_outputs(run, name: str, rows, *, title: str, notes: dict, plot: dict) -> None:
+    """``results.md`` (table + notes), ``<name>.png`` (:func:`plot_series` with ``plot``) and
+    ``summary.json`` in the run folder; prints the table."""
+    write_results_table(run.out_dir / "results.md", rows, title=title, notes=notes)
+    plot_series(run.out_dir / f"{name}.png", **plot)
+    (run.out_dir / "summary.json").write_text(json.dumps(rows, indent=1, default=str))
+    print((run.out_dir / "results.md").read_text(), flush=True)
