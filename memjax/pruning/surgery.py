@@ -20,6 +20,12 @@ outputs equal the materialised network's up to floating-point summation order â€
 no pruned channel enters a reduction over channels (LayerNorm, softmax over channels), where
 removing a channel and zeroing it differ.
 
+**Folded BatchNorm for inference.** ``materialize(..., fold_bn=True)`` also folds every
+evaluation-mode BatchNorm into the layer before it through ``spec.folded(params, state) ->
+(spec, params, state)`` (the memjax CNNs implement it: :math:`W' = W g`, :math:`b' = (b -
+\hat\mu) g + \beta`, :math:`g = \gamma/\sqrt{\hat\sigma^2 + \epsilon}`, Ioffe & Szegedy 2015,
+Alg. 2): the network a user deploys, for latency, equal to the unfolded one up to rounding.
+
 Example:
     >>> import jax, jax.numpy as jnp, numpy as np
     >>> from memjax.pruning import apply_masks, shrink, trace_groups
@@ -106,12 +112,18 @@ def _shapes(tree):
     return jax.tree_util.tree_map(lambda a: (tuple(a.shape), str(a.dtype)), tree)
 
 
-def materialize(spec, params, groups: Sequence[Group], masks, *, model_state=None):
+def materialize(
+    spec, params, groups: Sequence[Group], masks, *, model_state=None, fold_bn: bool = False
+):
     """``(new_spec, params, model_state)`` of the pruned network (module doc).
 
     ``spec`` must offer ``pruned(kept) -> spec``; the new spec is checked against the shrunk
-    arrays through ``jax.eval_shape`` of its ``init_params`` (and ``init_state``).
+    arrays through ``jax.eval_shape`` of its ``init_params`` (and ``init_state``). With
+    ``fold_bn=True`` the result is the evaluation-only network with BatchNorm folded in
+    (``spec.folded``, module doc).
     """
+    if not isinstance(fold_bn, bool):
+        raise TypeError(f"fold_bn: expected a bool, got {fold_bn!r}")
     pruned = getattr(spec, "pruned", None)
     if not callable(pruned):
         raise TypeError(
@@ -133,6 +145,11 @@ def materialize(spec, params, groups: Sequence[Group], masks, *, model_state=Non
                 f"spec: {type(spec).__name__}.pruned gives a model_state shaped "
                 f"{_shapes(want)}, but surgery made {_shapes(small.model_state)}"
             )
+    if fold_bn:
+        folded = getattr(new_spec, "folded", None)
+        if not callable(folded):
+            raise TypeError(f"fold_bn: {type(spec).__name__} has no folded(params, state) method")
+        return folded(small.params, small.model_state)
     return new_spec, small.params, small.model_state
 
 

@@ -53,8 +53,10 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("net, shape", CASES, ids=["lenet", "vgg", "resnet"])
-def test_masked_logits_equal_materialised_logits(net, shape):
+@pytest.fixture(scope="module", params=range(len(CASES)), ids=["lenet", "vgg", "resnet"])
+def pruned_case(request):
+    """One CNN, its random variables, traced groups, masks at ratio 0.5 and the surgery."""
+    net, shape = CASES[request.param]
     params, state = model_and_variables(net)
     x = jnp.asarray(RNG.normal(size=shape), jnp.float32)
 
@@ -64,7 +66,12 @@ def test_masked_logits_equal_materialised_logits(net, shape):
     groups = trace_groups(logits, params, x, model_state=state)
     scores = [RNG.normal(size=g.size) for g in groups]
     masks = masks_from_scores(scores, groups, ratio=0.5)
-    small, p2, s2 = materialize(net, params, groups, masks, model_state=state)
+    small = materialize(net, params, groups, masks, model_state=state)
+    return net, params, state, x, groups, masks, small
+
+
+def test_masked_logits_equal_materialised_logits(pruned_case):
+    net, params, state, x, groups, masks, (small, p2, s2) = pruned_case
     assert count_params(p2) < count_params(params)
     masked = apply_masks(params, groups, masks)
     for train in (False, True):
@@ -77,6 +84,27 @@ def test_masked_logits_equal_materialised_logits(net, shape):
     for path, a, b in zip(tree_paths(state, ("model_state",)), old, new):
         index = kept.get((path_name(path), 0))
         np.testing.assert_array_equal(b, a if index is None else np.asarray(a)[index])
+
+
+def test_folded_batchnorm_equals_evaluation_mode_after_surgery(pruned_case):
+    net, params, state, x, groups, masks, (small, p2, s2) = pruned_case
+    if isinstance(net, LeNet5):  # no BatchNorm, no folded(): an error naming fold_bn
+        with pytest.raises(TypeError, match="fold_bn"):
+            materialize(net, params, groups, masks, model_state=state, fold_bn=True)
+        return
+    folded, pf, sf = materialize(net, params, groups, masks, model_state=state, fold_bn=True)
+    assert folded.fold_bn and sf == {} and count_params(pf) < count_params(p2)
+    assert folded.pruned({}) == folded
+    assert jax.tree_util.tree_structure(pf) == jax.tree_util.tree_structure(
+        jax.eval_shape(folded.init_params, jax.random.key(0))
+    )
+    want = jax.jit(lambda p, s, x: small.apply(p, s, x, train=False)[0])(p2, s2, x)
+    got = jax.jit(lambda p, x: folded.apply(p, sf, x, train=False)[0])(pf, x)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * max(1.0, np.abs(want).max()))
+    with pytest.raises(ValueError, match="train"):
+        folded.apply(pf, sf, x, train=True)
+    with pytest.raises(TypeError, match="fold_bn"):
+        materialize(net, params, groups, masks, model_state=state, fold_bn="yes")
 
 
 def test_resnet_surgery_keeps_coupled_stream_channels_and_remaps_shortcuts():
@@ -121,6 +149,33 @@ def test_save_and_load_a_materialised_model(tmp_path):
         small.apply(back["params"], back["state"], x, train=False)[0],
         small.apply(p2, s2, x, train=False)[0],
     )
+
+
+def test_fold_batchnorm_matches_numpy_conv_then_batchnorm():
+    from memjax.models.cnn.layers import fold_batchnorm
+    from memjax.nn import BatchNormState
+
+    kernel = RNG.normal(size=(3, 3, 2, 4))
+    bias, gamma, beta = RNG.normal(size=4), RNG.normal(size=4), RNG.normal(size=4)
+    mean, var, eps = RNG.normal(size=4), np.abs(RNG.normal(size=4)) + 0.1, 1e-3
+    x = RNG.normal(size=(1, 5, 5, 2))
+    f = fold_batchnorm(
+        {"kernel": jnp.asarray(kernel), "bias": jnp.asarray(bias)},
+        {"scale": jnp.asarray(gamma), "bias": jnp.asarray(beta)},
+        BatchNormState(jnp.asarray(mean), jnp.asarray(var)),
+        eps,
+    )
+
+    def conv(x, w, b):  # VALID 3x3 correlation in NumPy
+        out = np.zeros((3, 3, w.shape[-1]))
+        for i in range(3):
+            for j in range(3):
+                out[i, j] = np.einsum("hwc,hwco->o", x[0, i : i + 3, j : j + 3], w) + b
+        return out
+
+    want = (conv(x, kernel, bias) - mean) / np.sqrt(var + eps) * gamma + beta
+    got = conv(x, np.asarray(f["kernel"], np.float64), np.asarray(f["bias"], np.float64))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 def simple_groups():

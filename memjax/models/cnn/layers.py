@@ -32,7 +32,15 @@ import numpy as np
 
 from memjax.core.taps import tap
 
-__all__ = ["global_avg_pool", "max_pool", "remap_channels", "select_channels", "tapped", "width"]
+__all__ = [
+    "fold_batchnorm",
+    "global_avg_pool",
+    "max_pool",
+    "remap_channels",
+    "select_channels",
+    "tapped",
+    "width",
+]
 
 
 def tapped(layer_name: str, layer, params, x):
@@ -69,6 +77,32 @@ def select_channels(x, channel_map) -> jax.Array:
             pieces.append(jax.lax.slice_in_dim(x, first, first + end - start, axis=x.ndim - 1))
         start = end
     return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, axis=-1)
+
+
+def fold_batchnorm(layer_params: Mapping, bn_params: Mapping, bn_state, eps: float) -> dict:
+    r"""A conv or dense layer's params with the evaluation-mode BatchNorm after it folded in.
+
+    BatchNorm in evaluation (Ioffe & Szegedy 2015, Alg. 2) maps a layer output :math:`z = x * W
+    + b` to :math:`\gamma (z - \hat\mu)/\sqrt{\hat\sigma^2 + \epsilon} + \beta`; with
+    :math:`g = \gamma / \sqrt{\hat\sigma^2 + \epsilon}` per output channel that is the layer
+    with :math:`W' = W g` (the last, output axis scaled) and :math:`b' = (b - \hat\mu) g +
+    \beta` (:math:`b = 0` for a layer without a bias). Exact in real arithmetic; in floating
+    point it differs by rounding only. The returned dict has ``kernel`` and ``bias``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from memjax.nn import BatchNormState
+        >>> out = fold_batchnorm({"kernel": jnp.ones((2, 2))},
+        ...                      {"scale": jnp.array([2.0, 1.0]), "bias": jnp.array([0.0, 1.0])},
+        ...                      BatchNormState(jnp.array([1.0, 0.0]), jnp.array([4.0, 1.0])), 0.0)
+        >>> out["kernel"].tolist(), out["bias"].tolist()
+        ([[1.0, 1.0], [1.0, 1.0]], [-1.0, 1.0])
+    """
+    kernel = jnp.asarray(layer_params["kernel"])
+    g = bn_params["scale"] * jax.lax.rsqrt(bn_state.var + eps)
+    bias = layer_params.get("bias", jnp.zeros(kernel.shape[-1], kernel.dtype))
+    scaled = kernel * jnp.reshape(g, (1,) * (kernel.ndim - 1) + g.shape)
+    return {"kernel": scaled, "bias": (bias - bn_state.mean) * g + bn_params["bias"]}
 
 
 def width(kept: Mapping, name: str, axis: int, default: int) -> int:

@@ -19,6 +19,12 @@ With option A every residual stream — the stem and all three stages — is one
 (:func:`memjax.pruning.trace_groups`): a stage-1 channel is summed into a stage-2 channel and on
 into stage 3. The blocks' ``conv1`` outputs are groups of their own.
 
+**Folded BatchNorm** (inference). :meth:`ResNet.folded` folds every evaluation-mode BatchNorm
+into the conv before it (:func:`~memjax.models.cnn.layers.fold_batchnorm`: :math:`W' = W g`,
+:math:`b' = \beta - \hat\mu g`, :math:`g = \gamma/\sqrt{\hat\sigma^2+\epsilon}`) and returns a spec
+with ``fold_bn=True``, whose convs carry a bias and which has no BatchNorm and no state: the same
+logits as ``apply(..., train=False)`` up to rounding, one elementwise pass fewer per conv.
+
 Layers are ``stem``, ``blocks/<b>/conv1``, ``blocks/<b>/conv2`` (``b`` counts blocks over all
 stages) and ``fc``; taps ``"<layer>:in"``, ``":out"`` (pre-BN) and ``":act"`` (after the ReLU
 that follows; for ``conv2`` after the residual add).
@@ -35,13 +41,22 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 
 from memjax.core.checks import check_array, check_positive_int
 from memjax.core.spec import spec
 from memjax.core.taps import tap
-from memjax.models.cnn.layers import global_avg_pool, remap_channels, select_channels, tapped, width
+from memjax.models.cnn.layers import (
+    fold_batchnorm,
+    global_avg_pool,
+    remap_channels,
+    select_channels,
+    tapped,
+    width,
+)
 from memjax.nn import BatchNorm, Conv2D, Dense
 
 __all__ = ["ResNet", "resnet20", "resnet56", "resnet110"]
@@ -74,6 +89,8 @@ class ResNet:
         bn_momentum: BatchNorm momentum (memjax convention).
         init: kernel initialisation (:data:`memjax.nn.INITS`).
         dtype: dtype of the params.
+        fold_bn: inference form with every BatchNorm folded into its conv (module doc;
+            made by :meth:`folded`, evaluation only).
     """
 
     blocks_per_stage: int = 9
@@ -87,9 +104,12 @@ class ResNet:
     bn_momentum: float = 0.9
     init: str = "he_normal"
     dtype: str = "float32"
+    fold_bn: bool = False
 
     def __post_init__(self):
         check_positive_int("blocks_per_stage", self.blocks_per_stage)
+        if not isinstance(self.fold_bn, bool):
+            raise TypeError(f"fold_bn: expected a bool, got {self.fold_bn!r}")
         _widths("widths", self.widths, 3)
         for name in ("num_classes", "in_channels"):
             check_positive_int(name, getattr(self, name))
@@ -163,7 +183,7 @@ class ResNet:
             3,
             stride=stride,
             padding=1,
-            use_bias=False,
+            use_bias=self.fold_bn,
             init=self.init,
             dtype=self.dtype,
         )
@@ -199,23 +219,21 @@ class ResNet:
         for b in range(self.num_blocks):
             k1, k2 = jax.random.split(keys[b + 1])
             conv1, conv2 = self._block(b)
-            blocks.append(
-                {
-                    "conv1": conv1.init_params(k1),
-                    "bn1": self._bn(conv1.out_channels).init_params(k1),
-                    "conv2": conv2.init_params(k2),
-                    "bn2": self._bn(conv2.out_channels).init_params(k2),
-                }
-            )
-        return {
-            "stem": self._conv(self.in_channels, stem_width).init_params(keys[0]),
-            "stem_bn": self._bn(stem_width).init_params(keys[0]),
-            "blocks": tuple(blocks),
-            "fc": self._fc().init_params(keys[-1]),
-        }
+            block = {"conv1": conv1.init_params(k1), "conv2": conv2.init_params(k2)}
+            if not self.fold_bn:
+                block["bn1"] = self._bn(conv1.out_channels).init_params(k1)
+                block["bn2"] = self._bn(conv2.out_channels).init_params(k2)
+            blocks.append({k: block[k] for k in ("conv1", "bn1", "conv2", "bn2") if k in block})
+        params = {"stem": self._conv(self.in_channels, stem_width).init_params(keys[0])}
+        if not self.fold_bn:
+            params["stem_bn"] = self._bn(stem_width).init_params(keys[0])
+        params.update(blocks=tuple(blocks), fc=self._fc().init_params(keys[-1]))
+        return params
 
     def init_state(self) -> dict:
-        """BatchNorm running statistics, shaped like the BN params."""
+        """BatchNorm running statistics, shaped like the BN params (``{}`` when folded)."""
+        if self.fold_bn:
+            return {}
         blocks = tuple(
             {
                 "bn1": self._bn(self.mid_width(b)).init_state(),
@@ -231,6 +249,8 @@ class ResNet:
     def apply(self, params: dict, state: dict, x, *, train: bool):
         """``x (N, H, W, in_channels) -> (logits (N, num_classes), new state)``."""
         check_array("x", x, shape=(None, None, None, self.in_channels), floating=True)
+        if self.fold_bn:
+            return self._apply_folded(params, x, train=train), state
         stem_width = self.stem_width or self.widths[0]
         h = tapped("stem", self._conv(self.in_channels, stem_width), params["stem"], x)
         h, stem_state = self._bn(stem_width).apply(
@@ -257,6 +277,43 @@ class ResNet:
         return logits, {"stem_bn": stem_state, "blocks": tuple(blocks)}
 
     __call__ = apply
+
+    def _apply_folded(self, params, x, *, train):
+        if train is not False:
+            raise ValueError("train: a ResNet with folded BatchNorm is for evaluation only")
+        stem_width = self.stem_width or self.widths[0]
+        h = tapped("stem", self._conv(self.in_channels, stem_width), params["stem"], x)
+        h = tap("stem:act", jax.nn.relu(h))
+        for b in range(self.num_blocks):
+            p, (conv1, conv2), name = params["blocks"][b], self._block(b), f"blocks/{b}"
+            y = tap(f"{name}/conv1:act", jax.nn.relu(tapped(f"{name}/conv1", conv1, p["conv1"], h)))
+            y = tapped(f"{name}/conv2", conv2, p["conv2"], y)
+            short = self.shortcut(b)
+            if short is not None:
+                stride, channel_map = short
+                h = select_channels(h[:, ::stride, ::stride] if stride > 1 else h, channel_map)
+            h = tap(f"{name}/conv2:act", jax.nn.relu(y + h))
+        return tapped("fc", self._fc(), params["fc"], global_avg_pool(h))
+
+    def folded(self, params: dict, state: dict) -> tuple[ResNet, dict, dict]:
+        """``(spec, params, state)`` of the same network with every BatchNorm folded into the
+        conv before it (module doc): evaluation-mode logits equal up to rounding."""
+        if self.fold_bn:
+            return self, params, state
+        eps = self._bn(1).eps
+        blocks = tuple(
+            {
+                "conv1": fold_batchnorm(p["conv1"], p["bn1"], s["bn1"], eps),
+                "conv2": fold_batchnorm(p["conv2"], p["bn2"], s["bn2"], eps),
+            }
+            for p, s in zip(params["blocks"], state["blocks"])
+        )
+        new = {
+            "stem": fold_batchnorm(params["stem"], params["stem_bn"], state["stem_bn"], eps),
+            "blocks": blocks,
+            "fc": params["fc"],
+        }
+        return dataclasses.replace(self, fold_bn=True), new, {}
 
     def pruned(self, kept) -> ResNet:
         """The spec after surgery: new widths and each block's shortcut map between the
@@ -292,6 +349,7 @@ class ResNet:
             self.bn_momentum,
             self.init,
             self.dtype,
+            self.fold_bn,
         )
 
     def ratios(self, compress_rate, *, stream: float | None = None) -> dict:

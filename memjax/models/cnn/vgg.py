@@ -9,6 +9,12 @@ parameters for 10 classes, 313.73 M FLOPs at 32×32: spec ``beta_rank.md`` Table
 Layers are ``conv0`` … ``conv{n-1}`` with ``bn0`` …, then ``linear1``, ``norm1``, ``linear2``;
 each conv and dense is tapped as ``"<layer>:in"``, ``":out"``, ``":act"`` (after the ReLU).
 
+**Folded BatchNorm** (inference). :meth:`VGG.folded` folds every evaluation-mode BatchNorm into
+the conv or ``linear1`` before it (:func:`~memjax.models.cnn.layers.fold_batchnorm`:
+:math:`W' = W g`, :math:`b' = (b - \hat\mu) g + \beta`, :math:`g = \gamma/\sqrt{\hat\sigma^2 +
+\epsilon}`) and returns a spec with ``fold_bn=True`` and no BatchNorm or state: the same
+evaluation-mode logits up to rounding.
+
 **HRankPlus ratios.** The released code takes one compress rate per conv but the last (12 for
 VGG-16; the 13th is never pruned): :meth:`VGG.ratios` turns that list into the mapping
 :func:`memjax.pruning.masks_from_scores` takes.
@@ -27,12 +33,14 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 
 from memjax.core.checks import check_array, check_positive_int
 from memjax.core.spec import spec
 from memjax.core.taps import tap
-from memjax.models.cnn.layers import global_avg_pool, max_pool, tapped, width
+from memjax.models.cnn.layers import fold_batchnorm, global_avg_pool, max_pool, tapped, width
 from memjax.nn import BatchNorm, Conv2D, Dense
 
 __all__ = ["VGG", "VGG16"]
@@ -52,6 +60,8 @@ class VGG:
         bn_momentum: BatchNorm momentum (memjax convention: PyTorch's 0.1 is 0.9).
         init: kernel initialisation (:data:`memjax.nn.INITS`).
         dtype: dtype of the params.
+        fold_bn: inference form with every BatchNorm folded in (module doc; made by
+            :meth:`folded`, evaluation only).
     """
 
     cfg: tuple = VGG16
@@ -61,8 +71,11 @@ class VGG:
     bn_momentum: float = 0.9
     init: str = "he_normal"
     dtype: str = "float32"
+    fold_bn: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.fold_bn, bool):
+            raise TypeError(f"fold_bn: expected a bool, got {self.fold_bn!r}")
         if not isinstance(self.cfg, tuple) or not any(c != "M" for c in self.cfg):
             raise ValueError(
                 f"cfg: expected a tuple of widths and 'M' with a conv, got {self.cfg!r}"
@@ -111,15 +124,19 @@ class VGG:
         params = {}
         for k, (conv, kk) in enumerate(zip(convs, keys)):
             params[f"conv{k}"] = conv.init_params(kk)
-            params[f"bn{k}"] = self._bn(conv.out_channels).init_params(kk)
+            if not self.fold_bn:
+                params[f"bn{k}"] = self._bn(conv.out_channels).init_params(kk)
         l1, l2 = self._dense()
         params["linear1"] = l1.init_params(keys[-2])
-        params["norm1"] = self._bn(self.hidden).init_params(keys[-2])
+        if not self.fold_bn:
+            params["norm1"] = self._bn(self.hidden).init_params(keys[-2])
         params["linear2"] = l2.init_params(keys[-1])
         return params
 
     def init_state(self) -> dict:
-        """BatchNorm running statistics ``bn{k}`` and ``norm1``."""
+        """BatchNorm running statistics ``bn{k}`` and ``norm1`` (``{}`` when folded)."""
+        if self.fold_bn:
+            return {}
         state = {f"bn{k}": self._bn(w).init_state() for k, w in enumerate(self.widths)}
         state["norm1"] = self._bn(self.hidden).init_state()
         return state
@@ -127,6 +144,8 @@ class VGG:
     def apply(self, params: dict, state: dict, x, *, train: bool):
         """``x (N, H, W, in_channels) -> (logits (N, num_classes), new state)``."""
         check_array("x", x, shape=(None, None, None, self.in_channels), floating=True)
+        if self.fold_bn and train is not False:
+            raise ValueError("train: a VGG with folded BatchNorm is for evaluation only")
         convs = iter(enumerate(self._convs()))
         new_state = {}
         h = x
@@ -136,16 +155,18 @@ class VGG:
                 continue
             k, conv = next(convs)
             h = tapped(f"conv{k}", conv, params[f"conv{k}"], h)
-            h, new_state[f"bn{k}"] = self._bn(c).apply(
-                params[f"bn{k}"], state[f"bn{k}"], h, train=train
-            )
+            if not self.fold_bn:
+                h, new_state[f"bn{k}"] = self._bn(c).apply(
+                    params[f"bn{k}"], state[f"bn{k}"], h, train=train
+                )
             h = tap(f"conv{k}:act", jax.nn.relu(h))
         h = global_avg_pool(h)
         l1, l2 = self._dense()
         h = tapped("linear1", l1, params["linear1"], h)
-        h, new_state["norm1"] = self._bn(self.hidden).apply(
-            params["norm1"], state["norm1"], h, train=train
-        )
+        if not self.fold_bn:
+            h, new_state["norm1"] = self._bn(self.hidden).apply(
+                params["norm1"], state["norm1"], h, train=train
+            )
         h = tap("linear1:act", jax.nn.relu(h))
         return tapped("linear2", l2, params["linear2"], h), new_state
 
@@ -159,8 +180,29 @@ class VGG:
         cfg = tuple(c if c == "M" else next(widths) for c in self.cfg)
         hidden = width(kept, "params/linear1/kernel", 1, self.hidden)
         return VGG(
-            cfg, hidden, self.num_classes, self.in_channels, self.bn_momentum, self.init, self.dtype
+            cfg,
+            hidden,
+            self.num_classes,
+            self.in_channels,
+            self.bn_momentum,
+            self.init,
+            self.dtype,
+            self.fold_bn,
         )
+
+    def folded(self, params: dict, state: dict) -> tuple[VGG, dict, dict]:
+        """``(spec, params, state)`` with every BatchNorm folded into the layer before it
+        (module doc): evaluation-mode logits equal up to rounding."""
+        if self.fold_bn:
+            return self, params, state
+        eps = self._bn(1).eps
+        new = {
+            f"conv{k}": fold_batchnorm(params[f"conv{k}"], params[f"bn{k}"], state[f"bn{k}"], eps)
+            for k in range(len(self.widths))
+        }
+        new["linear1"] = fold_batchnorm(params["linear1"], params["norm1"], state["norm1"], eps)
+        new["linear2"] = params["linear2"]
+        return dataclasses.replace(self, fold_bn=True), new, {}
 
     def ratios(self, compress_rate) -> dict:
         """HRankPlus compress rates (one per conv but the last) as ``{kernel name: ratio}``."""
