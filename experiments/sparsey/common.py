@@ -98,7 +98,12 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patch2", type=int, default=d.patch2, help="level-2 RF, in level-1 macs")
     p.add_argument("--stride2", type=int, default=d.stride2)
     p.add_argument("--ties", default=d.ties, choices=["shared", "per_item"])
-    p.add_argument("--readout-steps", type=int, default=d.readout_steps, help="Adam steps")
+    p.add_argument(
+        "--readout-steps", type=int, default=d.readout_steps, help="read-out L-BFGS iterations"
+    )
+    p.add_argument(
+        "--readout-l2", type=float, default=d.readout_l2, help="read-out L2 (≤ 0: cross-validate)"
+    )
 
 
 def config_of(args) -> SparseyConfig:
@@ -118,6 +123,7 @@ def config_of(args) -> SparseyConfig:
         stride2=args.stride2,
         ties=args.ties,
         readout_steps=args.readout_steps,
+        readout_l2=args.readout_l2 if args.readout_l2 > 0 else None,
     )
 
 

@@ -26,12 +26,14 @@ from experiments.sparsey.common import (
     add_model_args,
     baselines,
     codes_of,
+    config_of,
     load_data,
     mnist_model,
     parser,
     write,
 )
-from memjax.memories.sparsey.readout import linear_readout_fit, linear_readout_predict
+from experiments.sparsey.pipeline import fit_readout
+from memjax.memories.sparsey.readout import linear_readout_predict
 from memjax.train import enable_compilation_cache
 
 CHUNK_PER_CLASS = 5
@@ -79,9 +81,7 @@ def main(argv=None):
             ]
         )
         te = codes_of(model.recognize(carry, xte, ties=args.ties))
-        lin = linear_readout_fit(
-            tr, ytr[: start + chunk], K=args.K, num_classes=10, steps=args.readout_steps
-        )
+        lin = fit_readout(tr, ytr[: start + chunk], config_of(args), 10)
         acc = 100 * float((np.asarray(linear_readout_predict(lin, te)) == yte).mean())
         base = baselines(xtr[: start + chunk], ytr[: start + chunk], xte, yte)
         rows.append(

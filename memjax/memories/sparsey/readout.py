@@ -10,8 +10,12 @@ single mac's ``(…, Q)`` codes work too. Code similarity is the intersection si
   the class node with the largest summed input wins (read-out (a)).
 * :func:`ridge_readout_fit` / :func:`ridge_readout_predict` — a least-squares linear read-out on
   the one-hot cells, solved in the dual through the intersection matrix (fast on CPU).
-* :func:`linear_readout_fit` / :func:`linear_readout_predict` — softmax regression on the one-hot
-  cells, trained full-batch with optax Adam (read-out (c)).
+* :func:`linear_readout_fit` / :func:`linear_readout_predict` — L2-regularised softmax
+  regression on the one-hot cells (read-out (c)), a few L-BFGS iterations on the dense 0/1
+  design of the cells some training code uses (:func:`one_hot_design`);
+* :func:`softmax_regression_fit` / :func:`softmax_regression_cv` — the same solver on any dense
+  features (raw pixels, for the baselines), and its L2 strength chosen by stratified k-fold
+  cross-validation on the training split (one compile serves every fold and strength).
 
 Example:
     >>> import jax.numpy as jnp
@@ -101,6 +105,167 @@ def class_node_predict(weights, codes):
     return jnp.argmax(jnp.sum(norm[idx] * mask[..., None], axis=1), axis=-1)
 
 
+class SoftmaxRegression(NamedTuple):
+    """Weights ``(D, C)`` and bias ``(C,)`` of a softmax regression on dense features."""
+
+    w: jax.Array
+    b: jax.Array
+
+
+L2_GRID = tuple(float(v) for v in 10.0 ** np.arange(-3.5, -0.75, 0.5))
+"""The L2 strengths :func:`softmax_regression_cv` chooses from: 10^-3.5 … 10^-1 in half decades."""
+
+
+def _softmax_fit_one(x, labels, weights, l2, *, num_classes, steps):
+    r"""L-BFGS on the diagonally preconditioned objective (see :func:`softmax_regression_fit`)."""
+    y = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+    weights = weights / jnp.sum(weights)
+    # Diagonal preconditioner: w = s ⊙ v with s_d = (Σ_i ω_i x_id² + λ)^(-1/2), so every
+    # coordinate of v has unit curvature scale (one-hot columns range from 1 to N active rows).
+    s = jax.lax.rsqrt(weights @ (x * x) + l2)
+
+    def loss(p):
+        v, b = p
+        w = s[:, None] * v
+        z = x @ w + b[None, :]
+        return weights @ optax.softmax_cross_entropy(z, y) + 0.5 * l2 * jnp.sum(w * w)
+
+    p = (jnp.zeros((x.shape[1], num_classes), jnp.float32), jnp.zeros((num_classes,), jnp.float32))
+    opt = optax.lbfgs()
+    value_and_grad = optax.value_and_grad_from_state(loss)
+
+    def step(carry, _):
+        p, state = carry
+        value, grad = value_and_grad(p, state=state)
+        upd, state = opt.update(grad, state, p, value=value, grad=grad, value_fn=loss)
+        return (optax.apply_updates(p, upd), state), None
+
+    (p, _), _ = jax.lax.scan(step, (p, opt.init(p)), None, length=steps)
+    return SoftmaxRegression(s[:, None] * p[0], p[1])
+
+
+@partial(jax.jit, static_argnames=("num_classes", "steps"))
+def _softmax_fit(x, labels, weights, l2, *, num_classes, steps):
+    return _softmax_fit_one(x, labels, weights, l2, num_classes=num_classes, steps=steps)
+
+
+def _check_fit_args(x, labels, num_classes, l2, steps, weights):
+    if x.ndim != 2:
+        raise ValueError(f"x: expected features (N, D), got shape {x.shape}")
+    if labels.shape != (x.shape[0],):
+        raise ValueError(f"labels: expected shape ({x.shape[0]},), got {labels.shape}")
+    if int(num_classes) < 2:
+        raise ValueError(f"num_classes: expected ≥ 2, got {num_classes}")
+    if not isinstance(l2, jax.core.Tracer) and not float(l2) > 0:
+        raise ValueError(f"l2: expected > 0, got {l2}")
+    if int(steps) < 1:
+        raise ValueError(f"steps: expected ≥ 1, got {steps}")
+    if weights is not None and jnp.shape(weights) != (x.shape[0],):
+        raise ValueError(f"weights: expected shape ({x.shape[0]},), got {jnp.shape(weights)}")
+
+
+def softmax_regression_fit(
+    x, labels, *, num_classes: int, l2: float = 1e-2, steps: int = 30, weights=None
+) -> SoftmaxRegression:
+    r"""L2-regularised multinomial logistic regression on dense features, full batch.
+
+    Minimises, over :math:`W \in \mathbb{R}^{D \times C}` and an unpenalised bias :math:`b`,
+
+    .. math:: \sum_i \omega_i \,\mathrm{CE}\big(\mathrm{softmax}(x_i W + b),\, y_i\big)
+              + \tfrac{\lambda}{2} \lVert W \rVert_F^2, \qquad \textstyle\sum_i \omega_i = 1,
+
+    (``weights`` :math:`\omega` default uniform; :math:`\lambda` = ``l2``) — with uniform
+    weights the optimum of scikit-learn's ``LogisticRegression(C=1/(λN))``. Solved by ``steps``
+    L-BFGS iterations (optax, zoom line search) on the diagonally rescaled variable
+    :math:`W = \mathrm{diag}(s) V`, :math:`s_d = (\sum_i \omega_i x_{id}^2 + \lambda)^{-1/2}`,
+    one compiled ``lax.scan``; 30 iterations leave the objective within ≈ 1 % of its optimum on
+    the MNIST codes, enough iterations reach it to float32 precision.
+
+    Example:
+        >>> import numpy as np
+        >>> from memjax.memories.sparsey.readout import softmax_regression_fit
+        >>> x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]], np.float32)
+        >>> m = softmax_regression_fit(x, np.array([0, 0, 1, 1]), num_classes=2, l2=1e-3)
+        >>> np.argmax(x @ np.asarray(m.w) + np.asarray(m.b), axis=1).tolist()
+        [0, 0, 1, 1]
+    """
+    x, labels = jnp.asarray(x, jnp.float32), jnp.asarray(labels)
+    _check_fit_args(x, labels, num_classes, l2, steps, weights)
+    weights = jnp.ones(x.shape[0], jnp.float32) if weights is None else jnp.asarray(weights)
+    return _softmax_fit(
+        x,
+        labels,
+        weights.astype(jnp.float32),
+        jnp.float32(l2),
+        num_classes=int(num_classes),
+        steps=int(steps),
+    )
+
+
+def softmax_regression_predict(model: SoftmaxRegression, x):
+    """Argmax class of :func:`softmax_regression_fit`'s model on features ``x`` ``(N, D)``."""
+    return jnp.argmax(jnp.asarray(x, jnp.float32) @ model.w + model.b[None, :], axis=-1)
+
+
+def stratified_folds(labels, folds: int, seed: int = 0) -> np.ndarray:
+    """Fold index ``(N,)`` in ``0 … folds-1``: each class's items, shuffled by ``seed``, dealt
+    round-robin, so every fold holds ⌊n_c/folds⌋ or ⌈n_c/folds⌉ items of class c."""
+    labels = np.asarray(labels)
+    if int(folds) < 2:
+        raise ValueError(f"folds: expected ≥ 2, got {folds}")
+    rng = np.random.default_rng(seed)
+    out = np.empty(len(labels), np.int64)
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        out[idx] = np.arange(len(idx)) % folds
+    return out
+
+
+def softmax_regression_cv(
+    x,
+    labels,
+    *,
+    num_classes: int,
+    l2_grid=L2_GRID,
+    folds: int = 3,
+    steps: int = 30,
+    seed: int = 0,
+):
+    """Choose :func:`softmax_regression_fit`'s ``l2`` by stratified ``folds``-fold
+    cross-validation on ``(x, labels)`` (:func:`stratified_folds`): every (fold, λ) problem is
+    fitted by the same compiled solver (a zero weight drops the held-out rows, so all share one
+    shape and one compile), scored by held-out accuracy averaged over folds. Returns
+    ``(best_l2, scores)``: the largest λ of the highest mean score, and the mean scores
+    ``(len(l2_grid),)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from memjax.memories.sparsey.readout import softmax_regression_cv
+        >>> rng = np.random.default_rng(0); y = np.arange(60) % 2
+        >>> x = (rng.random((60, 8)) < 0.2 + 0.6 * y[:, None]).astype(np.float32)
+        >>> best, scores = softmax_regression_cv(x, y, num_classes=2, l2_grid=(1e-3, 1e-1))
+        >>> best in (1e-3, 1e-1), scores.shape
+        (True, (2,))
+    """
+    x, labels = jnp.asarray(x, jnp.float32), jnp.asarray(labels)
+    grid = np.asarray(l2_grid, np.float32)
+    if grid.ndim != 1 or len(grid) == 0 or not (grid > 0).all():
+        raise ValueError(f"l2_grid: expected a non-empty sequence of values > 0, got {l2_grid}")
+    _check_fit_args(x, labels, num_classes, float(grid[0]), steps, None)
+    fold = stratified_folds(np.asarray(labels), folds, seed)
+    y = np.asarray(labels)
+    acc = np.zeros((folds, len(grid)))
+    for f in range(folds):
+        keep = jnp.asarray(fold != f, jnp.float32)
+        for g, l2 in enumerate(grid):
+            m = _softmax_fit(x, labels, keep, l2, num_classes=int(num_classes), steps=int(steps))
+            pred = np.asarray(softmax_regression_predict(m, x))
+            acc[f, g] = np.mean(pred[fold == f] == y[fold == f])
+    scores = acc.mean(0)
+    best = max(np.flatnonzero(scores == scores.max()), key=lambda i: grid[i])
+    return float(l2_grid[best]), scores
+
+
 class LinearReadout(NamedTuple):
     """Softmax-regression weights ``(M·Q·K, C)`` and bias ``(C,)``."""
 
@@ -114,68 +279,72 @@ def _logits(params, idx, mask):
     return jnp.sum(params.w[idx] * mask[..., None], axis=1) + params.b[None, :]
 
 
+@partial(jax.jit, static_argnames=("K",))
+def _design(codes, cols, *, K):
+    c = _flat(codes)
+    width = c.shape[1] * K
+    slot = jnp.minimum(cols // K, c.shape[1] - 1)
+    hit = (jnp.take(c, slot, axis=1) == (cols % K)[None, :]) & (cols < width)[None, :]
+    return hit.astype(jnp.float32)
+
+
+def one_hot_design(codes, *, K: int):
+    """The one-hot cells of ``codes`` on the columns active in some code: ``(x, cols)``, ``x``
+    ``(N, U)`` float32 0/1 and ``cols`` ``(U,)`` their indices into ``M·Q·K`` (padded up to a
+    multiple of 256 with the out-of-range index ``M·Q·K``, an all-zero column, so similar sets
+    share a compile). A column no code uses has zero gradient in every read-out objective
+    here, so its weight is 0 at the optimum and dropping it changes nothing.
+
+    Example:
+        >>> import numpy as np
+        >>> from memjax.memories.sparsey.readout import one_hot_design
+        >>> x, cols = one_hot_design(np.array([[0, 2], [1, -1]]), K=3)
+        >>> cols[:3].tolist(), x[:, :3].tolist()
+        ([0, 1, 5], [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    """
+    idx, mask = _cells(codes, K)
+    width = _flat(codes).shape[1] * K
+    used = np.unique(np.asarray(idx)[np.asarray(mask)])
+    size = min(width, max(256, -(-len(used) // 256) * 256))
+    cols = jnp.asarray(np.pad(used, (0, size - len(used)), constant_values=width))
+    return _design(jnp.asarray(codes), cols, K=K), cols
+
+
 def linear_readout_fit(
     codes,
     labels,
     *,
     K: int,
     num_classes: int,
-    steps: int = 200,
-    learning_rate: float = 0.05,
-    weight_decay: float = 1e-4,
+    l2: float = 1e-2,
+    steps: int = 30,
+    weights=None,
 ) -> LinearReadout:
-    """Full-batch softmax regression on the one-hot cells of ``codes`` (optax AdamW).
+    r"""Softmax regression on the one-hot cells of ``codes`` (read-out (c)):
+    :func:`softmax_regression_fit` (L2 strength ``l2``, ``steps`` L-BFGS iterations) on the
+    columns active in some training code (:func:`one_hot_design`), the other rows of ``w``
+    0 — the optimum of the same objective on all ``M·Q·K`` columns.
 
-    Only the cells active in some training code get a gradient, so the problem is solved on
-    those columns of the one-hot design matrix (found when ``codes`` is concrete; rounded up to
-    a multiple of 256 so similar sets share a compile) and the other rows of ``w`` stay 0 —
-    the same optimum as on all ``M·Q·K`` columns (AdamW leaves a weight with zero gradient at
-    0). The forward pass and the weight gradient are then dense matrix products.
+    Example:
+        >>> import numpy as np
+        >>> from memjax.memories.sparsey.readout import linear_readout_fit, linear_readout_predict
+        >>> codes = np.array([[0, 1], [0, 1], [2, 3], [2, 2]]); y = np.array([0, 0, 1, 1])
+        >>> r = linear_readout_fit(codes, y, K=4, num_classes=2, l2=1e-3)
+        >>> r.w.shape, np.asarray(linear_readout_predict(r, codes)).tolist()
+        ((8, 2), [0, 0, 1, 1])
     """
     codes = jnp.asarray(codes)
     width = _flat(codes).shape[1] * K
     if isinstance(codes, jax.core.Tracer):
         cols = jnp.arange(width)
+        x = _design(codes, cols, K=K)
     else:
-        idx, mask = _cells(codes, K)
-        used = np.unique(np.asarray(idx)[np.asarray(mask)])
-        size = min(width, max(256, -(-len(used) // 256) * 256))
-        cols = jnp.asarray(np.pad(used, (0, size - len(used)), constant_values=width))
-    return _linear_fit(
-        codes,
-        jnp.asarray(labels),
-        cols,
-        K=K,
-        num_classes=num_classes,
-        steps=steps,
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
+        x, cols = one_hot_design(codes, K=K)
+    m = softmax_regression_fit(
+        x, labels, num_classes=num_classes, l2=l2, steps=steps, weights=weights
     )
-
-
-@partial(jax.jit, static_argnames=("K", "num_classes", "steps"))
-def _linear_fit(codes, labels, cols, *, K, num_classes, steps, learning_rate, weight_decay):
-    full = _onehot(codes, K)
-    x = jnp.take(full, cols, axis=1, mode="fill", fill_value=0.0)  # (N, used columns)
-    params = LinearReadout(
-        jnp.zeros((x.shape[1], num_classes), jnp.float32),
-        jnp.zeros((num_classes,), jnp.float32),
-    )
-    opt = optax.adamw(learning_rate, weight_decay=weight_decay)
-
-    def loss(p):
-        logits = x @ p.w + p.b[None, :]
-        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-    def step(carry, _):
-        p, s = carry
-        g = jax.grad(loss)(p)
-        upd, s = opt.update(g, s, p)
-        return (optax.apply_updates(p, upd), s), None
-
-    (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
-    w = jnp.zeros((full.shape[1], num_classes), jnp.float32).at[cols].set(params.w, mode="drop")
-    return LinearReadout(w, params.b)
+    w = jnp.zeros((width, num_classes), jnp.float32).at[cols].set(m.w, mode="drop")
+    return LinearReadout(w, m.b)
 
 
 @jax.jit
