@@ -1,8 +1,10 @@
 """Sphinx configuration: myst-nb renders the jupytext tutorials; autodoc the API reference.
 
 Build (offline, warnings as errors): ``sphinx-build -W -b html docs docs/_build/html``.
-Tutorials are executed in small mode at build time and cached (``MEMJAX_DOCS_EXECUTE``: ``cache``
-(default), ``force`` or ``off``); MathJax is served from ``_static`` so maths render offline.
+Tutorial pages show the outputs and plots of the notebooks stored by ``docs/execute_tutorials.py``
+(``MEMJAX_DOCS_EXECUTE=stored``, the default; a notebook stale against its source is an error), or
+are executed at build time in small mode (``cache`` or ``force``), or shown without outputs
+(``off``). MathJax is served from ``_static`` so maths render offline.
 """
 
 import importlib
@@ -18,11 +20,34 @@ sys.path.insert(0, str(ROOT))
 
 import memjax
 
+# Tutorials run in small mode: "stored" shows the committed executed notebooks
+# (docs/execute_tutorials.py), "cache" and "force" execute them at build time (cache re-runs only
+# the notebooks that changed), "off" shows them without outputs.
+_EXECUTION_MODES = {"stored": "off", "cache": "cache", "force": "force", "off": "off"}
+_execute = os.environ.get("MEMJAX_DOCS_EXECUTE", "stored")
+if _execute not in _EXECUTION_MODES:
+    raise ValueError(
+        f"MEMJAX_DOCS_EXECUTE: expected one of {tuple(_EXECUTION_MODES)}, got {_execute!r}"
+    )
+
 # The tutorials live in ../tutorials; Sphinx reads sources only under docs/, so copy them in.
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import execute_tutorials  # noqa: E402
+
 _generated = pathlib.Path(__file__).parent / "tutorials"
-_generated.mkdir(exist_ok=True)
-for _src in sorted((ROOT / "tutorials").glob("[0-9]*.py")):
-    shutil.copyfile(_src, _generated / _src.name)
+shutil.rmtree(_generated, ignore_errors=True)
+_generated.mkdir()
+if _execute == "stored" and (_stale := execute_tutorials.stale()):
+    raise RuntimeError(
+        "stored tutorial notebooks are stale or missing: "
+        + ", ".join(p.name for p in _stale)
+        + "; run `python docs/execute_tutorials.py --stale`, or build with MEMJAX_DOCS_EXECUTE=off"
+    )
+for _src in execute_tutorials.tutorials():
+    if _execute == "stored":
+        shutil.copyfile(execute_tutorials.stored(_src), _generated / f"{_src.stem}.ipynb")
+    else:
+        shutil.copyfile(_src, _generated / _src.name)
 
 
 def _public_names(module) -> list[str]:
@@ -151,14 +176,6 @@ extensions = [
 mathjax_path = "mathjax/tex-chtml.js"
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".py": "myst-nb"}
 nb_custom_formats = {".py": ["jupytext.reads", {"fmt": "py:percent"}]}
-# Tutorials run in small mode at build time, cached by their source: a rebuild re-executes only
-# the notebooks that changed. MEMJAX_DOCS_EXECUTE=off skips execution, =force re-runs them all.
-_EXECUTION_MODES = {"cache": "cache", "force": "force", "1": "force", "off": "off", "0": "off"}
-_execute = os.environ.get("MEMJAX_DOCS_EXECUTE", "cache")
-if _execute not in _EXECUTION_MODES:
-    raise ValueError(
-        f"MEMJAX_DOCS_EXECUTE: expected one of {tuple(_EXECUTION_MODES)}, got {_execute!r}"
-    )
 nb_execution_mode = _EXECUTION_MODES[_execute]
 nb_execution_cache_path = os.environ.get(
     "MEMJAX_DOCS_CACHE", str(ROOT / "docs" / "_build" / ".jupyter_cache")
@@ -171,7 +188,13 @@ os.environ.setdefault("MEMJAX_SMALL", "1")
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 myst_enable_extensions = ["dollarmath", "amsmath"]
 
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "conf.py"]
+exclude_patterns = [
+    "_build",
+    "**.ipynb_checkpoints",
+    "conf.py",
+    "execute_tutorials.py",
+    "tutorial_outputs",
+]
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"
 autodoc_default_options = {"show-inheritance": False}

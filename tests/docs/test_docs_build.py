@@ -1,9 +1,10 @@
 """The Sphinx docs build offline with warnings as errors, and the built HTML stands alone.
 
-One build (tutorials rendered, not executed: the suite executes them in ``tests/tutorials``) is
-shared by the checks: no page loads a script or stylesheet from another host (MathJax is served
-from ``_static``), the API reference is one page per subpackage, and no object is documented
-twice.
+One build (tutorials shown with the outputs and plots of their stored small-mode notebooks,
+``docs/execute_tutorials.py``; nothing is executed at build time) is shared by the checks: every
+tutorial page shows its printed outputs and its plots, the stored notebooks match their sources,
+no page loads a script or stylesheet from another host (MathJax is served from ``_static``), the
+API reference is one page per subpackage, and no object is documented twice.
 """
 
 import collections
@@ -20,6 +21,9 @@ import pytest
 import memjax
 
 ROOT = pathlib.Path(__file__).parents[2]
+sys.path.insert(0, str(ROOT / "docs"))
+import execute_tutorials  # noqa: E402
+
 EXTERNAL = re.compile(
     r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//[^\"'\s>]+", re.I
 )
@@ -29,7 +33,7 @@ OBJECT_ID = re.compile(r'<dt class="sig sig-object py" id="(memjax\.[\w.]+)"')
 @pytest.fixture(scope="module")
 def html(tmp_path_factory):
     out = tmp_path_factory.mktemp("html")
-    env = {**os.environ, "MEMJAX_DOCS_EXECUTE": "off"}
+    env = {**os.environ, "MEMJAX_DOCS_EXECUTE": "stored"}
     result = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", str(ROOT / "docs"), str(out)],
         capture_output=True,
@@ -45,6 +49,20 @@ def test_builds_every_page(html):
     assert (html / "api" / "index.html").exists()
     for tutorial in sorted((ROOT / "tutorials").glob("[0-9]*.py")):
         assert (html / "tutorials" / f"{tutorial.stem}.html").exists(), tutorial.name
+
+
+def test_stored_tutorial_notebooks_match_their_sources():
+    stale = [p.name for p in execute_tutorials.stale()]
+    assert not stale, f"stale: {stale}; run `python docs/execute_tutorials.py --stale`"
+
+
+def test_tutorial_pages_show_outputs_and_plots(html):
+    for tutorial in execute_tutorials.tutorials():
+        page = (html / "tutorials" / f"{tutorial.stem}.html").read_text()
+        assert 'class="output stream' in page or "cell_output" in page, tutorial.name
+        plots = re.findall(r'<img[^>]+src="(\.\./_images/[^"]+\.png)"', page)
+        assert plots, f"{tutorial.name}: no plot on the page"
+        assert all((html / "tutorials" / src).resolve().exists() for src in plots), tutorial.name
 
 
 def test_no_page_loads_anything_from_another_host(html):
