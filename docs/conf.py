@@ -32,7 +32,7 @@ if _execute not in _EXECUTION_MODES:
 
 # The tutorials live in ../tutorials; Sphinx reads sources only under docs/, so copy them in.
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-import execute_tutorials  # noqa: E402
+import execute_tutorials
 
 _generated = pathlib.Path(__file__).parent / "tutorials"
 shutil.rmtree(_generated, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""Execute the tutorials in small mode and store the notebooks, outputs and plots included, for the docs.
+"""Execute the tutorials in small mode and store their notebooks, outputs and plots, for the docs.
 
 The docs show each tutorial with the outputs it printed and the plots it drew. Executing six
 tutorials at build time costs minutes, so they are executed once, here, and the notebooks are
@@ -27,8 +27,8 @@ TUTORIALS = ROOT / "tutorials"
 OUTPUTS = ROOT / "docs" / "tutorial_outputs"
 KEY = "memjax"  # notebook metadata: {"source_sha256": ..., "mode": "MEMJAX_SMALL=1"}
 NOTE = (
-    "*This page shows the outputs of the tutorial run in small mode (`MEMJAX_SMALL=1`), as the test "
-    "suite runs it. Run it at full size with "
+    "*This page shows the outputs of the tutorial run in small mode (`MEMJAX_SMALL=1`), as the "
+    "test suite runs it. Run it at full size with "
     "`MEMJAX_SMALL=0 jupytext --to ipynb --execute tutorials/{name}.py`.*"
 )
 
