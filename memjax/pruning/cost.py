@@ -12,7 +12,10 @@ and the honest way to show it is to ask the compiler and the clock, not a hand-w
   :math:`k^2 - 1` comparisons per output. (thop, which the Beta-Rank paper's tables use, counts
   multiply-accumulates over padded taps as well, so its "FLOPs" are about half of these.)
 * :func:`measure_latency` — the median wall time of a jitted call over ``repeats`` runs after
-  ``warmup`` runs, each ending in ``block_until_ready``; compile time is reported separately.
+  ``warmup`` runs, each ending in ``block_until_ready``; compile time is reported separately,
+  and so is the median **CPU time** of the process per call (``time.process_time``, all of
+  XLA's threads): on a machine shared with other jobs wall time also counts the waits for a
+  core, which CPU time leaves out.
 * :func:`measure_latencies` — several calls timed in turns (one run of each per round), so a
   machine whose load drifts slows them alike and their ratio stays fair.
 * :func:`model_cost` — FLOPs per image, parameters, and latency at batch 1 and 64 of one
@@ -26,8 +29,8 @@ Example:
     60.0
     >>> from memjax.pruning import measure_latency
     >>> lat = measure_latency(f, jnp.ones((5, 3)), jnp.ones((2, 5)), repeats=3, warmup=1)
-    >>> lat.repeats, lat.median_s > 0, lat.compile_s > 0
-    (3, True, True)
+    >>> lat.repeats, lat.median_s > 0, lat.compile_s > 0, lat.cpu_s >= 0
+    (3, True, True, True)
 """
 
 from __future__ import annotations
@@ -67,13 +70,15 @@ def xla_flops(fn: Callable, *args) -> float:
 
 class Latency(NamedTuple):
     """Wall times in seconds of a jitted call: the median, 10th and 90th percentiles over
-    ``repeats`` runs, and the time to lower and compile."""
+    ``repeats`` runs, the time to lower and compile, and the median process CPU time per
+    call (``cpu_s``, every thread's)."""
 
     median_s: float
     p10_s: float
     p90_s: float
     repeats: int
     compile_s: float
+    cpu_s: float = float("nan")
 
 
 def measure_latency(fn: Callable, *args, repeats: int = 20, warmup: int = 3) -> Latency:
@@ -86,18 +91,30 @@ def measure_latency(fn: Callable, *args, repeats: int = 20, warmup: int = 3) -> 
     compile_s = time.perf_counter() - start
     for _ in range(warmup):
         jax.block_until_ready(compiled(*args))
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        times.append(time.perf_counter() - start)
-    return _summary(times, compile_s)
+        times.append(_timed(compiled, args, cpu))
+    return _summary(times, compile_s, cpu)
 
 
-def _summary(times, compile_s) -> Latency:
+def _timed(compiled, args, cpu: list) -> float:
+    start, start_cpu = time.perf_counter(), time.process_time()
+    jax.block_until_ready(compiled(*args))
+    cpu.append(time.process_time() - start_cpu)
+    return time.perf_counter() - start
+
+
+def _summary(times, compile_s, cpu) -> Latency:
     times = sorted(times)
     pick = lambda q: times[min(len(times) - 1, int(q * (len(times) - 1) + 0.5))]
-    return Latency(statistics.median(times), pick(0.1), pick(0.9), len(times), compile_s)
+    return Latency(
+        statistics.median(times),
+        pick(0.1),
+        pick(0.9),
+        len(times),
+        compile_s,
+        statistics.median(cpu),
+    )
 
 
 def measure_latencies(calls: dict, *, repeats: int = 20, warmup: int = 3) -> dict:
@@ -113,12 +130,11 @@ def measure_latencies(calls: dict, *, repeats: int = 20, warmup: int = 3) -> dic
         for _ in range(warmup):
             jax.block_until_ready(compiled[name](*args))
     times = {name: [] for name in calls}
+    cpu = {name: [] for name in calls}
     for _ in range(repeats):
         for name, (_, args) in calls.items():
-            start = time.perf_counter()
-            jax.block_until_ready(compiled[name](*args))
-            times[name].append(time.perf_counter() - start)
-    return {name: _summary(times[name], compile_s[name]) for name in calls}
+            times[name].append(_timed(compiled[name], tuple(args), cpu[name]))
+    return {name: _summary(times[name], compile_s[name], cpu[name]) for name in calls}
 
 
 def model_cost(
@@ -142,19 +158,21 @@ def model_cost(
 
     Returns:
         A dict: ``"flops"`` per image (XLA, batch 1), ``"params"`` (int), ``"latency_ms"``
-        (``{batch: median ms}``), ``"latency_p10_ms"`` and ``"latency_p90_ms"`` (same keys).
+        (``{batch: median ms}``), ``"latency_p10_ms"``, ``"latency_p90_ms"`` and
+        ``"cpu_ms"`` (median process CPU time per call; same keys).
     """
     shape = tuple(image_shape)
     if not shape or not all(isinstance(s, int) and s > 0 for s in shape):
         raise ValueError(f"image_shape: expected positive ints, got {image_shape!r}")
     one = jax.ShapeDtypeStruct((1, *shape), dtype)
     out = {"flops": xla_flops(apply_fn, params, one), "params": count_params(params)}
-    lat, p10, p90 = {}, {}, {}
+    lat, p10, p90, cpu = {}, {}, {}, {}
     key = jax.random.key(seed)
     for b in batch_sizes:
         check_positive_int("batch_sizes", b)
         x = jax.random.normal(key, (b, *shape), dtype)
         m = measure_latency(apply_fn, params, x, repeats=repeats, warmup=warmup)
         lat[b], p10[b], p90[b] = m.median_s * 1e3, m.p10_s * 1e3, m.p90_s * 1e3
-    out.update(latency_ms=lat, latency_p10_ms=p10, latency_p90_ms=p90)
+        cpu[b] = m.cpu_s * 1e3
+    out.update(latency_ms=lat, latency_p10_ms=p10, latency_p90_ms=p90, cpu_ms=cpu)
     return out

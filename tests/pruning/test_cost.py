@@ -73,10 +73,12 @@ def test_latency_and_model_cost():
     fn = lambda p, x: net.apply(p, {}, x, train=False)[0]
     lat = measure_latency(fn, params, jnp.ones((1, 32, 32, 1)), repeats=5, warmup=0)
     assert lat.repeats == 5 and 0 < lat.p10_s <= lat.median_s <= lat.p90_s
+    assert 0 <= lat.cpu_s < 10 * lat.p90_s + 1  # process CPU time: bounded by 2 cores' wall
     cost = model_cost(fn, params, (32, 32, 1), batch_sizes=(1,), repeats=2, warmup=1)
     assert cost["params"] == count_params(params)
     assert cost["flops"] == xla_flops(fn, params, jnp.ones((1, 32, 32, 1)))
     assert list(cost["latency_ms"]) == [1] and cost["latency_ms"][1] > 0
+    assert list(cost["cpu_ms"]) == [1] and cost["cpu_ms"][1] >= 0
     pair = measure_latencies(
         {
             "a": (fn, (params, jnp.ones((1, 32, 32, 1)))),
