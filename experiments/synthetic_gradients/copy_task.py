@@ -21,19 +21,19 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from experiments.common.config import accelerator_presets
 from experiments.synthetic_gradients.common import (
     build_cell,
+    make_sg,
     median,
-    plot_series,
+    predictor,
     train_sg,
+    write_outputs,
 )
-from memjax.controllers import SyntheticGradients
-from memjax.train import TrainConfig, describe_machine, parse_args, write_results_table
+from memjax.train import TrainConfig, describe_machine, parse_args
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,10 +100,8 @@ def run_one(config: Config, window: int | None, method: str, seed: int) -> dict:
         hidden=config.hidden,
         memory=(config.memory_slots, config.memory_width),
     )
-    if window is None:  # full BPTT: one window spans the sequence (no cut), SG unused
-        sg = SyntheticGradients(cell, ("carry",), truncate=2 * config.max_len + 2, diagnose=False)
-    else:
-        sg = SyntheticGradients(cell, ("carry",), truncate=window, mix_lambda=0.0, diagnose=False)
+    # window None: full BPTT (one window spans the sequence, no cut; the SG is unused)
+    sg = make_sg(cell, method=method, window=window, length=2 * config.max_len + 2, diagnose=False)
     rng = np.random.default_rng(1000 + seed)
 
     def get_batch(step):
@@ -111,8 +109,7 @@ def run_one(config: Config, window: int | None, method: str, seed: int) -> dict:
         return {"xs": xs, "aux": (ys, mask)}
 
     ev = copy_batch(np.random.default_rng(99), config.eval_size, config.bits, config.max_len)
-    ev = tuple(jnp.asarray(a) for a in ev)
-    eval_jit = _eval_jit(cell, ev)
+    errors = bit_errors_fn(cell, tuple(jnp.asarray(a) for a in ev))
     _, _, history, seconds = train_sg(
         sg,
         loss_fn,
@@ -123,7 +120,7 @@ def run_one(config: Config, window: int | None, method: str, seed: int) -> dict:
         lr_sg=config.sg_learning_rate,
         method=method,
         log_every=config.log_every,
-        eval_fn=lambda th: {"bit_errors": float(eval_jit(th))},
+        eval_fn=lambda th: {"bit_errors": float(errors(th))},
     )
     return {
         "history": history,
@@ -133,22 +130,16 @@ def run_one(config: Config, window: int | None, method: str, seed: int) -> dict:
     }
 
 
-_EVAL = {}
+def bit_errors_fn(cell, ev):
+    """``fn(theta)``: mean bit errors per sequence of ``cell`` on ``ev = (xs, target, mask)``."""
+    predict = predictor(cell)
+    xs, target, mask = ev
 
+    def fn(theta):
+        wrong = ((predict(theta, xs) > 0) != (target > 0.5)) * mask[..., None]
+        return jnp.mean(jnp.sum(wrong, (1, 2)))
 
-def _eval_jit(cell, ev):
-    if cell not in _EVAL:
-        _EVAL[cell] = jax.jit(lambda th, *ev: _errors(cell, th, *ev))
-    fn = _EVAL[cell]
-    return lambda th: fn(th, *ev)
-
-
-def _errors(cell, theta, xs, target, mask):
-    from memjax.core.unroll import unroll
-
-    ys = jax.vmap(lambda x: unroll(cell, theta, cell.init_carry(theta), x)[0])(xs)
-    wrong = ((ys > 0) != (target > 0.5)) * mask[..., None]
-    return jnp.mean(jnp.sum(wrong, (1, 2)))
+    return fn
 
 
 def main(argv=None) -> list[dict]:
@@ -197,23 +188,21 @@ def main(argv=None) -> list[dict]:
         "chance": f"≈ {chance:.1f} bit errors per sequence (random bits, mean length)",
         "wall time": f"{time.perf_counter() - start:.0f} s",
     }
-    write_results_table(
-        run.out_dir / "results.md",
+    write_outputs(
+        run,
+        "copy",
         rows,
         title="Copy: bit errors per sequence (median over seeds)",
         notes=notes,
+        plot={
+            "series": series,
+            "xlabel": "training step",
+            "ylabel": "bit errors / sequence (median)",
+            "title": f"Copy, {config.cell}, truncated BPTT vs SG",
+            "chance": chance,
+            "chance_label": "chance (random bits)",
+        },
     )
-    plot_series(
-        run.out_dir / "copy.png",
-        series,
-        xlabel="training step",
-        ylabel="bit errors / sequence (median)",
-        title=f"Copy, {config.cell}, truncated BPTT vs SG",
-    )
-    import json
-
-    (run.out_dir / "summary.json").write_text(json.dumps(rows, indent=1, default=str))
-    print((run.out_dir / "results.md").read_text())
     return rows
 
 

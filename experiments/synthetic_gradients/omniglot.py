@@ -19,7 +19,6 @@ writes ``results.md``, ``omniglot.png`` and ``summary.json`` into the run folder
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 
 import jax
@@ -27,11 +26,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.common.config import accelerator_presets
-from experiments.synthetic_gradients.common import CELLS, build_cell, plot_series, train_sg
+from experiments.synthetic_gradients.common import (
+    CELLS,
+    build_cell,
+    make_sg,
+    predictor,
+    train_sg,
+    write_outputs,
+)
+from experiments.synthetic_gradients.episodes import instance_index
 from memjax.controllers import SyntheticGradients
-from memjax.core.unroll import unroll
 from memjax.data import load_omniglot, santoro_sequences
-from memjax.train import TrainConfig, describe_machine, parse_args, write_results_table
+from memjax.train import TrainConfig, describe_machine, parse_args
 
 INSTANCES = (1, 2, 3, 5, 10)
 SANTORO = {  # Santoro et al. 2016, Table 1 (test accuracy %, 5 classes, one-hot labels) [C/L]
@@ -78,18 +84,9 @@ def loss_fn(ys, labels):
     return -jnp.sum(jnp.take_along_axis(logp, labels[:, None], 1))
 
 
-def instance_index(labels: np.ndarray) -> np.ndarray:
-    """``(B, T)``: 1 for a class's first occurrence in the episode, 2 for its second, ..."""
-    out = np.zeros_like(labels)
-    for b in range(labels.shape[0]):
-        seen: dict[int, int] = {}
-        for t, y in enumerate(labels[b]):
-            seen[int(y)] = seen.get(int(y), 0) + 1
-            out[b, t] = seen[int(y)]
-    return out
-
-
-def make_sg(config: Config, name: str) -> SyntheticGradients:
+def make_run_sg(config: Config, name: str, method: str) -> SyntheticGradients:
+    """Memory cells: the label-conditioned write SG at ``λ = mix_lambda``; LSTM: the carry SG
+    at windows of ``window`` (``method="bptt"``: full BPTT, no window)."""
     cell = build_cell(
         name,
         config.image_size**2 + config.n_classes,
@@ -98,12 +95,14 @@ def make_sg(config: Config, name: str) -> SyntheticGradients:
         memory=(config.memory_slots, config.memory_width),
         heads=config.heads,
     )
-    if "write" in cell.tap_names:
-        return SyntheticGradients(
-            cell, ("write",), d_context=config.n_classes, mix_lambda=config.mix_lambda
-        )
-    return SyntheticGradients(
-        cell, ("carry",), d_context=config.n_classes, truncate=config.window, mix_lambda=0.0
+    window = None if method == "bptt" or "write" in cell.tap_names else config.window
+    return make_sg(
+        cell,
+        method=method,
+        window=window,
+        length=config.seq_len,
+        d_context=config.n_classes,
+        mix_lambda=config.mix_lambda,
     )
 
 
@@ -130,14 +129,9 @@ def main(argv=None) -> list[dict]:
     ev_ins = instance_index(ev.labels)
     rows, series = [], {}
     for name in config.cells:
-        sg = make_sg(config, name)
-        cell = sg.cell
-        predict = jax.jit(
-            lambda th, xs, cell=cell: jax.vmap(
-                lambda x: unroll(cell, th, cell.init_carry(th), x)[0]
-            )(xs)
-        )
         for method in config.methods:
+            sg = make_run_sg(config, name, method)
+            predict = predictor(sg.cell)
             rng = np.random.default_rng(config.seed)
 
             def get_batch(step, rng=rng):
@@ -205,21 +199,21 @@ def main(argv=None) -> list[dict]:
         "within 50-step label-delayed episodes, not N-way K-shot query accuracy",
         "wall time": f"{time.perf_counter() - start:.0f} s",
     }
-    write_results_table(
-        run.out_dir / "results.md",
+    write_outputs(
+        run,
+        "omniglot",
         rows,
-        notes=notes,
         title="Omniglot episodes: accuracy (%) at the n-th instance",
+        notes=notes,
+        plot={
+            "series": series,
+            "xlabel": "training step",
+            "ylabel": "train loss / step (nats)",
+            "title": "Omniglot episodes, BPTT vs SG",
+            "chance": float(np.log(config.n_classes)),
+            "chance_label": f"chance (ln {config.n_classes})",
+        },
     )
-    plot_series(
-        run.out_dir / "omniglot.png",
-        series,
-        xlabel="training step",
-        ylabel="train loss / step (nats)",
-        title="Omniglot episodes, BPTT vs SG",
-    )
-    (run.out_dir / "summary.json").write_text(json.dumps(rows, indent=1, default=str))
-    print((run.out_dir / "results.md").read_text())
     return rows
 
 

@@ -123,7 +123,7 @@ class Task:
             ev = copy_task.copy_batch(
                 np.random.default_rng(99), config.eval_size, config.bits, config.max_len
             )
-            errors = copy_task._eval_jit(self.cell, tuple(jnp.asarray(a) for a in ev))
+            errors = copy_task.bit_errors_fn(self.cell, tuple(jnp.asarray(a) for a in ev))
 
             def metric(theta):
                 return float(errors(theta))
