@@ -82,7 +82,7 @@ def execute(path: pathlib.Path, timeout: int = 600) -> float:
                 notebook,
                 timeout=timeout,
                 kernel_name="python3",
-                record_timing=False,
+                record_timing=True,
                 resources={"metadata": {"path": folder}},
             )
             client.execute()
@@ -98,10 +98,24 @@ def execute(path: pathlib.Path, timeout: int = 600) -> float:
     ]
     if errors:
         raise RuntimeError(f"{path.name}: a cell raised {errors[0].ename}: {errors[0].evalue}")
+    times = [(_seconds(c.metadata.pop("execution", {})), i) for i, c in enumerate(notebook.cells)]
+    slowest = sorted(times, reverse=True)[:3]
+    print(f"{path.name}: slowest cells " + ", ".join(f"#{i} {t:.1f} s" for t, i in slowest))
     notebook.metadata[KEY] = {"source_sha256": source_sha256(path), "mode": "MEMJAX_SMALL=1"}
     OUTPUTS.mkdir(exist_ok=True)
     nbformat.write(notebook, stored(path))
     return seconds
+
+
+def _seconds(timing: dict) -> float:
+    """A cell's execution time from nbclient's timestamps (0 when it did not run)."""
+    import datetime
+
+    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not (start and end):
+        return 0.0
+    parse = datetime.datetime.fromisoformat
+    return (parse(end.replace("Z", "+00:00")) - parse(start.replace("Z", "+00:00"))).total_seconds()
 
 
 def main(argv: list[str] | None = None) -> int:
