@@ -191,7 +191,7 @@ def test_bit_packing_round_trip_and_raw_sums_against_numpy():
     w = rng.random((45, 3, 5)) < 0.3  # 45 units: two words, the second part-filled
     xs = (rng.random((7, 45)) < 0.4).astype(np.uint8)
     table = pack_table(w)
-    assert table.shape == (15, 2) and table.dtype == jnp.uint32
+    assert table.shape == (2, 15) and table.dtype == jnp.uint32  # word-major
     np.testing.assert_array_equal(np.asarray(unpack_table(table, 45, 3, 5)), w)
     for x in xs:
         want = x.astype(np.int64) @ w.reshape(45, 15)

@@ -1,16 +1,17 @@
 r"""Bit-packed binary weight tables for the Sparsey CSA.
 
 A mac's binary weights :math:`w(j, i)` (``N`` presynaptic units :math:`j`, ``Q·K`` cells
-:math:`i`) are stored cell-major, 32 presynaptic units per ``uint32`` word:
-``table[i, b] = Σ_t w(32 b + t, i) 2^t`` (shape ``(Q·K, ⌈N/32⌉)``). A binary input :math:`a` is
+:math:`i`) are stored word-major, 32 presynaptic units per ``uint32`` word:
+``table[b, i] = Σ_t w(32 b + t, i) 2^t`` (shape ``(⌈N/32⌉, Q·K)``). A binary input :math:`a` is
 packed the same way, so the raw sums of the CSA (step 2 of Rinkus's Code Selection Algorithm,
 :math:`u(i) = \sum_j a(j) w(j, i)`) are population counts of a bitwise AND,
 
-.. math:: u(i) = \sum_b \operatorname{popcount}(\text{table}[i, b] \wedge a_b),
+.. math:: u(i) = \sum_b \operatorname{popcount}(\text{table}[b, i] \wedge a_b),
 
 exact integers, and the single-trial Hebbian write (step 10, :math:`w(j, c_q) \leftarrow 1` for
 active :math:`j` and winner :math:`c_q`) is a bitwise OR of the packed input into the winners'
-rows. Both are elementwise over ``Q·K·⌈N/32⌉`` words, 32× fewer than the dense table.
+columns. Both are elementwise over ``⌈N/32⌉·Q·K`` words, 32× fewer than the dense table; the sum
+over words runs along the major axis, so it vectorises over the ``Q·K`` cells.
 
 Example:
     >>> import numpy as np
@@ -19,7 +20,7 @@ Example:
     >>> x = (np.arange(40) % 3 == 0).astype(np.uint8)
     >>> table = pack_table(w)
     >>> table.shape, bool((unpack_table(table, 40, 2, 3) == w).all())
-    ((6, 2), True)
+    ((2, 6), True)
     >>> bool((raw_sums(table, pack_bits(x)) == (x @ w.reshape(40, 6))).all())
     True
 """
@@ -57,18 +58,18 @@ def unpack_bits(p, n: int) -> jax.Array:
 
 
 def pack_table(w) -> jax.Array:
-    """Dense weights ``(N, Q, K)`` → the cell-major packed table ``(Q·K, ⌈N/32⌉)``."""
+    """Dense weights ``(N, Q, K)`` → the word-major packed table ``(⌈N/32⌉, Q·K)``."""
     w = jnp.asarray(w)
     n = w.shape[0]
-    return pack_bits(w.reshape(n, -1).T)
+    return pack_bits(w.reshape(n, -1).T).T
 
 
 def unpack_table(table, n: int, Q: int, K: int) -> jax.Array:
-    """Inverse of :func:`pack_table`: ``(Q·K, ⌈N/32⌉)`` → ``(N, Q, K)`` ``bool``."""
-    return unpack_bits(table, n).T.reshape(n, Q, K)
+    """Inverse of :func:`pack_table`: ``(⌈N/32⌉, Q·K)`` → ``(N, Q, K)`` ``bool``."""
+    return unpack_bits(table.T, n).T.reshape(n, Q, K)
 
 
 def raw_sums(table, xp) -> jax.Array:
     """:math:`u(i) = \\sum_j a(j) w(j, i)` ``(Q·K,)`` int32 from a packed table and input."""
-    hits = jax.lax.population_count(table & xp[None, :])
-    return jnp.sum(hits, axis=-1, dtype=jnp.int32)
+    hits = jax.lax.population_count(table & xp[:, None])
+    return jnp.sum(hits, axis=0, dtype=jnp.int32)

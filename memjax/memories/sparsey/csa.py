@@ -4,13 +4,18 @@ The maths is in :mod:`memjax.memories.sparsey.mac` (steps 1–14 of Rinkus's CSA
 this module is the compiled kernel every verb runs. A mac's weights live in a
 :class:`Packed` table (:mod:`memjax.memories.sparsey.bits`: 32 presynaptic units per word), so
 the raw sums are population counts and a Hebbian write is a bitwise OR of the packed input into
-the winners' rows.
+the winners' columns.
 
 Learning is a ``lax.scan`` whose carry is ``(Packed, Pending)``: the frame at ``t`` first applies
-the *pending* write of frame ``t−1`` (steps 10–12) and then chooses its own code (steps 1–9)
-from the updated table. The result is the same sequence of states as "choose, then write", but
-every read of the carried table follows the write it depends on, so XLA updates the table in
-place instead of copying it on every item.
+the *pending* write of frame ``t−1`` (steps 10–12) and then chooses its own code (steps 1–9,
+:func:`select`) from the updated table. The result is the same sequence of states as "choose,
+then write", but every read of the carried table follows the write it depends on, so XLA updates
+the table in place instead of copying it on every item. Only what the next frame needs is
+computed inside the loop: the frame's :class:`Trace` (code, stored flag, raw sums and input
+counts) leaves the scan, and :func:`report` recomputes V, G, η and ρ from it for all frames at
+once (steps 2–8 are a pure function of the raw sums and counts). The saturation test of step 12
+counts set U weights incrementally: a write into winner :math:`c_q` sets
+:math:`\pi_U - u(c_q)` new bits of that cell.
 
 Example:
     >>> import jax, numpy as np
@@ -24,8 +29,8 @@ Example:
     >>> packed = apply_pending(mac, packed, pend)
     >>> again, _ = choose(mac, packed, inputs(mac, x), tie_noise(jax.random.key(1), 2, 4),
     ...                   "recognize")
-    >>> float(again.familiarity), bool((again.code == out.code).all())
-    (1.0, True)
+    >>> float(again.familiarity), bool((again.code == out.code).all()), int(packed.n_set)
+    (1.0, True, 6)
 """
 
 from __future__ import annotations
@@ -42,13 +47,17 @@ __all__ = [
     "Input",
     "Packed",
     "Pending",
+    "Trace",
     "apply_pending",
     "choose",
+    "count_set",
     "effective_table",
     "expansivity",
     "inputs",
     "learn_draws",
     "no_pending",
+    "report",
+    "select",
     "tie_noise",
 ]
 
@@ -78,16 +87,18 @@ class CSAResult(NamedTuple):
 class Packed(NamedTuple):
     """A mac's weights as the kernel reads them.
 
-    ``tables``: per type (U, H, D) the effective binary weights packed ``(Q·K, ⌈N/32⌉)`` uint32,
+    ``tables``: per type (U, H, D) the effective binary weights packed ``(⌈N/32⌉, Q·K)`` uint32,
     ``None`` for an absent type. ``ages``: with ``permanence``, per type the step of the last
     pre–post coincidence ``(N, Q, K)`` int32 (``-1`` never), else ``None``. ``step``, ``frozen``
-    as in :class:`~memjax.memories.sparsey.SparseyState`.
+    as in :class:`~memjax.memories.sparsey.SparseyState`; ``n_set`` the number of set U weights
+    (int32, :func:`count_set`), which the saturation test of step 12 reads.
     """
 
     tables: tuple
     ages: tuple
     step: jax.Array
     frozen: jax.Array
+    n_set: jax.Array
 
 
 class Input(NamedTuple):
@@ -101,11 +112,24 @@ class Input(NamedTuple):
 
 class Pending(NamedTuple):
     """A chosen code not yet written: ``write`` (active and not frozen), the winner ``rows``
-    ``(Q·K,)`` bool, and the frame's :class:`Input` per type (``None`` where absent)."""
+    ``(Q·K,)`` bool, the frame's :class:`Input` per type (``None`` where absent) and ``gain``,
+    the number of U weights the write newly sets (int32: :math:`\\sum_q \\pi_U - u(c_q)`)."""
 
     write: jax.Array
     rows: jax.Array
     inputs: tuple
+    gain: jax.Array
+
+
+class Trace(NamedTuple):
+    """What a learning frame leaves for :func:`report`: ``code`` ``(Q,)``, ``stored``, and per
+    type the raw sums ``raws`` ``(Q, K)`` int32 and input counts ``counts`` π (``None`` where
+    the type is absent)."""
+
+    code: jax.Array
+    stored: jax.Array
+    raws: tuple
+    counts: tuple
 
 
 def expansivity(g, *, g_minus: float, gamma: float, chi: float, K: int):
@@ -142,10 +166,20 @@ def _pick_tied(v, u):
 
 
 def _sample(rho, u):
-    """Per CM, the first cell whose cumulative ρ reaches ``u`` ∈ [0, 1) (inverse CDF)."""
-    cdf = jnp.cumsum(rho, axis=-1)
+    """Per CM, the first cell whose cumulative ρ reaches ``u`` ∈ [0, 1) (inverse CDF).
+
+    The cumulative sums are one product with the upper-triangular ones matrix (exact float32
+    sums in cell order; one kernel, where a scan-based cumsum takes several)."""
+    K = rho.shape[-1]
+    upper = (jnp.arange(K)[:, None] <= jnp.arange(K)[None, :]).astype(rho.dtype)
+    cdf = jnp.matmul(rho, upper, precision=jax.lax.Precision.HIGHEST)
     idx = jnp.sum(cdf < u[:, None] * cdf[:, -1:], axis=-1)
-    return jnp.minimum(idx, rho.shape[-1] - 1).astype(jnp.int32)
+    return jnp.minimum(idx, K - 1).astype(jnp.int32)
+
+
+def count_set(table) -> jax.Array:
+    """The number of set weights of a packed table (int32)."""
+    return jnp.sum(jax.lax.population_count(table), dtype=jnp.int32)
 
 
 def effective_table(mac, ages, step):
@@ -170,7 +204,12 @@ def inputs(mac, x, h=None, d=None) -> tuple:
 def no_pending(mac, like: tuple) -> Pending:
     """A pending write that writes nothing, shaped like the per-type inputs ``like``."""
     zeros = jax.tree.map(jnp.zeros_like, like)
-    return Pending(jnp.zeros((), jnp.bool_), jnp.zeros((mac.Q * mac.K,), jnp.bool_), zeros)
+    return Pending(
+        jnp.zeros((), jnp.bool_),
+        jnp.zeros((mac.Q * mac.K,), jnp.bool_),
+        zeros,
+        jnp.zeros((), jnp.int32),
+    )
 
 
 def apply_pending(mac, packed: Packed, pend: Pending) -> Packed:
@@ -184,27 +223,38 @@ def apply_pending(mac, packed: Packed, pend: Pending) -> Packed:
         if inp is None or tables[t] is None:
             continue
         if mac.permanence is None:
-            tables[t] = tables[t] | jnp.where(rows[:, None], inp.words[None, :], jnp.uint32(0))
+            tables[t] = tables[t] | jnp.where(rows[None, :], inp.words[:, None], jnp.uint32(0))
         else:
             hit = inp.dense[:, None] & rows[None, :]
             ages[t] = jnp.where(hit.reshape(ages[t].shape), step, ages[t])
     step = step + pend.write.astype(jnp.int32)
-    if mac.permanence is not None:
+    if mac.permanence is None:
+        n_set = packed.n_set + jnp.where(pend.write, pend.gain, 0)
+    else:
         tables = [None if a is None else effective_table(mac, a, step) for a in ages]
+        n_set = count_set(tables[0])
     frozen = packed.frozen
     if mac.saturation is not None:
-        n_set = jnp.sum(jax.lax.population_count(tables[0]), dtype=jnp.int32)
         total = mac.n_inputs * mac.Q * mac.K
         frozen = frozen | (n_set.astype(jnp.float32) / total > mac.saturation)
-    return Packed(tuple(tables), tuple(ages), step, frozen)
+    return Packed(tuple(tables), tuple(ages), step, frozen, n_set)
 
 
-def _normalised(mac, table, inp, phi):
-    """Steps 2–3 for one evidence type: ``(X (Q, K), present, φ)``."""
-    raw = raw_sums(table, inp.words).reshape(mac.Q, mac.K).astype(jnp.float32)
-    x = raw / jnp.maximum(inp.count, 1.0)
+def _raws(mac, packed: Packed, inp: tuple) -> tuple:
+    """Step 2 per type: raw sums ``(Q, K)`` int32, ``None`` where the type is absent."""
+    return tuple(
+        None
+        if inp[t] is None or packed.tables[t] is None
+        else raw_sums(packed.tables[t], inp[t].words).reshape(mac.Q, mac.K)
+        for t in range(3)
+    )
+
+
+def _normalised(mac, raw, count, phi):
+    """Step 3 for one evidence type: ``(X (Q, K), present, φ)``."""
+    x = raw.astype(jnp.float32) / jnp.maximum(count, 1.0)
     x = jnp.where(x >= mac.max_cutoff, 1.0, jnp.where(x < mac.min_cutoff, 0.0, x))
-    return x, inp.count > 0, phi
+    return x, count > 0, phi
 
 
 def _support(mac, parts, use):
@@ -256,20 +306,14 @@ def backoff(mac, parts, v_all, g_all):
     return jnp.where(done, chosen_v, best_v), jnp.where(done, chosen_g, best_g)
 
 
-def choose(mac, packed: Packed, inp: tuple, draws, mode: str) -> tuple[CSAResult, Pending]:
-    """Steps 1–9 for one frame: the :class:`CSAResult` and the :class:`Pending` write.
-
-    ``draws``: ``learn_draws(key, Q)`` in ``"learn"`` mode, ``tie_noise(key, Q, K)`` in
-    ``"recognize"`` mode (see :mod:`memjax.memories.sparsey.mac`).
-    """
+def _evidence(mac, raws, counts, mode):
+    """Steps 1–6 from the raw sums and counts: ``(V, G, η, active)``."""
     phis = (mac.phi_u, mac.phi_h, mac.phi_d)
     parts = [
-        None
-        if inp[t] is None or packed.tables[t] is None
-        else _normalised(mac, packed.tables[t], inp[t], phis[t])
+        None if raws[t] is None else _normalised(mac, raws[t], counts[t], phis[t])
         for t in range(3)
     ]
-    pi_u = inp[0].count
+    pi_u = counts[0]
     gate_max = mac.n_inputs if mac.gate_max is None else mac.gate_max
     gate = (pi_u >= mac.gate_min) & (pi_u <= gate_max)
     v, anything = _support(mac, parts, (True, True, True))
@@ -279,16 +323,65 @@ def choose(mac, packed: Packed, inp: tuple, draws, mode: str) -> tuple[CSAResult
     active = gate & anything
     g = jnp.where(active, g, 0.0)
     eta = expansivity(g, g_minus=mac.g_minus, gamma=mac.gamma, chi=mac.chi, K=mac.K)
+    return v, g, eta, active
+
+
+def _rho(mac, v, eta):
+    """Steps 7–8: :math:`\\rho = \\psi / \\sum_{k \\in q} \\psi`, :math:`\\psi = (\\eta - 1) f(V) + 1`."""
     psi = (eta - 1.0) * mac.f(v) + 1.0
-    rho = psi / jnp.sum(psi, axis=-1, keepdims=True)
-    if mode == "learn":
-        u_sample, u_tie = draws
-        code = jnp.where(packed.frozen, _pick_tied(v, u_tie), _sample(rho, u_sample))
-        write = active & ~packed.frozen
-    else:
-        code = _pick_max(v, draws)
-        write = jnp.zeros((), jnp.bool_)
+    return psi / jnp.sum(psi, axis=-1, keepdims=True)
+
+
+def _counts(inp: tuple) -> tuple:
+    return tuple(None if i is None else i.count for i in inp)
+
+
+def select(mac, packed: Packed, inp: tuple, draws) -> tuple[Trace, Pending]:
+    """Steps 1–9 of a learning frame, computing only what the code needs: the frame's
+    :class:`Trace` and its :class:`Pending` write. ``draws``: ``learn_draws(key, Q)``.
+
+    An unfrozen mac samples from ρ (step 9); a frozen one takes max-V, uniformly among the tied
+    cells (a ``lax.cond``: only the branch taken runs)."""
+    raws = _raws(mac, packed, inp)
+    counts = _counts(inp)
+    v, _, eta, active = _evidence(mac, raws, counts, "learn")
+    u_sample, u_tie = draws
+    code = jax.lax.cond(
+        packed.frozen,
+        lambda: _pick_tied(v, u_tie),
+        lambda: _sample(_rho(mac, v, eta), u_sample),
+    )
+    write = active & ~packed.frozen
     code = jnp.where(active, code, -1)
+    gain = jnp.zeros((), jnp.int32)
+    if raws[0] is not None:
+        won = jnp.take_along_axis(raws[0], jnp.maximum(code, 0)[:, None], axis=-1)[:, 0]
+        gain = jnp.sum(counts[0].astype(jnp.int32) - won)
     rows = jax.nn.one_hot(code, mac.K, dtype=jnp.bool_).reshape(-1)  # none for -1
-    out = CSAResult(code, active, g, eta, v, rho, write)
-    return out, Pending(write, rows, inp)
+    return Trace(code, write, raws, counts), Pending(write, rows, inp, gain)
+
+
+def report(mac, trace: Trace) -> CSAResult:
+    """The :class:`CSAResult` of a learning frame from its :class:`Trace`: steps 2–8 recomputed
+    from the raw sums (the same functions :func:`select` ran, so the same V, G, η and ρ).
+    Unbatched; ``vmap`` it over frames."""
+    v, g, eta, active = _evidence(mac, trace.raws, trace.counts, "learn")
+    return CSAResult(trace.code, active, g, eta, v, _rho(mac, v, eta), trace.stored)
+
+
+def choose(mac, packed: Packed, inp: tuple, draws, mode: str) -> tuple[CSAResult, Pending]:
+    """Steps 1–9 for one frame: the :class:`CSAResult` and the :class:`Pending` write.
+
+    ``draws``: ``learn_draws(key, Q)`` in ``"learn"`` mode (then this is :func:`select` followed
+    by :func:`report`), ``tie_noise(key, Q, K)`` in ``"recognize"`` mode (see
+    :mod:`memjax.memories.sparsey.mac`).
+    """
+    if mode == "learn":
+        trace, pend = select(mac, packed, inp, draws)
+        return report(mac, trace), pend
+    v, g, eta, active = _evidence(mac, _raws(mac, packed, inp), _counts(inp), mode)
+    code = jnp.where(active, _pick_max(v, draws), -1)
+    rows = jax.nn.one_hot(code, mac.K, dtype=jnp.bool_).reshape(-1)
+    no = jnp.zeros((), jnp.bool_)
+    out = CSAResult(code, active, g, eta, v, _rho(mac, v, eta), no)
+    return out, Pending(no, rows, inp, jnp.zeros((), jnp.int32))

@@ -44,6 +44,8 @@ from memjax.memories.sparsey.csa import (
     inputs,
     learn_draws,
     no_pending,
+    report,
+    select,
     tie_noise,
 )
 from memjax.memories.sparsey.mac import (
@@ -227,6 +229,20 @@ class SparseyLevel:
         fn = lambda p, i, dr: choose(self.mac, p, i, dr, mode)
         return jax.vmap(fn)(packed, inp, draws)
 
+    def select(self, packed, x, h, d, draws):
+        """A learning frame of every mac, only what the codes need (:func:`~memjax.memories.
+        sparsey.csa.select`): per-mac traces and pending writes."""
+        xs, hs, ds = self._inputs(x, h, d)
+        inp = jax.vmap(lambda a, b, c: inputs(self.mac, a, b, c))(xs, hs, ds)
+        return jax.vmap(lambda p, i, dr: select(self.mac, p, i, dr))(packed, inp, draws)
+
+    def report(self, trace):
+        """The per-mac :class:`CSAResult` of traces with any leading axes (frames, macs)."""
+        fn = lambda tr: report(self.mac, tr)
+        for _ in range(trace.code.ndim - 1):
+            fn = jax.vmap(fn)
+        return fn(trace)
+
     def apply(self, packed, pending):
         """Steps 10–12 of every mac."""
         return jax.vmap(lambda p, q: apply_pending(self.mac, p, q))(packed, pending)
@@ -252,12 +268,12 @@ def _level_learn(level, state, xs, key):
         packed, pend = carry
         packed = level.apply(packed, pend)
         x, dr = item
-        out, pend = level.choose(packed, x, None, None, dr, "learn")
-        return (packed, pend), out
+        trace, pend = level.select(packed, x, None, None, dr)
+        return (packed, pend), trace
 
     first = level.no_pending(xs[0], None, None)
-    (packed, pend), out = jax.lax.scan(body, (level.pack(state), first), (xs, draws))
-    return level.unpack(level.apply(packed, pend)), out
+    (packed, pend), trace = jax.lax.scan(body, (level.pack(state), first), (xs, draws))
+    return level.unpack(level.apply(packed, pend)), level.report(trace)
 
 
 @partial(jax.jit, static_argnums=(4,))
@@ -397,8 +413,12 @@ def _hier_run_impl(h, carry, frames, key, mode):
         new_packed, new_pend, new_out, codes = [], [], [], []
         below = x
         for i, lv in enumerate(h.levels):
-            p = lv.apply(packed[i], pend[i]) if learn else packed[i]
-            out, q = lv.choose(p, *level_inputs(i, below, outputs), dr[i], mode)
+            if learn:  # the previous frame's write, then only what the codes need (csa.select)
+                p = lv.apply(packed[i], pend[i])
+                out, q = lv.select(p, *level_inputs(i, below, outputs), dr[i])
+            else:
+                p = packed[i]
+                out, q = lv.choose(p, *level_inputs(i, below, outputs), dr[i], mode)
             below = level_output(out.code, lv.mac.K)
             new_packed.append(p)
             new_pend.append(q)
@@ -415,6 +435,7 @@ def _hier_run_impl(h, carry, frames, key, mode):
     (packed, pend, outputs), codes = jax.lax.scan(body, init, (frames, draws))
     if learn:
         packed = tuple(lv.apply(p, q) for lv, p, q in zip(h.levels, packed, pend))
+        codes = tuple(lv.report(tr) for lv, tr in zip(h.levels, codes))
     states = tuple(lv.unpack(p) for lv, p in zip(h.levels, packed))
     return HierarchyCarry(states, outputs), codes
 

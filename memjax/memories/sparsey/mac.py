@@ -104,11 +104,14 @@ from memjax.memories.sparsey.csa import (
     Packed,
     apply_pending,
     choose,
+    count_set,
     effective_table,
     expansivity,
     inputs,
     learn_draws,
     no_pending,
+    report,
+    select,
     tie_noise,
 )
 
@@ -319,9 +322,11 @@ class SparseyMac:
         ws = (state.w_u, state.w_h, state.w_d)
         if self.permanence is None:
             tables = tuple(None if w is None else pack_table(w) for w in ws)
-            return Packed(tables, (None, None, None), state.step, state.frozen)
-        tables = tuple(None if w is None else effective_table(self, w, state.step) for w in ws)
-        return Packed(tables, ws, state.step, state.frozen)
+            ages = (None, None, None)
+        else:
+            tables = tuple(None if w is None else effective_table(self, w, state.step) for w in ws)
+            ages = ws
+        return Packed(tables, ages, state.step, state.frozen, count_set(tables[0]))
 
     def unpack_state(self, packed: Packed) -> SparseyState:
         """Inverse of :meth:`pack_state`."""
@@ -500,7 +505,7 @@ def item_keys(key, n: int, shared: bool):
 
 @jax.jit
 def _learn_jit(mac: SparseyMac, state, xs, hs, ds, key):
-    # Draws for every item up front (one vectorised threefry call instead of one per item).
+    # Draws and packed inputs for every item up front (vectorised, outside the loop).
     u_sample, u_tie = jax.vmap(lambda k: learn_draws(k, mac.Q))(jax.random.split(key, len(xs)))
     inp = jax.vmap(lambda x, h, d: inputs(mac, x, h, d))(xs, hs, ds)
     packed = mac.pack_state(state)
@@ -509,11 +514,13 @@ def _learn_jit(mac: SparseyMac, state, xs, hs, ds, key):
         packed, pend = carry
         packed = apply_pending(mac, packed, pend)  # the previous item's write (module csa)
         frame, a, b = item
-        out, pend = choose(mac, packed, frame, (a, b), "learn")
-        return (packed, pend), out
+        trace, pend = select(mac, packed, frame, (a, b))
+        return (packed, pend), trace
 
     first = no_pending(mac, jax.tree.map(lambda a: a[0], inp))
-    (packed, pend), out = jax.lax.scan(body, (packed, first), (inp, u_sample, u_tie))
+    (packed, pend), trace = jax.lax.scan(body, (packed, first), (inp, u_sample, u_tie))
+    # V, G, eta and rho of every item at once, from the raw sums the loop left (module csa).
+    out = jax.vmap(lambda tr: report(mac, tr))(trace)
     return mac.unpack_state(apply_pending(mac, packed, pend)), out
 
 
