@@ -4,6 +4,7 @@ Each ``tutorials/*.py`` is converted with jupytext and run cell by cell by nbcli
 working directory with ``MEMJAX_SMALL=1`` and a per-cell timeout; any cell error fails the test.
 """
 
+import os
 import pathlib
 
 import jupytext
@@ -18,7 +19,9 @@ CELL_TIMEOUT_S = 300
 def test_tutorial_executes(path, tmp_path, monkeypatch):
     monkeypatch.setenv("MEMJAX_SMALL", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.setenv("XLA_FLAGS", "")  # one CPU device in the kernel, as a user would have
+    # one CPU device in the kernel, as a user would have; the suite's other XLA flags pass through
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    monkeypatch.setenv("XLA_FLAGS", " ".join(f for f in flags if "device_count" not in f))
     monkeypatch.chdir(tmp_path)
     notebook = jupytext.read(path)
     client = NotebookClient(
