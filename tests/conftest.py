@@ -2,8 +2,8 @@
 
 * 8 forced CPU host devices, so sharding tests see a real mesh (XLA reads the flag once, at start).
 * XLA's LLVM backend optimisation is off (``--xla_backend_optimization_level=0``): the suite checks
-  numbers, not speed, and most of its time is compilation, which this halves. The HLO passes, and
-  so the arithmetic, are the same; benchmarks and experiments run with XLA's defaults.
+  numbers, not speed, and most of its time is compilation, which this halves. The HLO passes are
+  the same and neither level uses fast-math; benchmarks and experiments run with XLA's defaults.
 * ``jax_numpy_rank_promotion="raise"``: implicit rank promotion is a bug in memjax code.
 * Tutorials run in small mode (``MEMJAX_SMALL=1``).
 * The persistent compilation cache that experiments switch on goes to a fresh folder per test
