@@ -293,8 +293,10 @@ def plot(records, slopes, path: Path, load: float | None = None) -> None:
         bx.text(ms[-1], level, text + " ", color=color, va="bottom", ha="right", fontsize=8)
     bx.axhline(1, color="k", lw=1)
     bx.set_yscale("log")
-    bx.set_ylim(0.3, 12)
-    bx.yaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.5, 1, 2, 3, 5, 10]))
+    ratios = [r["median_s"][n] / r["median_s"][FLOOR] for r in records for n in LINES]
+    bx.set_ylim(min(0.3, 0.8 * min(ratios)), max(12, 1.25 * max(ratios)))
+    ticks = [0.1, 0.2, 0.5, 1, 2, 3, 5, 10, 20, 50]
+    bx.yaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
     bx.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     bx.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     bx.set_xlabel("m")
