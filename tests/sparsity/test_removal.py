@@ -60,6 +60,15 @@ def test_masked_equals_shrunk_logits():
     )
 
 
+def _random_params(net, seed):
+    """Random params of ``net``'s shapes (scale 1/√fan-in; BatchNorm scale and shift random
+    too), drawn by NumPy: compiling the network's initialiser costs more than the test."""
+    rng = np.random.default_rng(seed)
+    shapes = jax.eval_shape(net.init_params, jax.random.key(0))
+    draw = lambda s: rng.normal(0.0, 1.0 / np.sqrt(np.prod(s.shape[:-1])), s.shape)
+    return jax.tree_util.tree_map(lambda s: jnp.asarray(draw(s), s.dtype), shapes)
+
+
 def _surviving_widths(model, small) -> tuple:
     if model == "vgg16":
         return small.widths
@@ -71,7 +80,7 @@ def _surviving_widths(model, small) -> tuple:
 @pytest.mark.parametrize("model", ["vgg16", "resnet18", "mobilenet_v1"])
 def test_paper_networks_one_wgsef_step_exact_k_and_removal(model):
     net, convs, couple, _, _ = build(model, 1 / 16)
-    params, state = net.init_params(jax.random.key(1)), net.init_state()
+    params, state = _random_params(net, 1), net.init_state()
     layers = {n: spec for n, _, spec in net.conv_layers() if n in convs}
     groups = tree_groups(params, layers, "filter", couple=couple)
     assert groups.layers == convs
