@@ -178,8 +178,9 @@ def softmax_regression_fit(
     weights the optimum of scikit-learn's ``LogisticRegression(C=1/(λN))``. Solved by ``steps``
     L-BFGS iterations (optax, zoom line search) on the diagonally rescaled variable
     :math:`W = \mathrm{diag}(s) V`, :math:`s_d = (\sum_i \omega_i x_{id}^2 + \lambda)^{-1/2}`,
-    one compiled ``lax.scan``; 30 iterations leave the objective within ≈ 1 % of its optimum on
-    the MNIST codes, enough iterations reach it to float32 precision.
+    one compiled ``lax.scan``. On the 2,000 MNIST training codes (λ = 1e-2) 30 iterations leave
+    the objective 3 % above its optimum (0.277 against 0.268 after 300; test accuracy 90.9 %
+    against 91.3 %); enough iterations reach the optimum to float32 precision.
 
     Example:
         >>> import numpy as np
@@ -237,15 +238,6 @@ def softmax_regression_cv(
     shape and one compile), scored by held-out accuracy averaged over folds. Returns
     ``(best_l2, scores)``: the largest λ of the highest mean score, and the mean scores
     ``(len(l2_grid),)``.
-
-    Example:
-        >>> import numpy as np
-        >>> from memjax.memories.sparsey.readout import softmax_regression_cv
-        >>> rng = np.random.default_rng(0); y = np.arange(60) % 2
-        >>> x = (rng.random((60, 8)) < 0.2 + 0.6 * y[:, None]).astype(np.float32)
-        >>> best, scores = softmax_regression_cv(x, y, num_classes=2, l2_grid=(1e-3, 1e-1))
-        >>> best in (1e-3, 1e-1), scores.shape
-        (True, (2,))
     """
     x, labels = jnp.asarray(x, jnp.float32), jnp.asarray(labels)
     grid = np.asarray(l2_grid, np.float32)
