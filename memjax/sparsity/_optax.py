@@ -56,13 +56,14 @@ import optax
 
 from memjax.core.checks import check_choice
 from memjax.sparsity._groups import TreeGroups
-from memjax.sparsity._prox import METHODS, prox_scale
+from memjax.sparsity._prox import METHODS
 from memjax.sparsity._trees import (
     _blocks,
     _check_groups,
     _dtype,
     _sq_norms,
     _weights,
+    block_prox_scales,
     group_norms_tree,
     prox_group_lasso_tree,
     prox_wgsef_tree,
@@ -307,10 +308,16 @@ def prox_sgd(
         count = state.count
         if penalty == "wgsef":
             nu2, d2 = jnp.sqrt(tau_bar) * nu, d / tau_bar
-            scales = []
-            for lo, hi, kb, lb in _blocks(groups, _at(k, count), _at(lam, count)):
-                scales.append(prox_scale(nu2[lo:hi], kb, lb, d2[lo:hi], method, False))
-            scale = jnp.concatenate(scales)
+            blocks = _blocks(groups, _at(k, count), _at(lam, count))
+            scale = block_prox_scales(
+                nu2,
+                d2,
+                tuple((lo, hi) for lo, hi, _, _ in blocks),
+                [kb for _, _, kb, _ in blocks],
+                [lb for _, _, _, lb in blocks],
+                method,
+                (False,) * len(blocks),
+            )
         else:
             lam_t = jnp.asarray(_at(lam, count), dtype)
             threshold = lam_t * jnp.sqrt(d) / tau_bar

@@ -222,11 +222,36 @@ def _guard_k_value(k, m):
 
 @functools.partial(jax.jit, static_argnames=("spans", "method", "uniform"))
 def _prox_scales(nu, step, ks, lams, d, spans, method, uniform):
-    scales = [
-        prox_scale(nu[lo:hi], kb, step * lb, d[lo:hi], method, un)
-        for (lo, hi), kb, lb, un in zip(spans, ks, lams, uniform)
-    ]
-    return jnp.concatenate(scales)
+    return block_prox_scales(nu, d, spans, ks, [step * lb for lb in lams], method, uniform)
+
+
+def block_prox_scales(nu, d, spans, ks, lams, method, uniform):
+    """The prox factors of every block ``[lo, hi)`` of ``ν`` and ``d`` with its own ``k`` and
+    ``λ`` (a per-layer ``k``). The blocks that share a ``uniform`` flag run as **one** vmapped
+    root finder on rows zero-padded to the widest block (``d`` padded with its edge value): a
+    zero group is inactive — ``S_k`` of a vector with appended zeros is ``S_k`` of the vector,
+    for ``k`` at most its length — so the real groups' factors are those of the block alone,
+    and a deep network compiles one or two root finders instead of one per layer."""
+    if len(spans) == 1:
+        (lo, hi), k, lam = spans[0], ks[0], lams[0]
+        return prox_scale(nu[lo:hi], k, lam, d[lo:hi], method, uniform[0])
+    out = [None] * len(spans)
+    for flag in sorted(set(uniform)):
+        idx = [i for i, u in enumerate(uniform) if u == flag]
+        width = max(spans[i][1] - spans[i][0] for i in idx)
+        pad = lambda v, i, mode, width=width: jnp.pad(
+            v[spans[i][0] : spans[i][1]], (0, width - spans[i][1] + spans[i][0]), mode=mode
+        )
+        rows_nu = jnp.stack([pad(nu, i, "constant") for i in idx])
+        rows_d = jnp.stack([pad(d, i, "edge") for i in idx])
+        rows_k = jnp.stack([jnp.asarray(ks[i], jnp.int32) for i in idx])
+        rows_lam = jnp.stack([jnp.asarray(lams[i], nu.dtype) for i in idx])
+        scales = jax.vmap(lambda a, k, lam, w, u=flag: prox_scale(a, k, lam, w, method, u))(
+            rows_nu, rows_k, rows_lam, rows_d
+        )
+        for r, i in enumerate(idx):
+            out[i] = scales[r, : spans[i][1] - spans[i][0]]
+    return jnp.concatenate(out)
 
 
 def wgsef_penalty(params, groups, k, weights=None):

@@ -253,3 +253,25 @@ def test_layers_need_a_single_channel_axis():
     params = {"lstm": {"w": jnp.ones((3, 4, 3))}}
     with pytest.raises(ValueError, match=r"^layers:.*several"):
         tree_groups(params, {"lstm": {"w": ChannelAxes(out=(0, 2))}})
+
+
+def test_blocks_share_one_padded_root_finder():
+    """Per-layer k: the blocks run as one vmapped root finder on zero-padded rows; each block's
+    factors equal those of its own prox (a zero group, two saturated groups, k = width,
+    weights uniform and not)."""
+    from memjax.sparsity._prox import prox_scale
+    from memjax.sparsity._trees import block_prox_scales
+
+    rng = np.random.default_rng(11)
+    spans, ks, lams = ((0, 3), (3, 10), (10, 14)), (2, 3, 4), (0.3, 1.5, 4.0)
+    uniform = (True, False, True)
+    nu = rng.exponential(size=14)
+    nu[1] = 0.0
+    nu[4:6] = 9.0  # saturated groups in the block with k = 3
+    d = np.concatenate([np.full(3, 2.0), rng.uniform(0.5, 2.0, 7), np.full(4, 3.0)])
+    scales = jax.jit(block_prox_scales, static_argnums=(2, 5, 6))
+    got = scales(jnp.asarray(nu), jnp.asarray(d), spans, ks, lams, "sort", uniform)
+    single = jax.jit(prox_scale, static_argnums=(4, 5))
+    for (lo, hi), k, lam, un in zip(spans, ks, lams, uniform):
+        want = single(jnp.asarray(nu[lo:hi]), k, lam, jnp.asarray(d[lo:hi]), "sort", un)
+        np.testing.assert_allclose(got[lo:hi], want, rtol=1e-6, atol=1e-7)
