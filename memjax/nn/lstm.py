@@ -116,11 +116,13 @@ class LSTMCell:
 
     def gates(self, params: dict, carry: LSTMCarry, x) -> jax.Array:
         """The pre-activations :math:`z_t` ``(4, d_hidden)`` in the order ``i, f, g, o``."""
-        return (
-            jnp.einsum("d,dgh->gh", x, params["w_x"])
-            + jnp.einsum("d,dgh->gh", carry.h, params["w_h"])
-            + params["bias"]
-        )
+        # one (d, 4·h) matmul per input, not an einsum over (d, 4, h): its reverse mode needs no
+        # per-step transposed copy of the weights inside a scan (about a quarter of an NTM's
+        # fwd+bwd time on CPU)
+        d_x, n_gates, d_h = params["w_x"].shape
+        z = x @ params["w_x"].reshape(d_x, n_gates * d_h)
+        z = z + carry.h @ params["w_h"].reshape(params["w_h"].shape[0], n_gates * d_h)
+        return z.reshape(n_gates, d_h) + params["bias"]
 
     def step(self, params: dict, carry: LSTMCarry, x, /, **controls) -> tuple[jax.Array, LSTMCarry]:
         """``(h_t, LSTMCarry(h_t, c_t))`` for one input ``x (d_input,)``.
