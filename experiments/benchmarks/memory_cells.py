@@ -20,6 +20,12 @@ timed calls, both peers in the same process on the same machine. Then the SG upd
 :class:`memjax.controllers.SyntheticGradients` update (carry SG at windows of 10 steps, plus the
 write tap for NTM) against one update of truncated BPTT at the same window and of full BPTT.
 
+**Threads.** Both peers get the same cores: ``--cores N`` (default 1) pins the whole process to
+``N`` CPUs with ``os.sched_setaffinity`` *before* JAX is imported (XLA sizes its CPU thread pool
+from the affinity mask) and sets ``torch.set_num_threads(N)``. Times are wall and process CPU
+time (``time.process_time``), medians of interleaved repeats (memjax, torch, memjax, ... so
+drifting load from other jobs hits both alike).
+
 Run: ``/work/venvs/bench/bin/python -m experiments.benchmarks.memory_cells [--repeats N]``
 (any Python with torch; prints the tables that ``memory_cells.md`` records).
 """
@@ -27,18 +33,36 @@ Run: ``/work/venvs/bench/bin/python -m experiments.benchmarks.memory_cells [--re
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import torch
 
-from memjax.controllers import SyntheticGradients
-from memjax.core.unroll import unroll
-from memjax.memories.mann import MANNCell
-from memjax.memories.ntm import NTMCell
+def _pin_cores(argv) -> int:
+    """Pin this process to the first ``--cores`` allowed CPUs (before JAX starts its pool)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--cores", type=int, default=1)
+    cores = pre.parse_known_args(argv)[0].cores
+    allowed = sorted(os.sched_getaffinity(0))
+    if not 1 <= cores <= len(allowed):
+        raise SystemExit(f"--cores: expected 1..{len(allowed)}, got {cores}")
+    os.sched_setaffinity(0, allowed[:cores])
+    return cores
+
+
+if __name__ == "__main__":
+    _pin_cores(sys.argv[1:])
+
+import jax  # noqa: E402  (after the pinning above)
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from memjax.controllers import SyntheticGradients  # noqa: E402
+from memjax.core.unroll import unroll  # noqa: E402
+from memjax.memories.mann import MANNCell  # noqa: E402
+from memjax.memories.ntm import NTMCell  # noqa: E402
 
 B, T, D_IN, HIDDEN, N, W, HEADS = 16, 50, 405, 200, 128, 40, 4
 CLIP, EPS, LOG_EPS = 20.0, 1e-8, 1e-30
@@ -172,13 +196,16 @@ class TorchMANN(TorchHeadCell):
 
 
 # ----------------------------------------------------------------------------- timing
-def _median_time(fn, repeats):
-    times = []
+def _interleaved(fns: dict, repeats: int) -> dict:
+    """``{name: (median wall s, median CPU s)}``, the callables run in turn ``repeats`` times."""
+    walls, cpus = {k: [] for k in fns}, {k: [] for k in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for k, fn in fns.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            fn()
+            walls[k].append(time.perf_counter() - wall)
+            cpus[k].append(time.process_time() - cpu)
+    return {k: (statistics.median(walls[k]), statistics.median(cpus[k])) for k in fns}
 
 
 def bench_cell(name, cell, torch_cls, xs, repeats):
@@ -211,58 +238,80 @@ def bench_cell(name, cell, torch_cls, xs, repeats):
 
     torch_fwd()
     torch_fwd_bwd()
-    j_f = _median_time(lambda: jax.block_until_ready(fwd(theta, xs)), repeats)
-    j_b = _median_time(lambda: jax.block_until_ready(fwd_bwd(theta, xs)), repeats)
-    t_f = _median_time(torch_fwd, repeats)
-    t_b = _median_time(torch_fwd_bwd, repeats)
+    t = _interleaved(
+        {
+            "jf": lambda: jax.block_until_ready(fwd(theta, xs)),
+            "tf": torch_fwd,
+            "jb": lambda: jax.block_until_ready(fwd_bwd(theta, xs)),
+            "tb": torch_fwd_bwd,
+        },
+        repeats,
+    )
+    (j_f, jc_f), (t_f, tc_f), (j_b, jc_b), (t_b, tc_b) = t["jf"], t["tf"], t["jb"], t["tb"]
     return {
         "cell": name,
         "max |memjax - torch|": diff,
         "memjax fwd seq/s": 1 / j_f,
         "torch fwd seq/s": 1 / t_f,
         "fwd ratio": t_f / j_f,
+        "fwd CPU ratio": tc_f / jc_f,
         "memjax fwd+bwd seq/s": 1 / j_b,
         "torch fwd+bwd seq/s": 1 / t_b,
         "fwd+bwd ratio": t_b / j_b,
+        "fwd+bwd CPU ratio": tc_b / jc_b,
+        "memjax / torch fwd+bwd CPU s": f"{jc_b:.3f} / {tc_b:.3f}",
         "compile fwd / fwd+bwd s": f"{compile_f:.1f} / {compile_b:.1f}",
     }, theta
 
 
 def bench_sg(name, cell, theta, xs, repeats, window=10):
-    """Wall time of one update: SG (carry [+ write]) vs truncated BPTT vs full BPTT."""
+    """Seconds per update (wall and CPU): full BPTT, truncated BPTT (``jax.grad`` of one
+    ``unroll(truncate=window)``), and :class:`SyntheticGradients` at the same window with
+    λ = 1 (backprop only) and λ = 0 (the SG update: carry SG, plus the write tap for NTM)."""
     aux = jnp.zeros((B, T, cell.d_output), xs.dtype)
     loss = lambda ys, a: jnp.sum((ys - a) ** 2)
     targets = ("carry", "write") if "write" in cell.tap_names else ("carry",)
-    rows = {}
+
+    def bptt(truncate):
+        def mean_loss(th):
+            run = lambda x: unroll(cell, th, cell.init_carry(th), x, truncate=truncate)[0]
+            return jnp.mean(jax.vmap(loss)(jax.vmap(run)(xs), aux))
+
+        g = jax.jit(jax.grad(mean_loss))
+        return lambda: jax.block_until_ready(g(theta))
+
+    fns = {"full BPTT": bptt(None), "truncated BPTT": bptt(window)}
     for label, kw in (
-        ("SG", {"sg_targets": targets, "mix_lambda": 0.0}),
-        ("truncated BPTT", {"sg_targets": ("carry",), "mix_lambda": 1.0}),
+        ("SG path, λ = 1", {"sg_targets": ("carry",), "mix_lambda": 1.0}),
+        ("SG, λ = 0", {"sg_targets": targets, "mix_lambda": 0.0}),
     ):
         sg = SyntheticGradients(cell, truncate=window, diagnose=False, **kw)
         phi = sg.init_params(jax.random.key(1), theta)
         fn = jax.jit(sg.gradients(loss))
-        jax.block_until_ready(fn(theta, phi, xs, aux))
-        rows[label] = _median_time(
-            lambda fn=fn, phi=phi: jax.block_until_ready(fn(theta, phi, xs, aux)), repeats
-        )
-
-    def full(th):
-        ys = jax.vmap(lambda x: unroll(cell, th, cell.init_carry(th), x)[0])(xs)
-        return jnp.mean(jax.vmap(loss)(ys, aux))
-
-    g = jax.jit(jax.grad(full))
-    jax.block_until_ready(g(theta))
-    rows["full BPTT"] = _median_time(lambda: jax.block_until_ready(g(theta)), repeats)
-    return {"cell": name, "window": window, **{f"{k} s/update": v for k, v in rows.items()}}
+        fns[label] = lambda fn=fn, phi=phi: jax.block_until_ready(fn(theta, phi, xs, aux))
+    for fn in fns.values():
+        fn()  # compile
+    times = _interleaved(fns, repeats)
+    row = {"cell": name, "window": window, "SG targets": " + ".join(targets)}
+    for k, (wall, cpu) in times.items():
+        row[f"{k} s (CPU s)"] = f"{wall:.3f} ({cpu:.3f})"
+    trunc = times["truncated BPTT"][1]
+    row["SG ÷ truncated BPTT (CPU)"] = times["SG, λ = 0"][1] / trunc
+    return row
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cells", default="ntm,mann")
-    parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument(
+        "--cores", type=int, default=1, help="CPUs for both peers (process pinned; torch threads)"
+    )
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.torch_threads)
+    if argv is not None:  # called as a function: pin now (JAX's pool may already be sized)
+        _pin_cores(argv)
+    torch.set_num_threads(args.cores)
+    print(f"cores: {sorted(os.sched_getaffinity(0))}, torch threads: {torch.get_num_threads()}")
     xs = jnp.asarray(np.random.default_rng(0).normal(size=(B, T, D_IN)), jnp.float32)
     cells = {
         "ntm": (

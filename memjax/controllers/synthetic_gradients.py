@@ -120,6 +120,7 @@ from memjax.nn.mlp import MLP
 __all__ = ["SyntheticGradients"]
 
 _BOUNDARY = "_sg_window_carry"
+_INLINE = True  # predict ĝ inside the injecting pass where possible (tests switch it off)
 
 
 def _check_names(name: str, value) -> tuple[str, ...]:
@@ -336,6 +337,25 @@ class SyntheticGradients:
         elif context is not None:
             raise ValueError("context: this SyntheticGradients has d_context=0; pass none")
 
+    def _inline_targets(self, theta, predictions, carry_shape) -> tuple[str, ...]:
+        """The tap targets whose ĝ pass 2 predicts at the tap itself, so that no separate forward
+        pass is needed: possible when the SG has no context (its input is the tap's value alone)
+        and the targets are arrays whose per-step shapes tell them apart (from each other and
+        from the carry leaves, which pass through the same injection at window starts)."""
+        if not _INLINE or self.context_taps or self.d_context:
+            return ()
+        shapes = self.step_shapes(theta)
+        keys = []  # the injected tap targets (oracle ones too), each told apart by its shape
+        for n in self.tap_targets:
+            if not isinstance(shapes[n], jax.ShapeDtypeStruct):
+                return ()
+            keys.append((shapes[n].shape, jnp.dtype(shapes[n].dtype)))
+        leaves = [] if carry_shape is None else jax.tree_util.tree_leaves(carry_shape)
+        carry_keys = {(s.shape, jnp.dtype(s.dtype)) for s in leaves}
+        if len(set(keys)) != len(keys) or carry_keys & set(keys):
+            return ()
+        return tuple(n for n in self.tap_targets if n not in predictions)
+
     def true_targets(self, loss_fn: Callable, theta, xs, aux, names=None) -> dict:
         """:math:`\\delta_t = \\partial L_b/\\partial u_t` for tapped targets by untruncated BPTT
         (one backward pass through taps); each ``(B, T, ...)``."""
@@ -379,8 +399,16 @@ class SyntheticGradients:
         if unknown:
             raise ValueError(f"predictions: {unknown} are not sg_targets {self.sg_targets}")
 
-        # pass 1: the forward values of the tapped targets and context taps
-        names1 = tuple(dict.fromkeys(tap_t + self.context_taps))
+        window = self.truncate
+        n_windows = 0 if window is None else -(-length // window)
+        carry_shape = jax.eval_shape(self.cell.init_carry, theta)
+        inline = self._inline_targets(theta, predictions, carry_shape if use_carry else None)
+
+        # pass 1 (only if some ĝ cannot be computed inside pass 2): the forward values of the
+        # tapped targets and context taps
+        names1 = tuple(
+            dict.fromkeys(tuple(n for n in tap_t if n not in inline) + self.context_taps)
+        )
         found = {}
         if names1:
             fwd = taps.collect_taps(
@@ -397,15 +425,33 @@ class SyntheticGradients:
 
         ghat = {n: predictions.get(n) for n in tap_t}
         for n in tap_t:
-            if ghat[n] is None:
+            if ghat[n] is None and n not in inline:
                 ghat[n] = predict_all(phi, n, found[n], ctx)
         ghat = jax.lax.stop_gradient(ghat)
 
-        # pass 2: forward + one backward with the SGs injected; targets = cotangents at the taps
-        window = self.truncate
-        n_windows = 0 if window is None else -(-length // window)
-        carry_shape = jax.eval_shape(self.cell.init_carry, theta)
-        perturb = dict(ghat)
+        # pass 2: forward + one backward with the SGs injected; targets = cotangents at the taps.
+        # An inline target's perturbation is zeros: its ĝ is predicted at the tap from the value
+        # there (the same value pass 1 would give: the forward is the same), plus the zeros, whose
+        # cotangent is the training target.
+        step_shapes = self.step_shapes(theta)
+        perturb = {
+            n: jnp.zeros((batch, length, *step_shapes[n].shape), step_shapes[n].dtype)
+            if n in inline
+            else ghat[n]
+            for n in tap_t
+        }
+        by_shape = {(step_shapes[n].shape, jnp.dtype(step_shapes[n].dtype)): n for n in inline}
+        no_ctx = jnp.zeros((0,), dtype)
+
+        def combine(u, g):
+            name = by_shape.get((u.shape, jnp.dtype(u.dtype)))
+            if name is not None:
+                g = (
+                    jax.lax.stop_gradient(self.predict(phi, name, jax.lax.stop_gradient(u), no_ctx))
+                    + g
+                )
+            return mix(u, g, lam)
+
         if use_carry:
             perturb[_BOUNDARY] = jax.tree_util.tree_map(
                 lambda s: jnp.zeros((batch, n_windows - 1, *s.shape), s.dtype), carry_shape
@@ -438,7 +484,6 @@ class SyntheticGradients:
                 ys = taps.vmap(seq, in_axes=axes, axis_size=batch)(xs, ctx, oracle_carry)
                 return jnp.sum(jax.vmap(loss_fn)(ys, aux))
 
-            combine = lambda u, g: mix(u, g, lam)
             value, values = taps.collect_taps(batched, names2, perturb=combine)(deltas, theta)
             return value, values
 
@@ -447,6 +492,7 @@ class SyntheticGradients:
         )(theta, perturb)
         g_theta = jax.tree_util.tree_map(lambda g: g / batch, g_theta)
         targets = jax.lax.stop_gradient(targets)
+        found.update({n: jax.lax.stop_gradient(values[n]) for n in inline})
         sg_inputs = {n: found[n] for n in tap_t}
         if use_carry:
             sg_inputs[CARRY] = jax.lax.stop_gradient(values[_BOUNDARY])
@@ -470,9 +516,11 @@ class SyntheticGradients:
         (_, (losses, preds)), g_phi = jax.value_and_grad(sg_loss, has_aux=True)(phi)
         metrics = {"lambda": lam}
         for n in active:
-            used = (
-                ghat[n] if n != CARRY else (oracle_carry if oracle_carry is not None else preds[n])
-            )
+            if n == CARRY:
+                used = oracle_carry if oracle_carry is not None else preds[n]
+            else:  # an inline ĝ is the prediction from the same φ and inputs: preds[n]
+                used = preds[n] if n in inline else ghat[n]
+                ghat[n] = used
             metrics[f"cosine/{n}"] = jnp.mean(
                 cosine(flatten_steps(used), flatten_steps(targets[n]))
             )
