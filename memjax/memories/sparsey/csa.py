@@ -327,7 +327,8 @@ def _evidence(mac, raws, counts, mode):
 
 
 def _rho(mac, v, eta):
-    """Steps 7–8: :math:`\\rho = \\psi / \\sum_{k \\in q} \\psi`, :math:`\\psi = (\\eta - 1) f(V) + 1`."""
+    """Steps 7–8: :math:`\\rho = \\psi / \\sum_{k \\in q} \\psi` with
+    :math:`\\psi = (\\eta - 1) f(V) + 1`."""
     psi = (eta - 1.0) * mac.f(v) + 1.0
     return psi / jnp.sum(psi, axis=-1, keepdims=True)
 

@@ -102,6 +102,7 @@ from memjax.memories.sparsey.bits import pack_table, unpack_table
 from memjax.memories.sparsey.csa import (
     CSAResult,
     Packed,
+    Trace,
     apply_pending,
     choose,
     count_set,
@@ -491,7 +492,13 @@ def check_binary(name: str, x, shape) -> None:
     if isinstance(x, jax.core.Tracer):
         return
     values = np.asarray(x)
-    if values.dtype != np.bool_ and not np.isin(values, (0, 1)).all():
+    if values.dtype == np.bool_:
+        return
+    if values.dtype.kind in "ui":  # two reductions instead of a set-membership test
+        binary = values.max() <= 1 and (values.dtype.kind == "u" or values.min() >= 0)
+    else:
+        binary = bool(((values == 0) | (values == 1)).all())
+    if not binary:
         bad = values[~np.isin(values, (0, 1))].ravel()[:3].tolist()
         raise ValueError(f"{name}: expected binary values 0/1, got e.g. {bad}")
 
@@ -515,10 +522,19 @@ def _learn_jit(mac: SparseyMac, state, xs, hs, ds, key):
         packed = apply_pending(mac, packed, pend)  # the previous item's write (module csa)
         frame, a, b = item
         trace, pend = select(mac, packed, frame, (a, b))
-        return (packed, pend), trace
+        # One int32 row per item leaves the loop (one in-place write): code, stored, raw sums.
+        raws = [r.reshape(-1) for r in trace.raws if r is not None]
+        return (packed, pend), jnp.concatenate([trace.code, trace.stored[None], *raws])
 
     first = no_pending(mac, jax.tree.map(lambda a: a[0], inp))
-    (packed, pend), trace = jax.lax.scan(body, (packed, first), (inp, u_sample, u_tie))
+    (packed, pend), rows = jax.lax.scan(body, (packed, first), (inp, u_sample, u_tie))
+    Q, QK = mac.Q, mac.Q * mac.K
+    raws, at = [], Q + 1
+    for i in inp:
+        raws.append(None if i is None else rows[:, at : at + QK].reshape(-1, Q, mac.K))
+        at += 0 if i is None else QK
+    counts = tuple(None if i is None else i.count for i in inp)
+    trace = Trace(rows[:, :Q], rows[:, Q].astype(jnp.bool_), tuple(raws), counts)
     # V, G, eta and rho of every item at once, from the raw sums the loop left (module csa).
     out = jax.vmap(lambda tr: report(mac, tr))(trace)
     return mac.unpack_state(apply_pending(mac, packed, pend)), out
