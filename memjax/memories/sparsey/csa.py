@@ -310,8 +310,7 @@ def _evidence(mac, raws, counts, mode):
     """Steps 1–6 from the raw sums and counts: ``(V, G, η, active)``."""
     phis = (mac.phi_u, mac.phi_h, mac.phi_d)
     parts = [
-        None if raws[t] is None else _normalised(mac, raws[t], counts[t], phis[t])
-        for t in range(3)
+        None if raws[t] is None else _normalised(mac, raws[t], counts[t], phis[t]) for t in range(3)
     ]
     pi_u = counts[0]
     gate_max = mac.n_inputs if mac.gate_max is None else mac.gate_max
