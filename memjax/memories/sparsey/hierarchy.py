@@ -278,8 +278,17 @@ def _level_learn(level, state, xs, key):
 
 @partial(jax.jit, static_argnums=(4,))
 def _level_recognize(level, state, xs, key, shared):
-    fn = lambda x, k: level.csa(state, x, key=k, mode="recognize")
-    return jax.vmap(fn)(xs, item_keys(key, xs.shape[0], shared))
+    # As csa(mode="recognize") per item, on tables packed once; shared ties drawn once.
+    packed = level.pack(state)
+
+    def one(x, draws):
+        return level.choose(packed, x, None, None, draws, "recognize")[0]
+
+    if shared:
+        draws = level.draws(key, "recognize")
+        return jax.vmap(lambda x: one(x, draws))(xs)
+    keys = item_keys(key, xs.shape[0], False)
+    return jax.vmap(one)(xs, jax.vmap(lambda k: level.draws(k, "recognize"))(keys))
 
 
 class HierarchyCarry(NamedTuple):

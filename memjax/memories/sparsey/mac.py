@@ -543,17 +543,19 @@ def _learn_jit(mac: SparseyMac, state, xs, hs, ds, key):
 @partial(jax.jit, static_argnums=(6, 7))
 def _batch_jit(mac: SparseyMac, state, xs, hs, ds, key, mode, shared):
     packed = mac.pack_state(state)
-    keys = item_keys(key, xs.shape[0], shared)
-    if mode == "learn":
-        draws = jax.vmap(lambda k: learn_draws(k, mac.Q))(keys)
-    else:
-        draws = jax.vmap(lambda k: tie_noise(k, mac.Q, mac.K))(keys)
+    draw = (
+        (lambda k: learn_draws(k, mac.Q))
+        if mode == "learn"
+        else (lambda k: tie_noise(k, mac.Q, mac.K))
+    )
+    # Shared ties: the one draw every item would make from the same key, made once.
+    draws = draw(key) if shared else jax.vmap(draw)(item_keys(key, xs.shape[0], False))
 
     def one(x, h, d, dr):
         out, _ = choose(mac, packed, inputs(mac, x, h, d), dr, mode)
         return out._replace(stored=jnp.zeros((), jnp.bool_))
 
-    return jax.vmap(one)(xs, hs, ds, draws)
+    return jax.vmap(one, in_axes=(0, 0, 0, None if shared else 0))(xs, hs, ds, draws)
 
 
 def code_overlap(a, b):
