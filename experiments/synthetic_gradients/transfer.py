@@ -54,6 +54,7 @@ CONDITIONS = ("transferred φ", "φ from scratch", "truncated BPTT")
 
 @dataclasses.dataclass(frozen=True)
 class Config(TrainConfig):
+    conditions: tuple[str, ...] = CONDITIONS
     seeds: tuple[int, ...] = (0, 1)
     pre_steps: int = 600
     hidden: int = 64
@@ -185,6 +186,9 @@ def main(argv=None) -> list[dict]:
         description=__doc__.splitlines()[0],
     )
     config: Config = run.config
+    unknown = sorted(set(config.conditions) - set(CONDITIONS))
+    if unknown:
+        raise ValueError(f"conditions: {unknown} are not in {CONDITIONS}")
     start = time.perf_counter()
     source = Task(config, "sinusoid")
     phi, pre_log = pretrain(config, source)
@@ -193,7 +197,7 @@ def main(argv=None) -> list[dict]:
     rows, series = [], {}
     for family in ("sinusoid", "copy"):
         task = source if family == "sinusoid" else Task(config, family)
-        for condition in CONDITIONS:
+        for condition in config.conditions:
             results = []
             for seed in config.seeds:
                 rng = np.random.default_rng(1000 + seed)
