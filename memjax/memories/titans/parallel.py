@@ -66,6 +66,7 @@ Example:
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -187,15 +188,27 @@ def parallel_chunk(
         ys = dual_read(mlp, weights, momentum, factors, coef, queries)
     else:
         ys = mlp(anchor, queries)
-    upd_w = factors_to_tree(mlp, factors, coef.G[-1])
-    upd_s = factors_to_tree(mlp, factors, coef.n[-1])
+    upd_w, upd_s = chunk_increments(mlp, factors, coef)
+    return ys, apply_increments(carry, upd_w, upd_s, coef, complete)
+
+
+def chunk_increments(mlp: MemoryMLP, factors, coef: ChunkCoefficients):
+    """The chunk's summed updates ``(Σ_j G_Cj u_j, Σ_j n_Cj u_j)`` as weights pytrees (module doc:
+    the closed form at the chunk's last token ``i = C``)."""
+    return factors_to_tree(mlp, factors, coef.G[-1]), factors_to_tree(mlp, factors, coef.n[-1])
+
+
+def apply_increments(carry: ChunkCarry, upd_w, upd_s, coef: ChunkCoefficients, complete):
+    """``M_C = β_C M_0 + f_C S_0 - Σ_j G_Cj u_j`` and ``S_C = m_C S_0 - Σ_j n_Cj u_j`` (module
+    doc); the anchor moves to ``M_C`` when ``complete``."""
+    weights, momentum, anchor = carry
     beta, f, m = coef.beta[-1], coef.f[-1], coef.m[-1]
     new_w = jax.tree_util.tree_map(
         lambda w, s, u: (beta * w + f * s - u).astype(w.dtype), weights, momentum, upd_w
     )
     new_s = jax.tree_util.tree_map(lambda s, u: (m * s - u).astype(s.dtype), momentum, upd_s)
     new_anchor = tree_where(complete, new_w, anchor)
-    return ys, ChunkCarry(new_w, new_s, new_anchor)
+    return ChunkCarry(new_w, new_s, new_anchor)
 
 
 def parallel_memory(
@@ -255,7 +268,10 @@ def parallel_memory(
         start).
 
     Cost per chunk ``C`` and dense layer ``d_in × d_out``: ``O(C d_in d_out + C² (d_in +
-    d_out))`` flops; a call runs ``ceil((T + C - 1) / C)`` chunks.
+    d_out))`` flops; a call runs the ``ceil((offset + T) / C)`` chunks that hold its tokens: the
+    buffer has room for ``ceil((T + C - 1) / C)`` (any offset ``< C``), and its last chunk, empty
+    whenever ``offset + T`` fits in one chunk fewer (always at offset 0), is skipped by
+    ``lax.cond`` outside the scan.
     """
     length = check_sequence_inputs(memory, keys, values, queries)
     check_sequence_options(chunk_size, grad_point, read_point, update, initial_weights)
@@ -295,31 +311,65 @@ def parallel_memory(
     k, v, q = (chunked(place(a)) for a in (keys, values, queries))
     carry = ChunkCarry(state.weights, state.momentum, state.anchor)
     reduction, max_norm = memory.loss, memory.max_grad_norm
-
-    def manual_chunk(c, xs):
-        k, v, q, coef, done = xs
-        point = c.anchor if grad_point == "chunk_start" else initial_weights
-        ys, c = chunk_step(mlp, reduction, max_norm, read, c, point, k, v, q, coef, done)
-        return c, ys
-
-    def autodiff_chunk(c, xs):
-        k, v, q, coef, done = xs
-        point = c.anchor if grad_point == "chunk_start" else initial_weights
-        factors = gradient_factors(mlp, reduction, max_norm, point, k, v)
-        if read == "direct":
-            ys, c = parallel_chunk(mlp, c, q, coef, done, factors, read_point="chunk")
-            ys = jnp.concatenate([ys[:-1], mlp(c.weights, q[-1:])])
-        else:
-            ys, c = parallel_chunk(mlp, c, q, coef, done, factors, read_point=read)
-        return c, ys
-
-    chunk = manual_chunk if backward == "manual" else autodiff_chunk
-
+    # Chunk c holds positions [c C, (c + 1) C); it has an active token iff c C < offset + length
+    # (offset < C). Only the last chunk can be empty (always, at offset 0): lax.cond skips it.
+    live = jnp.arange(n) * size < offset + length
+    xs = (k, v, q, coefs, complete, live)
+    body = _manual_chunk if backward == "manual" else _autodiff_chunk
+    step = partial(body, mlp, reduction, max_norm, read, grad_point, initial_weights)
     # remat: one jax.checkpoint per chunk (reverse mode stores one carry per chunk and re-runs the
     # chunk's forward); without it the scan stores the chunk body's residuals.
-    carry, ys = jax.lax.scan(
-        jax.checkpoint(chunk) if remat else chunk, carry, (k, v, q, coefs, complete)
-    )
+    carry, ys = _scan_chunks(jax.checkpoint(step) if remat else step, carry, xs)
     ys = jax.lax.dynamic_slice_in_dim(ys.reshape(total, -1), offset, length, axis=0)
     new_offset = ((offset + length) % size).astype(jnp.int32)
     return ys, ChunkState(*carry, new_offset)
+
+
+def _skip_chunk(run, carry):
+    """``run(carry)``'s output structure with the carry unchanged and zeros elsewhere (an empty
+    chunk: inactive tokens leave the state exactly as it is, module doc)."""
+    shapes = jax.eval_shape(run, carry)
+    zeros = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), shapes[1])
+    return carry, zeros
+
+
+def _scan_chunks(step, carry, xs):
+    """``lax.scan`` of ``step`` over all chunks but the last, then the last one under
+    ``lax.cond``: it is empty (skipped, the state unchanged) unless the stream's offset pushes
+    tokens into it. The condition sits outside the scan, so the scan's forward and reverse loops
+    carry no conditional."""
+    tm = jax.tree_util.tree_map
+    live = xs[-1]
+    last_xs = tm(lambda a: a[-1], xs)
+    run = lambda c: step(c, last_xs)
+    if live.shape[0] == 1:
+        carry, ys = run(carry)
+        return carry, ys[None]
+    carry, ys = jax.lax.scan(step, carry, tm(lambda a: a[:-1], xs))
+    carry, last = jax.lax.cond(live[-1], run, partial(_skip_chunk, run), carry)
+    return carry, jnp.concatenate([ys, last[None]])
+
+
+def _manual_chunk(mlp, reduction, max_norm, read, grad_point, initial_weights, c, xs):
+    """One scan step of ``backward="manual"``: the whole chunk (update and reads) by
+    :func:`~memjax.memories.titans.chunk_vjp.chunk_step`."""
+    k, v, q, coef, done, _ = xs
+    point = c.anchor if grad_point == "chunk_start" else initial_weights
+
+    ys, c = chunk_step(mlp, reduction, max_norm, read, c, point, k, v, q, coef, done)
+    return c, ys
+
+
+def _autodiff_chunk(mlp, reduction, max_norm, read, grad_point, initial_weights, c, xs):
+    """One scan step of ``backward="autodiff"``: :func:`parallel_chunk` on the chunk's factored
+    gradients (reverse mode differentiates it)."""
+    k, v, q, coef, done, _ = xs
+    point = c.anchor if grad_point == "chunk_start" else initial_weights
+
+    factors = gradient_factors(mlp, reduction, max_norm, point, k, v)
+    if read == "direct":
+        ys, c = parallel_chunk(mlp, c, q, coef, done, factors, read_point="chunk")
+        ys = jnp.concatenate([ys[:-1], mlp(c.weights, q[-1:])])
+    else:
+        ys, c = parallel_chunk(mlp, c, q, coef, done, factors, read_point=read)
+    return c, ys
