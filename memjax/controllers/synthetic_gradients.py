@@ -39,7 +39,10 @@ plus the true gradient of every path that avoids the targets. :math:`\lambda` bl
 backprop (1 = backprop only [C: ixaxaar/pytorch-dni's convention]); for the first
 ``warmup_steps`` updates :math:`\lambda = 1` (pure BPTT warm-up, koz4k issue #2 [C]). At a
 truncation boundary there is no backprop, so the ``"carry"`` target receives
-:math:`(1-\lambda)\hat g` (:func:`memjax.core.cut`).
+:math:`(1-\lambda)\hat g` (:func:`memjax.core.cut`). One update is one forward and one backward
+pass of the windows plus the SG nets: each tap target's :math:`\hat g_t` is predicted at the tap
+from the value there. Only a context built from ``context_taps``, or an external ``context``,
+needs the targets' values before that pass, and then costs one more forward pass.
 
 **SG-with-oracle ≡ BPTT** [D]. If :math:`\hat g_t` is the true :math:`\delta_t` for every target
 (``predictions=``), the fast update equals the BPTT gradient exactly, for any :math:`\lambda`:
@@ -404,11 +407,12 @@ class SyntheticGradients:
         carry_shape = jax.eval_shape(self.cell.init_carry, theta)
         inline = self._inline_targets(theta, predictions, carry_shape if use_carry else None)
 
-        # pass 1 (only if some ĝ cannot be computed inside pass 2): the forward values of the
-        # tapped targets and context taps
-        names1 = tuple(
-            dict.fromkeys(tuple(n for n in tap_t if n not in inline) + self.context_taps)
-        )
+        # pass 1, only where some ĝ must be known before pass 2 (a context built from taps, or a
+        # target that can neither be predicted at its tap nor is given): the forward values of
+        # the tapped targets and context taps. Otherwise pass 2's tap values are the SG inputs.
+        separate = any(n not in inline and n not in predictions for n in tap_t)
+        names1 = tap_t + self.context_taps if separate or self.context_taps else ()
+        names1 = tuple(dict.fromkeys(names1))
         found = {}
         if names1:
             fwd = taps.collect_taps(
@@ -492,7 +496,7 @@ class SyntheticGradients:
         )(theta, perturb)
         g_theta = jax.tree_util.tree_map(lambda g: g / batch, g_theta)
         targets = jax.lax.stop_gradient(targets)
-        found.update({n: jax.lax.stop_gradient(values[n]) for n in inline})
+        found.update({n: jax.lax.stop_gradient(values[n]) for n in tap_t if n not in found})
         sg_inputs = {n: found[n] for n in tap_t}
         if use_carry:
             sg_inputs[CARRY] = jax.lax.stop_gradient(values[_BOUNDARY])
