@@ -9,8 +9,9 @@ Every measurement runs in a fresh subprocess (nothing compiled earlier in this p
 * **titans** — ``jax.jit(jax.value_and_grad(loss))`` of
   ``TitansLMM(d_model=32, num_heads=2, chunk_size=8)`` at batch 8, T = 32 (the loss: mean square
   of the layer's outputs over a batch vmapped from the initial state). Timed apart: tracing
-  (``jit(...).trace``), lowering, XLA compilation, then the median of 5 steps. **Target: trace +
-  lower + compile ≤ 8 s.** Persistent cache off.
+  (``jit(...).trace``), lowering, XLA compilation, then the median of 5 steps, and the program's
+  size (jaxpr equations counted into nested jaxprs, instructions of the lowered and of the
+  optimized HLO module). **Target: trace + lower + compile ≤ 8 s.** Persistent cache off.
 * **sparsey** — the Sparsey MNIST pipeline of :mod:`experiments.sparsey.mnist` at its defaults
   (``--no-baselines``): its ``main`` runs :func:`~experiments.sparsey.mnist.run_once` twice with
   the same shapes; compile = first call − second call. **Target: ≤ 8 s.** Persistent cache off.
@@ -77,6 +78,11 @@ def _probe_titans() -> dict:
     t4, c4 = time.perf_counter(), time.process_time()
     jax.block_until_ready(compiled(params, xs))
     t5 = time.perf_counter()
+    sizes = {
+        "jaxpr_eqns": _count_eqns(traced.jaxpr.jaxpr),
+        "hlo_ops": _count_ops(lowered.as_text(dialect="hlo")),
+        "optimized_hlo_ops": _count_ops(compiled.as_text()),
+    }
     runs = []
     for _ in range(5):
         s = time.perf_counter()
@@ -94,7 +100,29 @@ def _probe_titans() -> dict:
         "compile_cpu_s": c4 - c1,
         "first_call_s": t5 - t4,
         "step_s": statistics.median(runs),
+        **sizes,
     }
+
+
+def _count_eqns(jaxpr) -> int:
+    """Equations of ``jaxpr`` and of every jaxpr nested in its equations (scan bodies, calls)."""
+    from jax.extend import core
+
+    total = 0
+    for eqn in jaxpr.eqns:
+        total += 1
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, list | tuple) else (param,):
+                if isinstance(sub, core.ClosedJaxpr):
+                    total += _count_eqns(sub.jaxpr)
+                elif isinstance(sub, core.Jaxpr):
+                    total += _count_eqns(sub)
+    return total
+
+
+def _count_ops(hlo_text: str) -> int:
+    """Instructions of an HLO module's text (every computation, fusions included)."""
+    return sum(1 for line in hlo_text.splitlines() if " = " in line)
 
 
 def _probe_sparsey(out: str, enable_cache: bool) -> dict:
@@ -327,6 +355,11 @@ def report(results: dict, label: str) -> str:
             f"{t['trace_cpu_s']:.2f} / {t['lower_cpu_s']:.2f} / {t['xla_compile_cpu_s']:.2f} s",
         )
         note("Titans step run (median of 5)", f"{t['step_s'] * 1e3:.1f} ms")
+        if "jaxpr_eqns" in t:
+            note(
+                "… jaxpr equations / HLO ops / optimized HLO ops",
+                f"{t['jaxpr_eqns']} / {t['hlo_ops']} / {t['optimized_hlo_ops']}",
+            )
     if "sparsey" in results:
         s = results["sparsey"]
         row(
