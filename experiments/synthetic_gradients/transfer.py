@@ -55,6 +55,7 @@ CONDITIONS = ("transferred φ", "φ from scratch", "truncated BPTT")
 @dataclasses.dataclass(frozen=True)
 class Config(TrainConfig):
     conditions: tuple[str, ...] = CONDITIONS
+    families: tuple[str, ...] = ("sinusoid", "copy")
     seeds: tuple[int, ...] = (0, 1)
     pre_steps: int = 600
     hidden: int = 64
@@ -195,7 +196,7 @@ def main(argv=None) -> list[dict]:
     print("pre-training:", pre_log[-1], flush=True)
     checkpoints = sorted({config.steps // 4, config.steps // 2, config.steps})
     rows, series = [], {}
-    for family in ("sinusoid", "copy"):
+    for family in config.families:
         task = source if family == "sinusoid" else Task(config, family)
         for condition in config.conditions:
             results = []
@@ -253,7 +254,7 @@ def main(argv=None) -> list[dict]:
         title="Shared feedback path transfer: metric at fixed updates (median over seeds)",
         notes=notes,
         plot={
-            "series": series["sinusoid"],
+            "series": series.get("sinusoid", {}),
             "xlabel": "updates on the target task",
             "ylabel": f"{config.k_shot}-shot query MSE (median)",
             "title": "Sinusoid, new LSTM: transferred φ vs scratch vs truncated BPTT",
@@ -262,6 +263,8 @@ def main(argv=None) -> list[dict]:
             "chance_label": "predict 0",
         },
     )
+    if "copy" not in series:
+        return rows
     plot_series(
         run.out_dir / "transfer_copy.png",
         series["copy"],
