@@ -171,17 +171,18 @@ def predictor(cell) -> Callable:
     return fn
 
 
-def make_sg(cell, *, method: str, window: int | None, length: int, **options):
+def make_sg(cell, *, method: str, window: int | None, length: int, mode: str = "dni", **options):
     """The :class:`SyntheticGradients` of one run.
 
     Memory cells (a ``"write"`` tap) get a write SG (``options``: ``d_context``, ``mix_lambda``,
-    ``mode``...); a plain LSTM gets the carry SG at windows of ``window`` steps (``λ = 0``);
-    ``method="bptt"`` with ``window=None`` is full BPTT (one window spanning the sequence).
+    ...), with ``mode="inner_loop"`` fast weights updated once per window of ``window`` steps; a
+    plain LSTM gets the carry SG at windows of ``window`` steps (``λ = 0``); ``method="bptt"``
+    with ``window=None`` is full BPTT (one window spanning the sequence).
     """
-    if "write" in cell.tap_names and window is None:
-        return SyntheticGradients(cell, ("write",), **options)
+    if "write" in cell.tap_names and (window is None or mode == "inner_loop"):
+        truncate = window if mode == "inner_loop" else None
+        return SyntheticGradients(cell, ("write",), mode=mode, truncate=truncate, **options)
     options.pop("mix_lambda", None)
-    options.pop("mode", None)
     truncate = length if window is None else window
     return SyntheticGradients(cell, ("carry",), truncate=truncate, mix_lambda=0.0, **options)
 

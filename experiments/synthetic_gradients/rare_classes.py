@@ -18,7 +18,9 @@ every ``log_every`` updates; ``—`` = not reached).
 Methods: ``bptt`` — the episode gradient; ``tbptt`` (LSTM) — truncated BPTT at windows of
 ``window``; ``sg`` — LSTM: the carry SG at each window boundary (DNI, ``λ = 0``); memory cells:
 the write SG with the label context, mixed at ``λ = mix_lambda`` (the fast path of
-:class:`memjax.controllers.SyntheticGradients`, ``mode="dni"``).
+:class:`memjax.controllers.SyntheticGradients`, ``mode="dni"``); ``inner`` (memory cells) —
+``mode="inner_loop"``: within-episode fast weights, one SG step per window, θ₀ and φ
+meta-learned through them.
 
 One command: ``python -m experiments.synthetic_gradients.rare_classes [--preset cpu|gpu|tpu]``
 writes ``results.md``, ``rare_classes.png`` and ``summary.json``.
@@ -47,7 +49,7 @@ from experiments.synthetic_gradients.episodes import episode_batch, instance_ind
 from memjax.data import load_omniglot
 from memjax.train import TrainConfig, describe_machine, parse_args
 
-METHODS = ("bptt", "tbptt", "sg")
+METHODS = ("bptt", "tbptt", "sg", "inner")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +109,8 @@ def label(name: str, method: str, window: int) -> str:
         return f"{name.upper()} BPTT"
     if name == "lstm":
         return f"LSTM T={window} {'BPTT' if method == 'tbptt' else 'SG'}"
+    if method == "inner":
+        return f"{name.upper()} inner-loop SG (window {window})"
     return f"{name.upper()} SG"
 
 
@@ -158,13 +162,14 @@ def main(argv=None) -> list[dict]:
             return {k: float(np.mean(ok[m])) for k, m in masks.items()}
 
         for method in config.methods:
-            if method == "tbptt" and name != "lstm":
-                continue
+            if (method == "tbptt") != (name == "lstm") and method in ("tbptt", "inner"):
+                continue  # truncated BPTT is the LSTM's baseline; the inner loop needs a tap
             sg = make_sg(
                 cell,
                 method=method,
                 window=config.window if method != "bptt" else None,
                 length=config.seq_len,
+                mode="inner_loop" if method == "inner" else "dni",
                 d_context=config.n_classes,
                 mix_lambda=config.mix_lambda,
             )
@@ -193,7 +198,7 @@ def main(argv=None) -> list[dict]:
                     seed=seed,
                     lr=config.learning_rate,
                     lr_sg=config.sg_learning_rate,
-                    method="sg" if method == "sg" else "bptt",
+                    method="bptt" if method in ("bptt", "tbptt") else "sg",
                     log_every=config.log_every,
                     eval_fn=eval_fn,
                 )
@@ -210,7 +215,7 @@ def main(argv=None) -> list[dict]:
             row[f"updates to {100 * config.threshold:.0f} % (rare 2nd)"] = " / ".join(
                 "—" if r is None else str(r) for r in reached
             )
-            if method == "sg":
+            if method in ("sg", "inner"):
                 last = results[0][0][-1]
                 keys = [k for k in last if k.startswith(("cosine_true/", "cosine/carry"))]
                 row["cos(ĝ, δ)"] = median([h[-1][keys[0]] for h, _, _ in results]) if keys else ""
