@@ -7,17 +7,27 @@
    conv from 512 calibration images (paper mode, chunks of 128), tracing the coupled groups
    (``trace_groups``), and materialising at ratio 0.5 (``materialize``) — the first call
    (with compilation) and a second one.
-2. **Latency against FLOPs** over global pruning ratios 0–0.8 (every prunable group, the
-   residual stream included, L1 scores): XLA FLOPs of the compiled forward, parameters, and the
-   median latency at batch 1 and 64 of each pruned network against the dense one, timed in
-   interleaved rounds (:func:`memjax.pruning.measure_latencies`).
-3. **Torch-Pruning** (DepGraph, ``torch-pruning`` 1.6 with torch 2.13 CPU, in the benchmark-only
-   environment ``--torch-python``, default ``/work/venvs/bench/bin/python``): the same ResNet-56
-   pruned at one ratio with ``MagnitudePruner`` (L1), its MACs (``count_ops_and_params``) and
-   latency, dense and pruned, beside memjax's at the same ratio. Neither package is a memjax
-   dependency; without the environment this part is skipped.
+2. **Where the time goes**: every distinct conv shape of ResNet-56 at 32×32, batch 64, dense
+   widths (16/32/64) and ratio-0.5 widths (8/16/32): which XLA:CPU kernel runs it (YNNPACK
+   fusion or the Eigen convolution, read from the compiled HLO), median wall and CPU time.
+3. **Latency against FLOPs** over global pruning ratios (every prunable group, the residual
+   stream included, Beta-Rank scores, widths rounded up to ``--round-to``), with BatchNorm as
+   trained and folded into the convs (``materialize(..., fold_bn=True)``): XLA FLOPs of the
+   compiled forward, parameters, median wall and CPU time at batch 1 and 64 against the dense
+   network, timed in interleaved rounds (:func:`memjax.pruning.measure_latencies`). Then the
+   same for **VGG-16-BN** (CIFAR, 32×32; no residual coupling; folded BN, L1 scores).
+4. **The experiment's network** (ResNet-20, 1 channel, 16×16, batch 64: the Beta-Rank cpu
+   preset): the mids-only selections the experiment uses and selections that also prune the
+   residual stream stage by stage, BN as trained and folded.
+5. **Torch-Pruning** (DepGraph, ``torch-pruning`` 1.6 with torch 2.13 CPU, in the benchmark-only
+   environment ``--torch-python``, default ``/work/venvs/bench/bin/python``): ResNet-56 pruned
+   with ``MagnitudePruner`` (L1) at ``--torch-ratio``; memjax's ratio is then chosen so that
+   both keep the same fraction of conv/linear MACs (counted as thop does), and both latencies
+   are printed. Neither package is a memjax dependency; without the environment this part is
+   skipped.
 
-Writes ``results.md``, ``summary.json`` and ``latency_vs_flops.png``.
+Writes ``results.md``, ``summary.json`` and ``latency_vs_flops.png``. ``--quick`` shrinks every
+part (a smoke run).
 """
 
 from __future__ import annotations
@@ -33,10 +43,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from memjax.models.cnn import resnet56
+from memjax.models.cnn import VGG, ResNet, resnet56
 from memjax.pruning import (
     count_params,
     group_scores,
+    l1_scores,
     masks_from_scores,
     materialize,
     measure_latencies,
@@ -143,7 +154,14 @@ def pipeline_times(net, params, state, calib):
     rows = []
     for attempt in ("first (compiles)", "second"):
         scores, t_score = timed(
-            lambda: score_layers("beta_rank", lambda p, x: fn(p, state, x), params, calib, layers)
+            lambda: score_layers(
+                "beta_rank",
+                lambda p, x: fn(p, state, x),
+                params,
+                calib,
+                layers,
+                min_batch=min(512, len(calib)),
+            )
         )
         groups, t_group = timed(lambda: trace_groups(fn, params, calib[:1], model_state=state))
         table = group_scores(scores, groups)
@@ -162,44 +180,288 @@ def pipeline_times(net, params, state, calib):
     return rows, groups, table
 
 
-def latency_rows(net, params, state, groups, table, ratios, repeats):
-    one = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
+def call(spec, state):
+    """The evaluation-mode logits of ``spec`` with its ``state`` closed over."""
+    return lambda p, x: spec.apply(p, state, x, train=False)[0]
+
+
+def measure(models, image, repeats, *, warmup=3, batches=(1, 64)):
+    """XLA FLOPs per image and interleaved latency of ``{label: (spec, params, state)}``."""
+    one = jax.ShapeDtypeStruct((1, *image), jnp.float32)
+    flops = {k: xla_flops(call(m[0], m[2]), m[1], one) for k, m in models.items()}
+    lat = {}
+    for b in batches:
+        x = jax.random.normal(jax.random.key(0), (b, *image))
+        calls = {k: (call(m[0], m[2]), (m[1], x)) for k, m in models.items()}
+        lat[b] = measure_latencies(calls, repeats=repeats, warmup=warmup)
+    return flops, lat
+
+
+def cost_table(models, refs, flops, lat, describe):
+    """One row per network: FLOPs, params, wall and CPU time, each against ``refs[label]``."""
+    rows = []
+    for k, m in models.items():
+        ref = refs[k]
+        f = flops[k] / flops[ref]
+        row = {**describe(k, m[0]), "MFLOPs (XLA)": flops[k] / 1e6, "params": count_params(m[1])}
+        row["FLOPs / dense"] = f
+        for b in sorted(lat):
+            row[f"latency / dense b={b}"] = lat[b][k].median_s / lat[b][ref].median_s
+        big = max(lat)
+        row[f"CPU time / dense b={big}"] = lat[big][k].cpu_s / lat[big][ref].cpu_s
+        cut = 1 - row[f"latency / dense b={big}"]
+        row[f"latency cut / FLOPs cut b={big}"] = cut / (1 - f) if f < 1 else float("nan")
+        for b in sorted(lat):
+            row[f"ms b={b}"] = lat[b][k].median_s * 1e3
+        row[f"CPU ms b={big}"] = lat[big][k].cpu_s * 1e3
+        rows.append(row)
+    return rows
+
+
+def with_folded(models):
+    """Each network as trained and with BatchNorm folded in (label + " folded")."""
+    out = {}
+    for k, (spec, p, st) in models.items():
+        out[k] = (spec, p, st)
+        out[k + " folded"] = spec.folded(p, st)
+    return out
+
+
+def resnet_widths(spec: ResNet) -> str:
+    n = spec.blocks_per_stage
+    stem = spec.stem_width or spec.widths[0]
+    mids = "/".join(str(spec.mid_width(b)) for b in range(0, spec.num_blocks, n))
+    blocks = "/".join(str(spec.block_width(b)) for b in range(0, spec.num_blocks, n))
+    return f"stem {stem}; mids {mids}; stream {blocks}"
+
+
+def latency_rows(net, params, state, groups, table, ratios, repeats, round_to):
+    """ResNet-56 at global ratios (every prunable group), BN as trained and folded."""
     models = {}
     for r in ratios:
         if r == 0:
-            models[r] = (net, params, state)
+            models["0"] = (net, params, state)
         else:
-            masks = masks_from_scores(table, groups, ratio=r)
-            models[r] = materialize(net, params, groups, masks, model_state=state)
+            masks = masks_from_scores(table, groups, ratio=r, round_to=round_to)
+            models[f"{r:g}"] = materialize(net, params, groups, masks, model_state=state)
+    # the stream group pruned stage by stage to the mids' widths (stage_stream_mask)
+    stream = next(i for i, g in enumerate(groups) if "params/stem/kernel" in g.producers)
+    for r, widths in ((0.5, (8, 16, 32)),):
+        masks = masks_from_scores(table, groups, ratio=r, round_to=round_to)
+        masks[stream] = stage_stream_mask(net, groups[stream], table[stream], widths)
+        label = f"{r:g}, stream {'/'.join(map(str, widths))}"
+        models[label] = materialize(net, params, groups, masks, model_state=state)
+    models = with_folded(models)
+    flops, lat = measure(models, (32, 32, 3), repeats)
+    refs = {k: "0 folded" if k.endswith("folded") else "0" for k in models}
 
-    def call(spec, s):
-        return lambda p, x: spec.apply(p, s, x, train=False)[0]
+    def describe(k, spec):
+        return {
+            "ratio": k.removesuffix(" folded"),
+            "BN": "folded" if k.endswith("folded") else "as trained",
+            "widths (first block of each stage)": resnet_widths(spec),
+        }
 
-    flops = {r: xla_flops(call(m[0], m[2]), m[1], one) for r, m in models.items()}
-    lat = {}
-    for b in (1, 64):
-        x = jax.random.normal(jax.random.key(0), (b, 32, 32, 3))
-        lat[b] = measure_latencies(
-            {r: (call(m[0], m[2]), (m[1], x)) for r, m in models.items()}, repeats=repeats
+    return cost_table(models, refs, flops, lat, describe)
+
+
+def vgg_rows(ratios, repeats, round_to):
+    """VGG-16-BN (CIFAR, 32x32) at global ratios over its 13 convs, L1 scores, folded BN."""
+    net = VGG()
+    params, state = random_variables(net)
+    groups = trace_groups(
+        lambda p, s, x: net.apply(p, s, x, train=False)[0],
+        params,
+        jnp.zeros((1, 32, 32, 3)),
+        model_state=state,
+    )
+    scores = {
+        f"params/conv{k}/kernel": l1_scores(params[f"conv{k}"]["kernel"])
+        for k in range(len(net.widths))
+    }
+    table = group_scores(scores, groups)
+    convs = {f"params/conv{k}/kernel" for k in range(len(net.widths))}
+    models = {}
+    for r in ratios:
+        if r == 0:
+            models["0"] = net.folded(params, state)
+            continue
+        ratio = {g.name: r for g in groups if g.prunable and set(g.producers) & convs}
+        masks = masks_from_scores(table, groups, ratio=ratio, round_to=round_to)
+        small = materialize(net, params, groups, masks, model_state=state, fold_bn=True)
+        models[f"{r:g}"] = small
+    flops, lat = measure(models, (32, 32, 3), repeats, warmup=1)
+
+    def describe(k, spec):
+        return {"ratio": k, "BN": "folded", "conv widths": "/".join(map(str, spec.widths))}
+
+    return cost_table(models, {k: "0" for k in models}, flops, lat, describe)
+
+
+def stage_stream_mask(net: ResNet, group, scores, widths):
+    """A keep-mask of the option-A residual-stream group with ``widths[s]`` channels kept in
+    stage ``s``: the top-scoring units among the stem's, then among those stage 2 adds, then
+    stage 3 (a stage's units contain the earlier stages', so widths must not decrease)."""
+    n = net.blocks_per_stage
+    owners = [group.member("params/stem/kernel", 3).units]
+    owners += [group.member(f"params/blocks/{s * n}/conv2/kernel", 3).units for s in (1, 2)]
+    keep, seen = np.zeros(group.size, bool), set()
+    for units, w in zip(owners, widths):
+        free = [int(u) for u in units if int(u) not in seen]  # units this stage adds
+        seen |= {int(u) for u in units}
+        need = w - int(keep[units].sum())
+        if need < 0 or need > len(free):
+            raise ValueError(f"widths: cannot keep {w} channels in a stage of {len(units)}")
+        order = sorted(free, key=lambda u: (-scores[u], u))
+        keep[order[:need]] = True
+    return keep
+
+
+# (label, mid ratio, round_to, stream widths per stage or None): the experiment's cpu preset
+RESNET20_SELECTIONS = (
+    ("mids 0.36 (experiment, smaller cut)", 0.36, None, None),
+    ("mids 0.6 (experiment, larger cut)", 0.6, None, None),
+    ("mids 0.5", 0.5, None, None),
+    ("mids 0.5, stream 16/16/32", 0.5, None, (16, 16, 32)),
+    ("mids 0.5, stream 8/16/32", 0.5, None, (8, 16, 32)),
+    ("mids 0.5 round 16, stream 16/16/32", 0.5, 16, (16, 16, 32)),
+    ("mids 0.625 round 8, stream 16/24/40", 0.625, 8, (16, 24, 40)),
+)
+
+
+def resnet20_rows(repeats, selections=RESNET20_SELECTIONS):
+    """The experiment's ResNet-20 (1 channel, 3 classes) at 16x16: mids-only and stream cuts."""
+    net = ResNet(3, (16, 32, 64), num_classes=3, in_channels=1)
+    params, state = random_variables(net)
+    groups = trace_groups(
+        lambda p, s, x: net.apply(p, s, x, train=False)[0],
+        params,
+        jnp.zeros((1, 8, 8, 1)),
+        model_state=state,
+    )
+    scores = {
+        "params/" + "/".join(map(str, path)): l1_scores(params_at(params, path))
+        for _, path, _ in net.conv_layers()
+    }
+    table = group_scores(scores, groups)
+    stream = next(g for g in groups if "params/stem/kernel" in g.producers)
+    models = {"dense": (net, params, state)}
+    for label, mid, round_to, widths in selections:
+        ratio = {g.name: (0.0 if g is stream else mid) for g in groups if g.prunable}
+        masks = masks_from_scores(table, groups, ratio=ratio, round_to=round_to)
+        if widths is not None:
+            i = groups.index(stream)
+            masks[i] = stage_stream_mask(net, stream, table[i], widths)
+        models[label] = materialize(net, params, groups, masks, model_state=state)
+    models = with_folded(models)
+    flops, lat = measure(models, (16, 16, 1), repeats, batches=(64,))
+    refs = {k: "dense folded" if k.endswith("folded") else "dense" for k in models}
+
+    def describe(k, spec):
+        return {
+            "selection": k.removesuffix(" folded"),
+            "BN": "folded" if k.endswith("folded") else "as trained",
+            "widths (first block of each stage)": resnet_widths(spec),
+        }
+
+    return cost_table(models, refs, flops, lat, describe)
+
+
+def params_at(params, path):
+    for key in path:
+        params = params[key]
+    return params
+
+
+def conv_backend(x, kernel, stride) -> str:
+    """Which XLA:CPU kernel runs this conv: a YNNPACK fusion or the Eigen convolution."""
+    text = jax.jit(lambda x, k: conv3x3(x, k, stride)).lower(x, kernel).compile().as_text()
+    return "YNNPACK" if "ynn_fusion" in text else "Eigen"
+
+
+def conv3x3(x, kernel, stride):
+    return jax.lax.conv_general_dilated(
+        x, kernel, (stride, stride), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+
+
+def conv_profile(repeats, batch=64):
+    """Every distinct conv of ResNet-56 at 32x32, dense (16/32/64) and ratio-0.5 (8/16/32)."""
+    shapes = []
+    for scale, label in ((1, "dense"), (2, "ratio 0.5")):
+        w = [16 // scale, 32 // scale, 64 // scale]
+        shapes += [
+            (label, "stem", 32, 3, w[0], 1),
+            (label, "stage 1 (x18)", 32, w[0], w[0], 1),
+            (label, "stage 2 first conv1", 32, w[0], w[1], 2),
+            (label, "stage 2 (x17)", 16, w[1], w[1], 1),
+            (label, "stage 3 first conv1", 16, w[1], w[2], 2),
+            (label, "stage 3 (x17)", 8, w[2], w[2], 1),
+        ]
+    rng = np.random.default_rng(0)
+    calls, info = {}, {}
+    for label, where, hw, cin, cout, stride in shapes:
+        x = jnp.asarray(rng.normal(size=(batch, hw, hw, cin)), jnp.float32)
+        k = jnp.asarray(rng.normal(size=(3, 3, cin, cout)) * 0.1, jnp.float32)
+        name = f"{label}: {where}"
+        calls[name] = (lambda x, k, s=stride: conv3x3(x, k, s), (x, k))
+        flops = 2 * batch * (hw // stride) ** 2 * 9 * cin * cout
+        info[name] = (
+            label,
+            where,
+            f"{hw}x{hw} {cin}->{cout} s{stride}",
+            conv_backend(x, k, stride),
         )
+        info[name] += (flops,)
+    lat = measure_latencies(calls, repeats=repeats)
     rows = []
-    for r, m in models.items():
+    for name, (label, where, shape, backend, flops) in info.items():
+        m = lat[name]
         rows.append(
             {
-                "ratio": r,
-                "MFLOPs (XLA)": flops[r] / 1e6,
-                "params": count_params(m[1]),
-                "FLOPs fraction": flops[r] / flops[0],
-                "latency fraction b=64": lat[64][r].median_s / lat[64][0].median_s,
-                "latency fraction b=1": lat[1][r].median_s / lat[1][0].median_s,
-                "ms b=64": lat[64][r].median_s * 1e3,
-                "ms b=1": lat[1][r].median_s * 1e3,
+                "network": label,
+                "conv": where,
+                "input, C_in->C_out, stride": shape,
+                "XLA:CPU kernel": backend,
+                "ms": m.median_s * 1e3,
+                "CPU ms": m.cpu_s * 1e3,
+                "GFLOP/s (wall)": flops / m.median_s / 1e9,
             }
         )
     return rows
 
 
-def torch_rows(python: str, ratio: float, repeats: int, memjax_rows):
+def conv_macs(spec: ResNet, hw: int = 32) -> int:
+    """Multiply-accumulates of the convs and the fc of a CIFAR ResNet, padded taps included
+    (the count thop and Torch-Pruning's ``count_ops_and_params`` make)."""
+    stem = spec.stem_width or spec.widths[0]
+    macs = hw * hw * 9 * spec.in_channels * stem
+    for b in range(spec.num_blocks):
+        side = hw // 2 ** spec.stage(b)
+        macs += side * side * 9 * (spec.block_in(b) * spec.mid_width(b))
+        macs += side * side * 9 * (spec.mid_width(b) * spec.block_width(b))
+    return macs + spec.block_width(spec.num_blocks - 1) * spec.num_classes
+
+
+def matched_ratio(net, params, state, groups, table, target: float, steps: int = 12):
+    """The global ratio whose materialised network keeps ``target`` of the dense MACs
+    (bisection; MACs fall as the ratio grows)."""
+    dense = conv_macs(net)
+
+    def fraction(r):
+        masks = masks_from_scores(table, groups, ratio=r)
+        return conv_macs(materialize(net, params, groups, masks, model_state=state)[0]) / dense
+
+    lo, hi = 0.0, 0.95
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if fraction(mid) > target else (lo, mid)
+    best = min((lo, hi), key=lambda r: abs(fraction(r) - target))
+    return best, fraction(best)
+
+
+def torch_rows(python: str, ratio: float, repeats: int, memjax_net):
+    """Torch-Pruning at ``ratio``; memjax at the ratio keeping the same MACs fraction."""
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(TORCH_SCRIPT)
     done = subprocess.run(
@@ -213,23 +475,34 @@ def torch_rows(python: str, ratio: float, repeats: int, memjax_rows):
     if done.returncode != 0:
         raise RuntimeError(f"--torch-python: the Torch-Pruning run failed:\n{done.stderr[-2000:]}")
     res = json.loads(done.stdout.strip().splitlines()[-1])
-    mj = {r["ratio"]: r for r in memjax_rows}
+    net, params, state, groups, table = memjax_net
+    target = res["pruned"]["macs"] / res["dense"]["macs"]
+    r, got = matched_ratio(net, params, state, groups, table, target)
+    masks = masks_from_scores(table, groups, ratio=r)
+    models = {"dense": (net, params, state)}
+    models["pruned"] = materialize(net, params, groups, masks, model_state=state)
+    flops, lat = measure(models, (32, 32, 3), repeats)
     rows = []
-    for name, key in (("dense", 0.0), ("pruned", ratio)):
-        t = res[name]
+    for name, mj_ratio in (("dense", 0.0), ("pruned", r)):
+        t, spec = res[name], models[name][0]
         rows.append(
             {
-                "network": f"{name} (ratio {key})",
-                "Torch-Pruning MMACs (thop-style)": t["macs"] / 1e6,
+                "network": name,
+                "Torch-Pruning ratio": 0.0 if name == "dense" else ratio,
+                "Torch-Pruning MMACs": t["macs"] / 1e6,
                 "Torch-Pruning params": t["params"],
                 "torch ms b=1": t["ms b=1"],
                 "torch ms b=64": t["ms b=64"],
-                "memjax MFLOPs (XLA)": mj[key]["MFLOPs (XLA)"],
-                "memjax params": mj[key]["params"],
-                "memjax ms b=1": mj[key]["ms b=1"],
-                "memjax ms b=64": mj[key]["ms b=64"],
+                "memjax ratio": mj_ratio,
+                "memjax MMACs": conv_macs(spec) / 1e6,
+                "memjax MFLOPs (XLA)": flops[name] / 1e6,
+                "memjax params": count_params(models[name][1]),
+                "memjax ms b=1": lat[1][name].median_s * 1e3,
+                "memjax ms b=64": lat[64][name].median_s * 1e3,
+                "memjax widths": resnet_widths(spec),
             }
         )
+    res["matched"] = {"target MACs fraction": target, "memjax ratio": r, "memjax fraction": got}
     return rows, res
 
 
@@ -237,44 +510,76 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("runs/benchmarks/pruning"))
     ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--ratios", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8")
+    ap.add_argument("--ratios", default="0,0.2,0.4,0.5,0.6,0.8")
+    ap.add_argument("--round-to", type=int, default=8)
+    ap.add_argument("--vgg-ratios", default="0,0.2,0.37,0.5")
+    ap.add_argument("--vgg-repeats", type=int, default=5)
     ap.add_argument("--torch-ratio", type=float, default=0.5)
     ap.add_argument("--torch-python", default="/work/venvs/bench/bin/python")
+    ap.add_argument("--quick", action="store_true", help="tiny smoke run")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: vgg,torch")
     args = ap.parse_args(argv)
-    ratios = [float(r) for r in args.ratios.split(",")]
-    if 0.0 not in ratios:
-        ratios = [0.0, *ratios]
-    if args.torch_ratio not in ratios:
-        ratios.append(args.torch_ratio)
+    ratios = sorted({0.0, *(float(r) for r in args.ratios.split(","))})
+    vgg_ratios = sorted({0.0, *(float(r) for r in args.vgg_ratios.split(","))})
+    skip = set(filter(None, args.skip.split(",")))
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     net = resnet56()
     params, state = random_variables(net)
-    calib = jax.random.normal(jax.random.key(1), (512, 32, 32, 3))
+    calib = jax.random.normal(jax.random.key(1), (64 if args.quick else 512, 32, 32, 3))
     pipe, groups, table = pipeline_times(net, params, state, calib)
-    print(write_results_table(None, pipe, float_format=".3g"), flush=True)
-    lat = latency_rows(net, params, state, groups, table, sorted(ratios), args.repeats)
-    print(write_results_table(None, lat, float_format=".3g"), flush=True)
     text = write_results_table(None, pipe, title="memjax pipeline on ResNet-56", float_format=".3g")
-    text += "\n" + write_results_table(
-        None,
-        lat,
-        title="Latency against FLOPs (ResNet-56, 32x32, global ratio, every prunable group)",
-        float_format=".3g",
-    )
-    summary = {"pipeline": pipe, "latency": lat}
-    if Path(args.torch_python).exists():
-        trows, raw = torch_rows(args.torch_python, args.torch_ratio, args.repeats, lat)
+    print(text, flush=True)
+    summary = {"pipeline": pipe}
+    parts = [
+        (
+            "profile",
+            "Every conv shape of ResNet-56 (32x32, batch 64), dense and ratio 0.5",
+            lambda: conv_profile(args.repeats),
+        ),
+        (
+            "latency",
+            f"ResNet-56 after surgery (32x32, global ratio, round_to={args.round_to})",
+            lambda: latency_rows(
+                net, params, state, groups, table, ratios, args.repeats, args.round_to
+            ),
+        ),
+        (
+            "resnet20",
+            "The experiment's ResNet-20 (1 channel, 16x16, batch 64)",
+            lambda: resnet20_rows(args.repeats),
+        ),
+        (
+            "vgg",
+            f"VGG-16-BN after surgery (32x32, folded BN, round_to={args.round_to})",
+            lambda: vgg_rows(vgg_ratios, args.vgg_repeats, args.round_to),
+        ),
+    ]
+    for key, title, run in parts:
+        if key in skip:
+            continue
+        rows = run()
+        summary[key] = rows
+        block = write_results_table(None, rows, title=title, float_format=".3g")
+        print(block, flush=True)
+        text += "\n" + block
+        (args.out / "results.md").write_text(text)  # each part as it finishes
+    if "torch" not in skip and Path(args.torch_python).exists():
+        trows, raw = torch_rows(
+            args.torch_python, args.torch_ratio, args.repeats, (net, params, state, groups, table)
+        )
+        m = raw["matched"]
         text += "\n" + write_results_table(
             None,
             trows,
-            title=f"Torch-Pruning vs memjax at ratio {args.torch_ratio} "
-            f"(torch {raw['threads']} threads; "
-            f"Torch-Pruning step {raw['pruned']['prune_s']:.2f} s)",
+            title=f"Torch-Pruning at ratio {args.torch_ratio} and memjax at the same MACs fraction "
+            f"({m['target MACs fraction']:.3f} vs {m['memjax fraction']:.3f}; torch "
+            f"{raw['threads']} threads; Torch-Pruning step {raw['pruned']['prune_s']:.2f} s)",
             float_format=".3g",
         )
         summary["torch"] = trows
-    else:
+        summary["torch_matched"] = m
+    elif "torch" not in skip:
         text += f"\nTorch-Pruning skipped: {args.torch_python} not found.\n"
     text += (
         f"\n- **machine**: {describe_machine()}; shared 2-core CPU under other engineers' "
@@ -283,20 +588,34 @@ def main(argv=None):
     )
     (args.out / "results.md").write_text(text)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    xs = [r["ratio"] for r in lat]
+    if "latency" in summary:
+        plot_curve(args.out / "latency_vs_flops.png", summary["latency"])
+    print(text)
+    return summary
+
+
+def plot_curve(path, rows):
+    series = {}
+    for bn in ("as trained", "folded"):
+        sub = [r for r in rows if r["BN"] == bn and "stream" not in r["ratio"]]
+        xs = [float(r["ratio"]) for r in sub]
+        if bn == "as trained":
+            series["FLOPs (XLA) / dense"] = (xs, [r["FLOPs / dense"] for r in sub])
+        series[f"latency / dense, batch 64, BN {bn}"] = (
+            xs,
+            [r["latency / dense b=64"] for r in sub],
+        )
+        series[f"CPU time / dense, batch 64, BN {bn}"] = (
+            xs,
+            [r["CPU time / dense b=64"] for r in sub],
+        )
     plot_lines(
-        args.out / "latency_vs_flops.png",
-        {
-            "FLOPs (XLA) / dense": (xs, [r["FLOPs fraction"] for r in lat]),
-            "latency / dense, batch 64": (xs, [r["latency fraction b=64"] for r in lat]),
-            "latency / dense, batch 1": (xs, [r["latency fraction b=1"] for r in lat]),
-        },
+        path,
+        series,
         xlabel="global pruning ratio",
         ylabel="fraction of the dense network",
         title="ResNet-56 after surgery: measured latency vs FLOPs (CPU)",
     )
-    print(text)
-    return summary
 
 
 if __name__ == "__main__":
