@@ -122,12 +122,12 @@ PRESETS = {
         "batch_size": 8,
         "sparse_steps": 2,
         "finetune_steps": 2,
-        "methods": ("wgsef", "magnitude"),
+        "methods": ("wgsef",),
         "ks": ("2:3",),
         "latency_batch": 4,
         "latency_repeats": 1,
-        "log_every": 1,
-        "checkpoint_every": 2,
+        "log_every": 2,
+        "checkpoint_every": 1000,
     },
 }
 PRESETS["tpu"] = dict(PRESETS["gpu"])
