@@ -17,9 +17,11 @@ by :math:`\operatorname{mean}|W_k| \cdot \beta_k` from calibration activations. 
    (ties by index, optional ``round_to``); :func:`apply_masks` gives the masked network.
 4. **Surgery** (:mod:`~memjax.pruning.surgery`): :func:`shrink` makes the arrays smaller
    (BatchNorm statistics copied); :func:`materialize` also rebuilds the spec
-   (``spec.pruned(kept)``), so the pruned network is really smaller and faster.
+   (``spec.pruned(kept)``), so the pruned network is really smaller and faster;
+   ``fold_bn=True`` also folds BatchNorm into the convs for inference (``spec.folded``).
 5. **Cost** (:mod:`~memjax.pruning.cost`): :func:`xla_flops` (XLA's cost analysis of the
-   compiled forward), :func:`count_params`, :func:`measure_latency` and :func:`model_cost`.
+   compiled forward), :func:`count_params`, :func:`measure_latency` (wall and process CPU time)
+   and :func:`model_cost`.
 
 Example:
     >>> import jax, jax.numpy as jnp
