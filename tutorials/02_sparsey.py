@@ -185,7 +185,7 @@ level = SparseyLevel(
 lstate, learned = level.learn(level.init_state(), split.x_train, key=jax.random.key(0))
 tr_codes = level.recognize(lstate, split.x_train).code
 te_codes = level.recognize(lstate, x_test).code
-readout = linear_readout_fit(tr_codes, split.y_train, K=16, num_classes=10, steps=100)
+readout = linear_readout_fit(tr_codes, split.y_train, K=16, num_classes=10)
 acc = float((np.asarray(linear_readout_predict(readout, te_codes)) == y_test).mean())
 print(
     f"{level.n_macs} macs, {len(split.y_train)} train, {len(y_test)} test: "
