@@ -283,6 +283,40 @@ def test_saturation_freezes_the_mac():
     np.testing.assert_array_equal(np.asarray(state2.w_u), w)
 
 
+def test_saturation_freezes_at_the_frame_the_oracle_does():
+    # The kernel counts set weights incrementally (a write into winner c_q sets pi_U - u(c_q) new
+    # bits); the oracle recounts the table. Both must freeze after the same item.
+    mac = SparseyMac(n_inputs=N, Q=Q, K=K, saturation=0.12)
+    xs = random_patterns(np.random.default_rng(5), 20, active=12)
+    key = jax.random.key(3)
+    state, out = mac.learn(mac.init_state(), xs, key=key)
+    w, stored, frozen = np.zeros((N, Q, K), bool), [], False
+    for t, (x, (tie, u)) in enumerate(zip(xs, draws(key, len(xs)))):
+        if frozen:  # a frozen mac picks among tied cells with other draws; it writes nothing
+            stored.append(False)
+            continue
+        code = numpy_csa(
+            w,
+            x,
+            tie,
+            u,
+            mode="learn",
+            g_minus=mac.g_minus,
+            gamma=mac.gamma,
+            chi=mac.chi,
+            slope=mac.slope,
+            inflection=mac.inflection,
+        )[0]
+        np.testing.assert_array_equal(np.asarray(out.code[t]), code)
+        w[np.flatnonzero(x)[:, None], np.arange(Q)[None, :], code[None, :]] = True
+        stored.append(True)
+        frozen = w.mean() > mac.saturation
+    assert frozen and 2 < sum(stored) < len(xs)
+    np.testing.assert_array_equal(np.asarray(out.stored), stored)
+    np.testing.assert_array_equal(np.asarray(state.w_u), w)
+    assert bool(state.frozen)
+
+
 def test_permanence_forgets_old_weights():
     mac = SparseyMac(n_inputs=N, Q=Q, K=K, permanence=3, saturation=None)
     xs = np.zeros((4, N), np.uint8)
