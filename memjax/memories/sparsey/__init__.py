@@ -41,20 +41,29 @@ from memjax.memories.sparsey.mac import (
     expansivity as expansivity,
 )
 from memjax.memories.sparsey.readout import (
+    L2_GRID as L2_GRID,
     LinearReadout as LinearReadout,
+    SoftmaxRegression as SoftmaxRegression,
     class_node_fit as class_node_fit,
     class_node_predict as class_node_predict,
     linear_readout_fit as linear_readout_fit,
     linear_readout_predict as linear_readout_predict,
     nearest_code_predict as nearest_code_predict,
+    one_hot_design as one_hot_design,
     ridge_readout_fit as ridge_readout_fit,
     ridge_readout_predict as ridge_readout_predict,
+    softmax_regression_cv as softmax_regression_cv,
+    softmax_regression_fit as softmax_regression_fit,
+    softmax_regression_predict as softmax_regression_predict,
+    stratified_folds as stratified_folds,
 )
 
 __all__ = [
+    "L2_GRID",
     "CSAResult",
     "HierarchyCarry",
     "LinearReadout",
+    "SoftmaxRegression",
     "SparseyHierarchy",
     "SparseyLevel",
     "SparseyMac",
@@ -73,7 +82,12 @@ __all__ = [
     "linear_readout_predict",
     "mac_cells",
     "nearest_code_predict",
+    "one_hot_design",
     "ridge_readout_fit",
     "ridge_readout_predict",
+    "softmax_regression_cv",
+    "softmax_regression_fit",
+    "softmax_regression_predict",
+    "stratified_folds",
     "tile_receptive_fields",
 ]
