@@ -18,7 +18,7 @@ steps; forward+backward = gradient of their sum of squares w.r.t. every paramete
 calls first (jit compile time reported separately), ``block_until_ready``, median of ``repeats``
 timed calls, both peers in the same process on the same machine. Then the SG update time: one
 :class:`memjax.controllers.SyntheticGradients` update (carry SG at windows of 10 steps, plus the
-write tap for NTM) against one update of truncated BPTT at the same window and of full BPTT.
+write tap) against one update of truncated BPTT at the same window and of full BPTT.
 
 **Threads.** Both peers get the same cores: ``--cores N`` (default 1) pins the whole process to
 ``N`` CPUs with ``os.sched_setaffinity`` *before* JAX is imported (XLA sizes its CPU thread pool
@@ -267,7 +267,7 @@ def bench_cell(name, cell, torch_cls, xs, repeats):
 def bench_sg(name, cell, theta, xs, repeats, window=10):
     """Seconds per update (wall and CPU): full BPTT, truncated BPTT (``jax.grad`` of one
     ``unroll(truncate=window)``), and :class:`SyntheticGradients` at the same window with
-    λ = 1 (backprop only) and λ = 0 (the SG update: carry SG, plus the write tap for NTM)."""
+    λ = 1 (backprop only) and λ = 0 (the SG update: carry SG, plus the write tap)."""
     aux = jnp.zeros((B, T, cell.d_output), xs.dtype)
     loss = lambda ys, a: jnp.sum((ys - a) ** 2)
     targets = ("carry", "write") if "write" in cell.tap_names else ("carry",)
