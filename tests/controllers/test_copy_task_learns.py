@@ -39,7 +39,7 @@ def logits(params, xs):
     """The cell's outputs through the linear read-out, ``(B, T, BITS)``."""
     theta, readout = params
     ys = jax.vmap(lambda x: unroll(CELL, theta, CELL.init_carry(theta), x)[0])(xs)
-    return ys @ readout["kernel"] + readout["bias"]
+    return ys @ readout["kernel"] + readout["bias"][None, None, :]
 
 
 def loss(params, xs, target, mask):
