@@ -20,7 +20,9 @@ Methods: ``bptt`` — the episode gradient; ``tbptt`` (LSTM) — truncated BPTT 
 the write SG with the label context, mixed at ``λ = mix_lambda`` (the fast path of
 :class:`memjax.controllers.SyntheticGradients`, ``mode="dni"``); ``inner`` (memory cells) —
 ``mode="inner_loop"``: within-episode fast weights, one SG step per window, θ₀ and φ
-meta-learned through them.
+meta-learned through them. **Its evaluation here runs θ₀ without the fast steps** (the
+evaluation with fast steps at test time is not written yet), so its accuracies are not the
+inner-loop model's.
 
 One command: ``python -m experiments.synthetic_gradients.rare_classes [--preset cpu|gpu|tpu]``
 writes ``results.md``, ``rare_classes.png`` and ``summary.json``.
@@ -110,7 +112,7 @@ def label(name: str, method: str, window: int) -> str:
     if name == "lstm":
         return f"LSTM T={window} {'BPTT' if method == 'tbptt' else 'SG'}"
     if method == "inner":
-        return f"{name.upper()} inner-loop SG (window {window})"
+        return f"{name.upper()} inner-loop SG (window {window}; evaluated at θ₀, no fast steps)"
     return f"{name.upper()} SG"
 
 
