@@ -202,8 +202,16 @@ def _skip(framework, setting, length, batch, mode, depth, message):
 
 
 # -- memjax ---------------------------------------------------------------------------------
-def memjax_layer(setting: str, *, d_model=D_MODEL, num_heads=NUM_HEADS, d_head=D_HEAD,
-                 chunk_size=CHUNK, depth=2, expansion=EXPANSION):
+def memjax_layer(
+    setting: str,
+    *,
+    d_model=D_MODEL,
+    num_heads=NUM_HEADS,
+    d_head=D_HEAD,
+    chunk_size=CHUNK,
+    depth=2,
+    expansion=EXPANSION,
+):
     """The memjax ``TitansLMM`` for ``setting`` (``default`` / ``faithful`` / ``paper``).
 
     ``default`` / ``faithful``: :func:`memjax.compat.titans_pytorch.titans_pytorch_lmm` with the
@@ -234,15 +242,30 @@ def memjax_layer(setting: str, *, d_model=D_MODEL, num_heads=NUM_HEADS, d_head=D
     )
 
 
-def measure_memjax(setting, length, batch, *, modes=MODES, depth=2, repeats=3,
-                   min_repeat_s=0.3, d_model=D_MODEL, num_heads=NUM_HEADS, d_head=D_HEAD,
-                   chunk_size=CHUNK):
+def measure_memjax(
+    setting,
+    length,
+    batch,
+    *,
+    modes=MODES,
+    depth=2,
+    repeats=3,
+    min_repeat_s=0.3,
+    d_model=D_MODEL,
+    num_heads=NUM_HEADS,
+    d_head=D_HEAD,
+    chunk_size=CHUNK,
+):
     """Records (one per mode) for the memjax layer; runs in the calling process."""
     import jax
     import jax.numpy as jnp
 
     layer = memjax_layer(
-        setting, d_model=d_model, num_heads=num_heads, d_head=d_head, chunk_size=chunk_size,
+        setting,
+        d_model=d_model,
+        num_heads=num_heads,
+        d_head=d_head,
+        chunk_size=chunk_size,
         depth=depth,
     )
     params = layer.init_params(jax.random.key(0))
@@ -261,8 +284,9 @@ def measure_memjax(setting, length, batch, *, modes=MODES, depth=2, repeats=3,
         fn = fns[mode]
         reset_peak()
         before = rss_mb()
-        timing = time_call(lambda fn=fn: fn(params, xs), jax.block_until_ready, repeats,
-                           min_repeat_s)
+        timing = time_call(
+            lambda fn=fn: fn(params, xs), jax.block_until_ready, repeats, min_repeat_s
+        )
         out.append(_record("memjax", setting, length, batch, mode, depth, timing, before))
     return out
 
@@ -284,8 +308,7 @@ def check_peer() -> tuple[dict | None, str | None]:
     return {"torch": torch.__version__, "titans_pytorch": peer}, None
 
 
-def measure_port(setting, length, batch, *, modes=MODES, repeats=3, min_repeat_s=0.3,
-                 threads=2):
+def measure_port(setting, length, batch, *, modes=MODES, repeats=3, min_repeat_s=0.3, threads=2):
     """Records (one per mode) for titans-pytorch ``NeuralMemory``; raises :class:`PeerMissing`."""
     versions, message = check_peer()
     if versions is None:
@@ -316,15 +339,26 @@ def measure_port(setting, length, batch, *, modes=MODES, repeats=3, min_repeat_s
 
     out = []
     for mode in modes:
-        if (mode == "fwd_bwd" and setting == "faithful"
-                and batch * length > PORT_MAX_FAITHFUL_BWD_TOKENS):
-            out.append(_skip("port", setting, length, batch, mode, 2,
-                             "~18 GB projected RSS (4.8 GB at 8192 x 1) on a 23 GB machine"))
+        if (
+            mode == "fwd_bwd"
+            and setting == "faithful"
+            and batch * length > PORT_MAX_FAITHFUL_BWD_TOKENS
+        ):
+            out.append(
+                _skip(
+                    "port",
+                    setting,
+                    length,
+                    batch,
+                    mode,
+                    2,
+                    "~18 GB projected RSS (4.8 GB at 8192 x 1) on a 23 GB machine",
+                )
+            )
             continue
         reset_peak()
         before = rss_mb()
-        timing = time_call(fwd if mode == "fwd" else fwd_bwd, lambda _: None, repeats,
-                           min_repeat_s)
+        timing = time_call(fwd if mode == "fwd" else fwd_bwd, lambda _: None, repeats, min_repeat_s)
         out.append(_record("port", setting, length, batch, mode, 2, timing, before))
     return out
 
@@ -345,14 +379,21 @@ def _worker(spec: dict) -> list[dict]:
     try:
         return measure_port(**spec)
     except PeerMissing as err:
-        return [_skip("port", spec["setting"], spec["length"], spec["batch"], m, 2, str(err))
-                for m in spec.get("modes", MODES)]
+        return [
+            _skip("port", spec["setting"], spec["length"], spec["batch"], m, 2, str(err))
+            for m in spec.get("modes", MODES)
+        ]
 
 
 def run_worker(spec: dict, timeout: float = 900) -> list[dict]:
     """Run one measurement in a fresh subprocess; returns its records."""
-    cmd = [sys.executable, "-m", "experiments.benchmarks.titans_vs_pytorch", "--worker",
-           json.dumps(spec)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments.benchmarks.titans_vs_pytorch",
+        "--worker",
+        json.dumps(spec),
+    ]
     env = dict(os.environ)
     # OpenMP's default active spin-wait makes torch 10-30x slower when the 2 cores are shared
     # with other processes (measured here); passive waiting keeps it near its idle-machine speed.
@@ -363,7 +404,7 @@ def run_worker(spec: dict, timeout: float = 900) -> list[dict]:
         return [{**spec, "status": "error", "message": f"timeout after {timeout}s"}]
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            return json.loads(line[len("RESULT ") :])
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
     return [{**spec, "status": "error", "message": " | ".join(tail)}]
 
@@ -389,12 +430,17 @@ def _print(line, log):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="L ∈ {512, 2048}, B = 1, small sweeps")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 5; quick 3)")
-    p.add_argument("--min-repeat", type=float, default=None,
-                   help="group short steps so a repeat lasts at least this (s)")
+    p.add_argument(
+        "--min-repeat",
+        type=float,
+        default=None,
+        help="group short steps so a repeat lasts at least this (s)",
+    )
     p.add_argument("--no-peer", action="store_true", help="memjax lines only")
     p.add_argument("--no-scaling", action="store_true", help="skip the memjax-alone sweeps")
     p.add_argument("--json", help="also write every record to this file (JSON lines)")
@@ -408,8 +454,9 @@ def main(argv=None):
     min_rep = args.min_repeat if args.min_repeat is not None else (0.2 if args.quick else 0.3)
     lengths = (512, 2048) if args.quick else (512, 2048, 8192)
     batches = (1,) if args.quick else (1, 4)
-    scale_lengths = ((1024, 4096, 16384) if args.quick
-                     else (1024, 2048, 4096, 8192, 16384, 32768, 65536))
+    scale_lengths = (
+        (1024, 4096, 16384) if args.quick else (1024, 2048, 4096, 8192, 16384, 32768, 65536)
+    )
     depths = (1, 2) if args.quick else (1, 2, 3, 4)
     log: list[str] = []
     records: list[dict] = []
@@ -421,16 +468,25 @@ def main(argv=None):
         chk = run_worker({"framework": "check"}, timeout=300)[0]
         peer_versions, peer_msg = chk.get("versions"), chk.get("message")
     _print(f"# Titans LMM: memjax vs titans-pytorch {PEER_VERSION} (CPU, same run)", log)
-    _print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-           f"Python {platform.python_version()}, jax {jax.__version__}, "
-           f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", log)
+    _print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, jax {jax.__version__}, "
+        f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}",
+        log,
+    )
     if peer_versions:
-        _print(f"peer: torch {peer_versions['torch']}, titans-pytorch "
-               f"{peer_versions['titans_pytorch']} (set_num_threads(2))", log)
+        _print(
+            f"peer: torch {peer_versions['torch']}, titans-pytorch "
+            f"{peer_versions['titans_pytorch']} (set_num_threads(2))",
+            log,
+        )
     else:
         _print(f"PEER SKIPPED: {peer_msg}", log)
-    _print(f"config: d_model {D_MODEL}, {NUM_HEADS} heads x {D_HEAD}, chunk {CHUNK}, depth-2 MLP "
-           f"x{EXPANSION}; repeats {repeats}, min repeat {min_rep}s", log)
+    _print(
+        f"config: d_model {D_MODEL}, {NUM_HEADS} heads x {D_HEAD}, chunk {CHUNK}, depth-2 MLP "
+        f"x{EXPANSION}; repeats {repeats}, min repeat {min_rep}s",
+        log,
+    )
 
     # -- peer comparison, interleaved --------------------------------------------------------
     rows = []
@@ -438,8 +494,13 @@ def main(argv=None):
     for length in lengths:
         for batch in batches:
             for setting in (*PEER_SETTINGS, "paper") if batch == 1 else PEER_SETTINGS:
-                spec = {"setting": setting, "length": length, "batch": batch,
-                        "repeats": repeats, "min_repeat_s": min_rep}
+                spec = {
+                    "setting": setting,
+                    "length": length,
+                    "batch": batch,
+                    "repeats": repeats,
+                    "min_repeat_s": min_rep,
+                }
                 jobs = [("memjax", spec)]
                 if setting != "paper" and peer_versions:
                     jobs.append(("port", spec))
@@ -452,13 +513,24 @@ def main(argv=None):
                     records.extend(recs)
                     got[fw] = {r.get("mode"): r for r in recs}
                 for mode in MODES:
-                    rows.append((setting, length, batch, mode,
-                                 got.get("port", {}).get(mode), got["memjax"].get(mode)))
+                    rows.append(
+                        (
+                            setting,
+                            length,
+                            batch,
+                            mode,
+                            got.get("port", {}).get(mode),
+                            got["memjax"].get(mode),
+                        )
+                    )
                 print(f"  .. {setting} L={length} B={batch} done", file=sys.stderr, flush=True)
 
     _print("", log)
-    _print("| setting | L | B | mode | port tok/s | memjax tok/s | ratio | port peak MB (Δ) "
-           "| memjax peak MB (Δ) | Δ ratio (run) | memjax compile s | others' cores |", log)
+    _print(
+        "| setting | L | B | mode | port tok/s | memjax tok/s | ratio | port peak MB (Δ) "
+        "| memjax peak MB (Δ) | Δ ratio (run) | memjax compile s | others' cores |",
+        log,
+    )
     _print("|---|---|---|---|---|---|---|---|---|---|---|---|", log)
     ratios: dict = {}
     mem_ratios, peak_ratios = [], []
@@ -473,15 +545,20 @@ def main(argv=None):
         load = [r["others_cores"] for r in (pr, mr) if r and r.get("others_cores") is not None]
         name = setting if setting != "paper" else "paper preset (memjax only)"
         comp = f"{mr['compile_s']:.1f}" if mr and mr.get("status") == "ok" else "—"
-        _print(f"| {name} | {length} | {batch} | {mode} | {_fmt_tps(pr)} | {_fmt_tps(mr)} | "
-               f"{f'{ratio:.2f}x' if ratio else '—'} | {_fmt_mem(pr)} | {_fmt_mem(mr)} | "
-               f"{f'{mratio:.2f}' if mratio else '—'} | {comp} | "
-               f"{'/'.join(f'{x:.2f}' for x in load) or '—'} |", log)
+        _print(
+            f"| {name} | {length} | {batch} | {mode} | {_fmt_tps(pr)} | {_fmt_tps(mr)} | "
+            f"{f'{ratio:.2f}x' if ratio else '—'} | {_fmt_mem(pr)} | {_fmt_mem(mr)} | "
+            f"{f'{mratio:.2f}' if mratio else '—'} | {comp} | "
+            f"{'/'.join(f'{x:.2f}' for x in load) or '—'} |",
+            log,
+        )
     for r in records:
         if r.get("status") not in ("ok", None):
-            _print(f"note: {r.get('framework')} {r.get('setting')} L={r.get('L')} "
-                   f"B={r.get('B')} {r.get('mode')}: {r.get('status')} {r.get('message', '')}",
-                   log)
+            _print(
+                f"note: {r.get('framework')} {r.get('setting')} L={r.get('L')} "
+                f"B={r.get('B')} {r.get('mode')}: {r.get('status')} {r.get('message', '')}",
+                log,
+            )
 
     # -- memjax alone: length and depth -------------------------------------------------------
     flat = None
@@ -493,21 +570,34 @@ def main(argv=None):
         for setting in ("faithful", "paper"):
             base = None
             tps = []
-            sweep = scale_lengths if setting == "faithful" else (
-                scale_lengths[0], scale_lengths[len(scale_lengths) // 2], scale_lengths[-1])
+            sweep = (
+                scale_lengths
+                if setting == "faithful"
+                else (scale_lengths[0], scale_lengths[len(scale_lengths) // 2], scale_lengths[-1])
+            )
             for length in sweep:
-                (r,) = run_worker({"framework": "memjax", "setting": setting, "length": length,
-                                   "batch": 1, "modes": ["fwd"], "repeats": 3,
-                                   "min_repeat_s": min_rep})
+                (r,) = run_worker(
+                    {
+                        "framework": "memjax",
+                        "setting": setting,
+                        "length": length,
+                        "batch": 1,
+                        "modes": ["fwd"],
+                        "repeats": 3,
+                        "min_repeat_s": min_rep,
+                    }
+                )
                 records.append(r)
                 if r.get("status") != "ok":
                     _print(f"| {setting} | {length} | error {r.get('message')} | | | |", log)
                     continue
                 base = base or r["tokens_per_s"]
                 tps.append(r["tokens_per_s"])
-                _print(f"| {setting} | {length} | {r['tokens_per_s']:,.0f} | "
-                       f"{r['tokens_per_s'] / base:.2f} | {_fmt_mem(r)} | {r['compile_s']:.1f} |",
-                       log)
+                _print(
+                    f"| {setting} | {length} | {r['tokens_per_s']:,.0f} | "
+                    f"{r['tokens_per_s'] / base:.2f} | {_fmt_mem(r)} | {r['compile_s']:.1f} |",
+                    log,
+                )
             if setting == "faithful" and len(tps) >= 2:
                 flat = tps[-1] / tps[0]
         _print("", log)
@@ -515,13 +605,24 @@ def main(argv=None):
         _print("| depth | fwd tok/s | fwd_bwd tok/s | fwd_bwd peak MB (Δ) |", log)
         _print("|---|---|---|---|", log)
         for depth in depths:
-            recs = run_worker({"framework": "memjax", "setting": "faithful", "length": 2048,
-                               "batch": 1, "depth": depth, "repeats": 3,
-                               "min_repeat_s": min_rep})
+            recs = run_worker(
+                {
+                    "framework": "memjax",
+                    "setting": "faithful",
+                    "length": 2048,
+                    "batch": 1,
+                    "depth": depth,
+                    "repeats": 3,
+                    "min_repeat_s": min_rep,
+                }
+            )
             records.extend(recs)
             by = {r.get("mode"): r for r in recs}
-            _print(f"| {depth} | {_fmt_tps(by.get('fwd'))} | {_fmt_tps(by.get('fwd_bwd'))} | "
-                   f"{_fmt_mem(by.get('fwd_bwd'))} |", log)
+            _print(
+                f"| {depth} | {_fmt_tps(by.get('fwd'))} | {_fmt_tps(by.get('fwd_bwd'))} | "
+                f"{_fmt_mem(by.get('fwd_bwd'))} |",
+                log,
+            )
 
     if args.json:
         with open(args.json, "w") as f:
@@ -533,12 +634,17 @@ def main(argv=None):
         return f"{_geo(xs):.2f}x (min {min(xs):.2f}x)" if xs else "n/a"
 
     _print("", log)
-    mem = (f"peak x{_geo(peak_ratios):.2f} (max x{max(peak_ratios):.2f}), Δ x{_geo(mem_ratios):.2f}"
-           if mem_ratios else "n/a")
-    line = (f"HEADLINE memjax/titans-pytorch tokens/s, geo-mean over L,B: faithful fwd "
-            f"{head('faithful', 'fwd')}, fwd_bwd {head('faithful', 'fwd_bwd')} [target >= 3x]; "
-            f"default fwd {head('default', 'fwd')}, fwd_bwd {head('default', 'fwd_bwd')} "
-            f"[target >= 1.5x]; memory memjax/port {mem} [target <= 1]")
+    mem = (
+        f"peak x{_geo(peak_ratios):.2f} (max x{max(peak_ratios):.2f}), Δ x{_geo(mem_ratios):.2f}"
+        if mem_ratios
+        else "n/a"
+    )
+    line = (
+        f"HEADLINE memjax/titans-pytorch tokens/s, geo-mean over L,B: faithful fwd "
+        f"{head('faithful', 'fwd')}, fwd_bwd {head('faithful', 'fwd_bwd')} [target >= 3x]; "
+        f"default fwd {head('default', 'fwd')}, fwd_bwd {head('default', 'fwd_bwd')} "
+        f"[target >= 1.5x]; memory memjax/port {mem} [target <= 1]"
+    )
     if flat is not None:
         line += f"; memjax tok/s {scale_lengths[-1] // 1024}K vs 1K x{flat:.2f} [flat]"
     if not ratios:

@@ -102,8 +102,13 @@ def _validate(images, labels, n_way, k_shot, n_query):
     _check_int("n_way", n_way, 1, len(classes), " (number of classes available)")
     smallest = min(len(m) for m in members)
     _check_int("k_shot", k_shot, 1, smallest, " (examples in the smallest class)")
-    _check_int("n_query", n_query, 0, smallest - k_shot,
-               f" (smallest class has {smallest} examples, k_shot={k_shot})")
+    _check_int(
+        "n_query",
+        n_query,
+        0,
+        smallest - k_shot,
+        f" (smallest class has {smallest} examples, k_shot={k_shot})",
+    )
     return images, classes, members
 
 
@@ -156,8 +161,9 @@ def sample_episodes(
     images, classes, members = _validate(images, labels, n_way, k_shot, n_query)
     _check_int("num_episodes", num_episodes, 1, None)
     rng = as_rng(seed)
-    eps = [_episode(images, classes, members, n_way, k_shot, n_query, rng)
-           for _ in range(num_episodes)]
+    eps = [
+        _episode(images, classes, members, n_way, k_shot, n_query, rng) for _ in range(num_episodes)
+    ]
     return Episode(*(np.stack(f) for f in zip(*eps, strict=True)))
 
 

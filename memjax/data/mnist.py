@@ -89,7 +89,8 @@ def mnist_split(
         ((2000, 784), (3000, 784))
     """
     if not isinstance(n_train_per_class, int | np.integer) or not 0 < n_train_per_class < 500:
-        raise bad_arg("n_train_per_class", "an int in [1, 499] (500 digits per class)",
-                      n_train_per_class)
+        raise bad_arg(
+            "n_train_per_class", "an int in [1, 499] (500 digits per class)", n_train_per_class
+        )
     x, y = load_mnist(dtype=dtype, flatten=flatten)
     return split_per_class(x, y, n_train_per_class, seed)

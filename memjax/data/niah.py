@@ -44,9 +44,32 @@ _STOI = {c: i + 1 for i, c in enumerate(NIAH_VOCAB)}
 _NOISE = (
     "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. "
 )
-_WORDS = ("apple", "river", "candle", "falcon", "garden", "harbor", "lantern", "marble",
-          "meadow", "orchid", "pepper", "quartz", "saddle", "timber", "velvet", "willow",
-          "anchor", "bishop", "cobalt", "dragon", "ember", "forest", "glacier", "hammer")
+_WORDS = (
+    "apple",
+    "river",
+    "candle",
+    "falcon",
+    "garden",
+    "harbor",
+    "lantern",
+    "marble",
+    "meadow",
+    "orchid",
+    "pepper",
+    "quartz",
+    "saddle",
+    "timber",
+    "velvet",
+    "willow",
+    "anchor",
+    "bishop",
+    "cobalt",
+    "dragon",
+    "ember",
+    "forest",
+    "glacier",
+    "hammer",
+)
 _KINDS = ("passkey", "number", "uuid")
 _HAYSTACKS = ("noise", "shakespeare")
 
@@ -125,7 +148,7 @@ def _haystack(kind: str, n: int, rng: np.random.Generator) -> str:
     if n > len(text):
         raise bad_arg("seq_len", f"at most ~{len(text)} characters for haystack='shakespeare'", n)
     start = int(rng.integers(0, len(text) - n + 1))
-    return text[start:start + n]
+    return text[start : start + n]
 
 
 def _snap(hay: str, pos: int) -> int:
@@ -204,8 +227,9 @@ def needle_haystack(
         answers.append(needle_encode(answer))
     a = len(answers[0])
     answer_mask = np.zeros((batch_size, seq_len), bool)
-    answer_mask[:, seq_len - a:] = True
+    answer_mask[:, seq_len - a :] = True
     targets = np.full((batch_size, seq_len), IGNORE_INDEX, np.int32)
-    targets[:, seq_len - a - 1:seq_len - 1] = tokens[:, seq_len - a:]
-    return NeedleBatch(tokens, targets, answer_mask, needle_pos, value_pos, depths,
-                       np.stack(answers))
+    targets[:, seq_len - a - 1 : seq_len - 1] = tokens[:, seq_len - a :]
+    return NeedleBatch(
+        tokens, targets, answer_mask, needle_pos, value_pos, depths, np.stack(answers)
+    )

@@ -31,12 +31,19 @@ import numpy as np
 from memjax.data._common import vendor_path
 from memjax.data.errors import DatasetUnavailableError, bad_arg
 
-__all__ = ["OMNIGLOT_SUBSETS", "OmniglotData", "OmniglotRuns", "load_omniglot",
-           "load_omniglot_runs"]
+__all__ = [
+    "OMNIGLOT_SUBSETS",
+    "OmniglotData",
+    "OmniglotRuns",
+    "load_omniglot",
+    "load_omniglot_runs",
+]
 
 OMNIGLOT_SUBSETS = ("background_small1", "background_small2")
-_NAME_RE = re.compile(r"^images_(?P<subset>[^/]+)/(?P<alpha>[^/]+)/(?P<char>character\d+)/"
-                      r"(?P<img>\d+)_(?P<drawer>\d+)\.png$")
+_NAME_RE = re.compile(
+    r"^images_(?P<subset>[^/]+)/(?P<alpha>[^/]+)/(?P<char>character\d+)/"
+    r"(?P<img>\d+)_(?P<drawer>\d+)\.png$"
+)
 
 
 class OmniglotData(NamedTuple):
@@ -126,8 +133,11 @@ def _norm_size(size) -> tuple[int, int] | None:
         return None
     if isinstance(size, int | np.integer):
         size = (int(size), int(size))
-    if (not isinstance(size, tuple | list) or len(size) != 2
-            or not all(isinstance(s, int | np.integer) and s > 0 for s in size)):
+    if (
+        not isinstance(size, tuple | list)
+        or len(size) != 2
+        or not all(isinstance(s, int | np.integer) and s > 0 for s in size)
+    ):
         raise bad_arg("size", "None, a positive int or a (height, width) pair", size)
     return (int(size[0]), int(size[1]))
 
@@ -218,6 +228,7 @@ def _load_runs_cached(size) -> OmniglotRuns:
                 t, c = line.split()
                 i = int(re.search(r"item(\d+)", t)[1]) - 1
                 answer[r, i] = int(re.search(r"class(\d+)", c)[1]) - 1
+
     def resized(a: np.ndarray) -> np.ndarray:
         flat = _resize(a.reshape(400, 105, 105), size)
         return flat.reshape(20, 20, *flat.shape[1:])

@@ -32,7 +32,7 @@ def _neighbours(img: np.ndarray) -> list[np.ndarray]:
     h, w = img.shape[1:]
 
     def at(dr: int, dc: int) -> np.ndarray:
-        return p[:, 1 + dr: 1 + dr + h, 1 + dc: 1 + dc + w]
+        return p[:, 1 + dr : 1 + dr + h, 1 + dc : 1 + dc + w]
 
     return [at(-1, 0), at(-1, 1), at(0, 1), at(1, 1), at(1, 0), at(1, -1), at(0, -1), at(-1, -1)]
 

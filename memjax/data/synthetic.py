@@ -112,14 +112,19 @@ def mqar(
     _pos_int("batch_size", batch_size)
     _pos_int("num_kv_pairs", num_kv_pairs)
     if not _is_int(vocab_size) or vocab_size // 2 - 1 < num_kv_pairs:
-        raise bad_arg("vocab_size", f"an int >= {2 * num_kv_pairs + 2} (num_kv_pairs="
-                      f"{num_kv_pairs} distinct keys from [1, vocab_size // 2))", vocab_size)
+        raise bad_arg(
+            "vocab_size",
+            f"an int >= {2 * num_kv_pairs + 2} (num_kv_pairs="
+            f"{num_kv_pairs} distinct keys from [1, vocab_size // 2))",
+            vocab_size,
+        )
     q = num_kv_pairs if num_queries is None else num_queries
     if not _is_int(q) or not 1 <= q <= num_kv_pairs:
         raise bad_arg("num_queries", f"an int in [1, num_kv_pairs={num_kv_pairs}]", q)
     if not _is_int(seq_len) or seq_len < 2 * num_kv_pairs + q:
-        raise bad_arg("seq_len", f"an int >= 2 * num_kv_pairs + num_queries = "
-                      f"{2 * num_kv_pairs + q}", seq_len)
+        raise bad_arg(
+            "seq_len", f"an int >= 2 * num_kv_pairs + num_queries = {2 * num_kv_pairs + q}", seq_len
+        )
     return _mqar(key, batch_size, vocab_size, seq_len, num_kv_pairs, q)
 
 
@@ -151,12 +156,20 @@ def _copy(key, batch_size, max_len, width, min_len, max_repeats, min_repeats, re
         end = (out_t == R * L).astype(jnp.float32)[..., None]
         chans_out.append(end)
         mask = is_out | (out_t == R * L)
-    return CopyBatch(jnp.concatenate(chans_in, -1), jnp.concatenate(chans_out, -1), mask,
-                     lengths.astype(jnp.int32), repeats.astype(jnp.int32))
+    return CopyBatch(
+        jnp.concatenate(chans_in, -1),
+        jnp.concatenate(chans_out, -1),
+        mask,
+        lengths.astype(jnp.int32),
+        repeats.astype(jnp.int32),
+    )
 
 
 def copy_task(
-    key: jax.Array, batch_size: int, max_len: int = 20, width: int = 8,
+    key: jax.Array,
+    batch_size: int,
+    max_len: int = 20,
+    width: int = 8,
     min_len: int | None = None,
 ) -> CopyBatch:
     """NTM copy task (Graves et al. 2014): read a random binary pattern, then write it back.
@@ -185,8 +198,13 @@ def copy_task(
 
 
 def repeat_copy_task(
-    key: jax.Array, batch_size: int, max_len: int = 10, max_repeats: int = 10, width: int = 8,
-    min_len: int = 1, min_repeats: int = 1,
+    key: jax.Array,
+    batch_size: int,
+    max_len: int = 10,
+    max_repeats: int = 10,
+    width: int = 8,
+    min_len: int = 1,
+    min_repeats: int = 1,
 ) -> CopyBatch:
     """NTM repeat-copy task: write the pattern back ``R`` times, then an end marker.
 

@@ -19,8 +19,13 @@ import numpy as np
 from memjax.data._common import vendor_path
 from memjax.data.errors import bad_arg
 
-__all__ = ["CharDataset", "CharVocab", "load_tiny_shakespeare", "sample_char_batch",
-           "tiny_shakespeare"]
+__all__ = [
+    "CharDataset",
+    "CharVocab",
+    "load_tiny_shakespeare",
+    "sample_char_batch",
+    "tiny_shakespeare",
+]
 
 
 @functools.cache
@@ -125,8 +130,7 @@ def sample_char_batch(
     if data.ndim != 1:
         raise bad_arg("data", "a 1-D array of token ids", f"shape {data.shape}")
     if not isinstance(block_size, int | np.integer) or not 0 < block_size < len(data):
-        raise bad_arg("block_size", f"an int in [1, {len(data) - 1}] (len(data) - 1)",
-                      block_size)
+        raise bad_arg("block_size", f"an int in [1, {len(data) - 1}] (len(data) - 1)", block_size)
     if not isinstance(batch_size, int | np.integer) or batch_size < 1:
         raise bad_arg("batch_size", "a positive int", batch_size)
     for name, v in (("seed", seed), ("step", step)):

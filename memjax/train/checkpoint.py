@@ -109,8 +109,9 @@ class Checkpointer:
         ([10, 15], [15.0, 15.0])
     """
 
-    def __init__(self, directory: str | Path, *, max_to_keep: int | None = 3,
-                 async_save: bool = True):
+    def __init__(
+        self, directory: str | Path, *, max_to_keep: int | None = 3, async_save: bool = True
+    ):
         self.directory = Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep,

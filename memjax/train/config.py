@@ -351,35 +351,70 @@ def parse_args(
     parser = argparse.ArgumentParser(
         prog=experiment,
         description=description,
-        epilog="config keys: " + ", ".join(f"{k} ({getattr(t, '__name__', t)})"
-                                           for k, t in fields.items()),
+        epilog="config keys: "
+        + ", ".join(f"{k} ({getattr(t, '__name__', t)})" for k, t in fields.items()),
     )
-    parser.add_argument("--preset", default=default_preset, choices=names,
-                        help=f"machine preset (default {default_preset})")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the latest checkpoint in the run folder")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="delete the run folder's checkpoints and metrics and start over")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="run folder (default runs/<experiment>/<preset>)")
+    parser.add_argument(
+        "--preset",
+        default=default_preset,
+        choices=names,
+        help=f"machine preset (default {default_preset})",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the latest checkpoint in the run folder",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the run folder's checkpoints and metrics and start over",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="run folder (default runs/<experiment>/<preset>)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="override config.seed")
     parser.add_argument("--steps", type=int, default=None, help="override config.steps")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a config field (repeatable)")
-    parser.add_argument("--data-parallel", action="store_true",
-                        help="shard each batch over all local devices")
-    parser.add_argument("--fsdp", type=int, default=0, metavar="N",
-                        help="shard parameters and optimizer state over N devices (FSDP 'model' "
-                             "axis; the batch goes over the remaining 'data' axis)")
-    parser.add_argument("--distributed", action="store_true",
-                        help="call jax.distributed.initialize() (multi-host TPU slices)")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bar: print a short line at each log step")
-    parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
-                        help=f"persistent compilation cache folder (default ${CACHE_ENV} or "
-                             f"{default_cache_dir()}; 'off': none)")
-    parser.add_argument("--no-cache", action="store_true",
-                        help="do not use the persistent compilation cache")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field (repeatable)",
+    )
+    parser.add_argument(
+        "--data-parallel", action="store_true", help="shard each batch over all local devices"
+    )
+    parser.add_argument(
+        "--fsdp",
+        type=int,
+        default=0,
+        metavar="N",
+        help="shard parameters and optimizer state over N devices (FSDP 'model' "
+        "axis; the batch goes over the remaining 'data' axis)",
+    )
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="call jax.distributed.initialize() (multi-host TPU slices)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar: print a short line at each log step",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"persistent compilation cache folder (default ${CACHE_ENV} or "
+        f"{default_cache_dir()}; 'off': none)",
+    )
+    parser.add_argument(
+        "--no-cache", action="store_true", help="do not use the persistent compilation cache"
+    )
     ns = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
 
     overrides: dict[str, Any] = {}

@@ -156,15 +156,21 @@ def _loop_settings(config: Any) -> dict[str, int]:
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"train: config.{name} must be an int, got {value!r}")
         settings[name] = value
-    for name, low in (("steps", 0), ("log_every", 1), ("eval_every", 0),
-                      ("checkpoint_every", 1), ("max_to_keep", 1)):
+    for name, low in (
+        ("steps", 0),
+        ("log_every", 1),
+        ("eval_every", 0),
+        ("checkpoint_every", 1),
+        ("max_to_keep", 1),
+    ):
         if settings[name] < low:
             raise ValueError(f"train: config.{name} must be >= {low}, got {settings[name]}")
     return settings
 
 
-def _on_schedule(settings: Mapping[str, int], start: int,
-                 boundaries: frozenset[int]) -> Callable[[dict[str, Any]], bool]:
+def _on_schedule(
+    settings: Mapping[str, int], start: int, boundaries: frozenset[int]
+) -> Callable[[dict[str, Any]], bool]:
     """Whether an existing metrics record would be written by an uninterrupted run."""
 
     def keep(rec: dict[str, Any]) -> bool:
@@ -192,8 +198,9 @@ def _write_config(out_dir: Path, config: Any, run_info: Mapping[str, Any], resum
             k for k in set(old) | set(cfg) if k != "steps" and old.get(k) != cfg.get(k)
         )
         if changed:
-            warnings.warn(f"train: resuming {out_dir} with a config that differs in {changed}",
-                          stacklevel=3)
+            warnings.warn(
+                f"train: resuming {out_dir} with a config that differs in {changed}", stacklevel=3
+            )
     info = {
         "jax_version": jax.__version__,
         "backend": jax.default_backend(),
@@ -297,9 +304,16 @@ def train(
     has_model_state = init_model_state is not None
 
     ckpt_dir, metrics_path = out_dir / "checkpoints", out_dir / "metrics.jsonl"
-    stages = resolve_stages(phases, steps=settings["steps"], loss_fn=loss_fn,
-                            optimizer=optimizer, step_fn=step_fn, hooks=hooks,
-                            has_model_state=has_model_state, ckpt_dir=ckpt_dir)
+    stages = resolve_stages(
+        phases,
+        steps=settings["steps"],
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        step_fn=step_fn,
+        hooks=hooks,
+        has_model_state=has_model_state,
+        ckpt_dir=ckpt_dir,
+    )
     total = stages[-1].end
     if overwrite and is_main:
         remove_checkpoints(ckpt_dir)
@@ -311,8 +325,7 @@ def train(
     init_key, train_key = jax.random.split(root)
     params = init_params(init_key)
     model_state = init_model_state(init_key) if has_model_state else None
-    initial = TrainState.create(params, stages[0].optimizer, key=train_key,
-                                model_state=model_state)
+    initial = TrainState.create(params, stages[0].optimizer, key=train_key, model_state=model_state)
 
     saved = [_saved_steps(stage.directory) for stage in stages]
     if any(saved) and not resume:
@@ -329,8 +342,7 @@ def train(
     desc = str(run_info.get("experiment", out_dir.name))
     if run_info.get("variant") is not None:
         desc += f"/{run_info['variant']}"
-    clock = RunClock(out_dir, resume_step=start if ckpt_step is not None else None,
-                     enabled=is_main)
+    clock = RunClock(out_dir, resume_step=start if ckpt_step is not None else None, enabled=is_main)
     if is_main and resume:
         _say_where_resumed(desc, start, total, ckpt_step, stages[index], out_dir)
     if is_main:
@@ -341,8 +353,9 @@ def train(
         _write_config(out_dir, config, {"data_parallel": mesh is not None, **run_info}, resume)
         if resume:
             boundaries = frozenset(s.end for s in stages)
-            history = truncate_jsonl(metrics_path, start,
-                                     keep=_on_schedule(settings, start, boundaries))
+            history = truncate_jsonl(
+                metrics_path, start, keep=_on_schedule(settings, start, boundaries)
+            )
         else:
             history = []
             metrics_path.unlink(missing_ok=True)
@@ -351,17 +364,36 @@ def train(
 
     def result(state, records, seconds=None):
         seconds = clock.seconds if seconds is None else seconds
-        return TrainResult(state.params, state.opt_state, records, out_dir, int(state.step),
-                           state.model_state, state, round(seconds, 3))
+        return TrainResult(
+            state.params,
+            state.opt_state,
+            records,
+            out_dir,
+            int(state.step),
+            state.model_state,
+            state,
+            round(seconds, 3),
+        )
 
     complete = index == len(stages) - 1 and ckpt_step is not None and ckpt_step >= total
     if complete or (phases is None and start >= total):  # nothing to train: the recorded time
         return result(state, read_jsonl(metrics_path) if is_main else history, clock.prior)
 
-    run = _Run(settings=settings, get_batch=get_batch, eval_fn=eval_fn, metrics_fn=metrics_fn,
-               has_model_state=has_model_state, mesh=mesh, donate=donate, progress=progress,
-               is_main=is_main, metrics_path=metrics_path, async_checkpoints=async_checkpoints,
-               desc=desc, clock=clock)
+    run = _Run(
+        settings=settings,
+        get_batch=get_batch,
+        eval_fn=eval_fn,
+        metrics_fn=metrics_fn,
+        has_model_state=has_model_state,
+        mesh=mesh,
+        donate=donate,
+        progress=progress,
+        is_main=is_main,
+        metrics_path=metrics_path,
+        async_checkpoints=async_checkpoints,
+        desc=desc,
+        clock=clock,
+    )
     records = []
     for j in range(index, len(stages)):
         if j > index:
@@ -406,32 +438,45 @@ class _Run:
         extra = dict(_jit_metrics(self.metrics_fn)(state))
         clash = sorted(set(extra) & set(metrics))
         if clash:
-            raise ValueError(f"train: metrics_fn returns {clash}, which the step function "
-                             "already reports; rename them")
+            raise ValueError(
+                f"train: metrics_fn returns {clash}, which the step function "
+                "already reports; rename them"
+            )
         return {**metrics, **extra}
 
     def stage(self, stage: Stage, state: TrainState) -> tuple[TrainState, list[dict[str, Any]]]:
         """Runs ``stage`` from ``state.step`` to its end; returns (state, records written)."""
         st = self.settings
-        log_every, eval_every, checkpoint_every = (st["log_every"], st["eval_every"],
-                                                   st["checkpoint_every"])
+        log_every, eval_every, checkpoint_every = (
+            st["log_every"],
+            st["eval_every"],
+            st["checkpoint_every"],
+        )
         start, end = int(state.step), stage.end
         step = jit_step(stage.step_fn, stage.hooks, donate=self.donate, mesh=self.mesh)
         bad = place_state(jnp.asarray(-1, jnp.int32), self.mesh)
         desc = self.desc if stage.name is None else f"{self.desc}/{stage.name}"
-        ckpt = Checkpointer(stage.directory, max_to_keep=st["max_to_keep"],
-                            async_save=self.async_checkpoints)
+        ckpt = Checkpointer(
+            stage.directory, max_to_keep=st["max_to_keep"], async_save=self.async_checkpoints
+        )
         logger = MetricsLogger(self.metrics_path, mode="a", enabled=self.is_main)
-        bar = Progress(end, initial=start, enabled=self.progress, every=log_every, desc=desc,
-                       quiet=not self.is_main or start == end)
+        bar = Progress(
+            end,
+            initial=start,
+            enabled=self.progress,
+            every=log_every,
+            desc=desc,
+            quiet=not self.is_main or start == end,
+        )
         done, interrupted, first_eval = start, None, True
         latest = ckpt.latest_step  # at a phase's start: the previous phase's last checkpoint
         latest = latest if latest is not None or start == 0 else start
         try:
             batch = None
             if start < end:
-                stop = TrainingInterrupted(start, latest, self.metrics_path.parent,
-                                           compiling=True, desc=desc)
+                stop = TrainingInterrupted(
+                    start, latest, self.metrics_path.parent, compiling=True, desc=desc
+                )
                 with bar.paused(), compiling(str(stop)):
                     bar.write(f"[{desc}] compiling the {stage.label} step ...")
                     t0, hits = time.perf_counter(), compilation_cache_hits()
@@ -443,8 +488,10 @@ class _Run:
                     except KeyboardInterrupt:
                         raise stop from None
                     cached = compilation_cache_hits() - hits
-                    bar.write(f"[{desc}] compiled in {time.perf_counter() - t0:.2f} s"
-                              + (" (from the compilation cache)" if cached else ""))
+                    bar.write(
+                        f"[{desc}] compiled in {time.perf_counter() - t0:.2f} s"
+                        + (" (from the compilation cache)" if cached else "")
+                    )
             for s in range(start, end):
                 if s > start:
                     batch = self.batch(s)
@@ -459,8 +506,9 @@ class _Run:
                     _raise_if_bad(int(bad), stage, ckpt)
                 shown = None
                 if is_log:
-                    rec = logger.log(done, "train", self.extra_metrics(state, metrics),
-                                     phase=stage.name)
+                    rec = logger.log(
+                        done, "train", self.extra_metrics(state, metrics), phase=stage.name
+                    )
                     shown = {k: v for k, v in rec.items() if k not in ("step", "split", "phase")}
                 bar.update(done, shown)
                 if is_eval:
@@ -492,8 +540,9 @@ class _Run:
         return state, logger.history
 
 
-def _say_where_resumed(desc: str, start: int, total: int, ckpt_step: int | None, stage: Stage,
-                       out_dir: Path) -> None:
+def _say_where_resumed(
+    desc: str, start: int, total: int, ckpt_step: int | None, stage: Stage, out_dir: Path
+) -> None:
     if ckpt_step is None:
         text = f"no checkpoint in {out_dir}: starting from step 0 of {total}"
     elif start >= total:

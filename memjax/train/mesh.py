@@ -87,8 +87,10 @@ def fsdp_mesh(model: int, devices: Sequence[jax.Device] | None = None) -> Mesh:
     """
     devices = list(jax.devices() if devices is None else devices)
     if not isinstance(model, int) or model < 1 or len(devices) % model:
-        raise ValueError(f"fsdp_mesh: model={model!r} must be a positive divisor of the number "
-                         f"of devices ({len(devices)})")
+        raise ValueError(
+            f"fsdp_mesh: model={model!r} must be a positive divisor of the number "
+            f"of devices ({len(devices)})"
+        )
     return Mesh(np.array(devices).reshape(len(devices) // model, model), (DATA_AXIS, MODEL_AXIS))
 
 
@@ -140,8 +142,9 @@ def place_state(tree: Any, mesh: Mesh | None) -> Any:
 def _place(x: Any, sharding: NamedSharding) -> Any:
     if _is_key(x):
         data = jax.random.key_data(x)
-        return jax.random.wrap_key_data(_put(data, sharding, data.shape),
-                                        impl=jax.random.key_impl(x))
+        return jax.random.wrap_key_data(
+            _put(data, sharding, data.shape), impl=jax.random.key_impl(x)
+        )
     return _put(x, sharding, np.shape(x))
 
 

@@ -60,8 +60,9 @@ def to_float(value: Any, *, name: str = "metric") -> float:
     return float(arr.reshape(()))
 
 
-def _record(step: int, split: str, metrics: Mapping[str, Any],
-            phase: str | None = None) -> dict[str, Any]:
+def _record(
+    step: int, split: str, metrics: Mapping[str, Any], phase: str | None = None
+) -> dict[str, Any]:
     rec: dict[str, Any] = {"step": int(step), "split": str(split)}
     if phase is not None:
         rec["phase"] = str(phase)
@@ -91,8 +92,9 @@ class MetricsLogger:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, mode, encoding="utf-8")
 
-    def log(self, step: int, split: str, metrics: Mapping[str, Any], *,
-            phase: str | None = None) -> dict[str, Any]:
+    def log(
+        self, step: int, split: str, metrics: Mapping[str, Any], *, phase: str | None = None
+    ) -> dict[str, Any]:
         """Writes ``{"step", "split", ["phase",] **metrics}`` (values as floats) and returns the
         record."""
         rec = _record(step, split, metrics, phase)

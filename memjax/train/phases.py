@@ -96,24 +96,26 @@ class Phase:
     reinit_opt_state: bool | None = None
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name) or \
-                self.name.isdigit():
-            raise ValueError(f"Phase: name must be letters, digits, '_', '.' or '-' and not only "
-                             f"digits (it names a checkpoint folder), got {self.name!r}")
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name) or self.name.isdigit():
+            raise ValueError(
+                f"Phase: name must be letters, digits, '_', '.' or '-' and not only "
+                f"digits (it names a checkpoint folder), got {self.name!r}"
+            )
         if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 0:
-            raise ValueError(f"Phase {self.name!r}: steps must be an int >= 0, got "
-                             f"{self.steps!r}")
+            raise ValueError(f"Phase {self.name!r}: steps must be an int >= 0, got {self.steps!r}")
         for field in ("step_fn", "loss_fn", "transition"):
             value = getattr(self, field)
             if value is not None and not callable(value):
-                raise TypeError(f"Phase {self.name!r}: {field} must be callable, got "
-                                f"{type(value).__name__}")
+                raise TypeError(
+                    f"Phase {self.name!r}: {field} must be callable, got {type(value).__name__}"
+                )
         if self.hooks is not None:
             hooks = tuple(self.hooks)
             for hook in hooks:
                 if not callable(hook):
-                    raise TypeError(f"Phase {self.name!r}: hooks must be callables, got "
-                                    f"{type(hook).__name__}")
+                    raise TypeError(
+                        f"Phase {self.name!r}: hooks must be callables, got {type(hook).__name__}"
+                    )
             object.__setattr__(self, "hooks", hooks)
 
 
@@ -141,13 +143,24 @@ class Stage:
 def _supervised(loss_fn, optimizer, has_model_state, where):
     missing = [n for n, v in (("loss_fn", loss_fn), ("optimizer", optimizer)) if v is None]
     if missing:
-        raise TypeError(f"train: {where} runs the supervised step, which needs "
-                        f"{' and '.join(missing)} (or pass step_fn)")
+        raise TypeError(
+            f"train: {where} runs the supervised step, which needs "
+            f"{' and '.join(missing)} (or pass step_fn)"
+        )
     return supervised_step_for(loss_fn, optimizer, has_model_state)
 
 
-def resolve_stages(phases: Sequence[Phase] | None, *, steps: int, loss_fn, optimizer, step_fn,
-                   hooks: Sequence[Hook], has_model_state: bool, ckpt_dir: Path) -> list[Stage]:
+def resolve_stages(
+    phases: Sequence[Phase] | None,
+    *,
+    steps: int,
+    loss_fn,
+    optimizer,
+    step_fn,
+    hooks: Sequence[Hook],
+    has_model_state: bool,
+    ckpt_dir: Path,
+) -> list[Stage]:
     """The run's stages: one per phase, or one implicit stage of ``steps`` steps."""
     hooks = tuple(hooks)
     if phases is None:
@@ -167,33 +180,45 @@ def resolve_stages(phases: Sequence[Phase] | None, *, steps: int, loss_fn, optim
         if p.step_fn is not None:
             step = p.step_fn
         elif p.loss_fn is not None or p.optimizer is not None:
-            step = _supervised(p.loss_fn or loss_fn, p.optimizer or optimizer, has_model_state,
-                               f"phase {p.name!r}")
+            step = _supervised(
+                p.loss_fn or loss_fn, p.optimizer or optimizer, has_model_state, f"phase {p.name!r}"
+            )
         else:
-            step = step_fn or _supervised(loss_fn, optimizer, has_model_state,
-                                          f"phase {p.name!r}")
-        stages.append(Stage(i, p.name, start, start + p.steps, step, p.optimizer or optimizer,
-                            hooks if p.hooks is None else p.hooks, p.transition,
-                            p.reinit_opt_state, ckpt_dir / p.name))
+            step = step_fn or _supervised(loss_fn, optimizer, has_model_state, f"phase {p.name!r}")
+        stages.append(
+            Stage(
+                i,
+                p.name,
+                start,
+                start + p.steps,
+                step,
+                p.optimizer or optimizer,
+                hooks if p.hooks is None else p.hooks,
+                p.transition,
+                p.reinit_opt_state,
+                ckpt_dir / p.name,
+            )
+        )
         start += p.steps
     return stages
 
 
-def prepare(stage: Stage, state: TrainState, prev_optimizer: Any,
-            mesh: jax.sharding.Mesh | None) -> TrainState:
+def prepare(
+    stage: Stage, state: TrainState, prev_optimizer: Any, mesh: jax.sharding.Mesh | None
+) -> TrainState:
     """The state a stage starts from: its transition, then ``opt_state`` re-initialised when
     needed, then placed on the mesh."""
     new = state
     if stage.transition is not None:
         new = stage.transition(state)
         if not isinstance(new, TrainState):
-            raise TypeError(f"{stage.label}: transition must return a TrainState, got "
-                            f"{type(new).__name__}")
+            raise TypeError(
+                f"{stage.label}: transition must return a TrainState, got {type(new).__name__}"
+            )
         new = new._replace(step=state.step, key=state.key)
     reinit = stage.reinit_opt_state
     if reinit is None:
-        reinit = stage.optimizer is not prev_optimizer or not same_layout(new.params,
-                                                                          state.params)
+        reinit = stage.optimizer is not prev_optimizer or not same_layout(new.params, state.params)
     if reinit:
         opt = stage.optimizer
         new = new._replace(opt_state=None if opt is None else opt.init(new.params))
@@ -229,12 +254,17 @@ def find_resume(stages: Sequence[Stage], saved: Sequence[Sequence[int]]) -> tupl
             )
     latest, end = max(saved[last]), stages[last].end
     if latest > end and last + 1 < len(stages):
-        raise ValueError(f"train: resume: {stages[last].label} has a checkpoint at step {latest},"
-                         f" past its end at step {end}; the phases changed since this run folder "
-                         "was written (use overwrite=True or another out_dir)")
+        raise ValueError(
+            f"train: resume: {stages[last].label} has a checkpoint at step {latest},"
+            f" past its end at step {end}; the phases changed since this run folder "
+            "was written (use overwrite=True or another out_dir)"
+        )
     if latest > end:
-        warnings.warn(f"train: checkpoint step {latest} is past the run's last step {end}; "
-                      "returning the restored state", stacklevel=3)
+        warnings.warn(
+            f"train: checkpoint step {latest} is past the run's last step {end}; "
+            "returning the restored state",
+            stacklevel=3,
+        )
     if latest == end and last + 1 < len(stages):
         return last + 1, None
     return last, latest
@@ -246,8 +276,13 @@ def restore(stage: Stage, step: int, like: TrainState) -> TrainState:
         return from_checkpoint(ckpt.restore(like=to_checkpoint(like), step=step), like)
 
 
-def rebuild(stages: Sequence[Stage], index: int, step: int | None, initial: TrainState,
-            mesh: jax.sharding.Mesh | None) -> TrainState:
+def rebuild(
+    stages: Sequence[Stage],
+    index: int,
+    step: int | None,
+    initial: TrainState,
+    mesh: jax.sharding.Mesh | None,
+) -> TrainState:
     """The state at checkpoint ``step`` of stage ``index`` (``None``: that stage's start), from
     the initial state, the earlier stages' last checkpoints and their transitions."""
     state = prepare(stages[0], initial, stages[0].optimizer, mesh)

@@ -56,8 +56,17 @@ class Progress:
         quiet: no output at all (non-zero processes of a multi-host run).
     """
 
-    def __init__(self, total: int, *, initial: int = 0, enabled: bool = True, every: int = 10,
-                 desc: str = "train", stream: IO[str] | None = None, quiet: bool = False):
+    def __init__(
+        self,
+        total: int,
+        *,
+        initial: int = 0,
+        enabled: bool = True,
+        every: int = 10,
+        desc: str = "train",
+        stream: IO[str] | None = None,
+        quiet: bool = False,
+    ):
         self.total = int(total)
         self.initial = int(initial)
         self.every = max(1, int(every))
@@ -71,8 +80,14 @@ class Progress:
         if not quiet and use_progress_bar(enabled, stream):
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=self.total, initial=self.initial, desc=desc, unit="step",
-                             dynamic_ncols=True, file=stream or sys.stderr)
+            self._bar = tqdm(
+                total=self.total,
+                initial=self.initial,
+                desc=desc,
+                unit="step",
+                dynamic_ncols=True,
+                file=stream or sys.stderr,
+            )
 
     @property
     def uses_bar(self) -> bool:

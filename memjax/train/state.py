@@ -49,8 +49,9 @@ class TrainState(NamedTuple):
     key: Any
 
     @classmethod
-    def create(cls, params: Any, optimizer: Any = None, *, key: Any,
-               model_state: Any = None, step: int = 0) -> TrainState:
+    def create(
+        cls, params: Any, optimizer: Any = None, *, key: Any, model_state: Any = None, step: int = 0
+    ) -> TrainState:
         """A fresh state: ``opt_state = optimizer.init(params)`` (``None`` without an optimizer).
 
         Example:
@@ -83,8 +84,12 @@ def to_checkpoint(state: TrainState) -> dict[str, Any]:
     """The tree a checkpoint holds: ``{"params", "opt_state", "step", "key"}`` plus
     ``"model_state"`` when it has arrays (the layout of checkpoints written before
     :class:`TrainState` existed, so old run folders still resume)."""
-    tree = {"params": state.params, "opt_state": state.opt_state, "step": state.step,
-            "key": state.key}
+    tree = {
+        "params": state.params,
+        "opt_state": state.opt_state,
+        "step": state.step,
+        "key": state.key,
+    }
     if _has_leaves(state.model_state):
         tree["model_state"] = state.model_state
     return tree
@@ -92,8 +97,13 @@ def to_checkpoint(state: TrainState) -> dict[str, Any]:
 
 def from_checkpoint(tree: dict[str, Any], like: TrainState) -> TrainState:
     """Inverse of :func:`to_checkpoint` (``like`` supplies an array-free ``model_state``)."""
-    return TrainState(tree["params"], tree.get("model_state", like.model_state),
-                      tree["opt_state"], tree["step"], tree["key"])
+    return TrainState(
+        tree["params"],
+        tree.get("model_state", like.model_state),
+        tree["opt_state"],
+        tree["step"],
+        tree["key"],
+    )
 
 
 # ----------------------------------------------------------------------------- structure checks
@@ -123,8 +133,9 @@ def check_layout(new: Any, old: Any, what: str) -> None:
             "must return a state of the same structure, shapes and dtypes; change shapes in a "
             "Phase transition instead)"
         )
-    for (path, x), y in zip(jax.tree_util.tree_flatten_with_path(new)[0], jax.tree.leaves(old),
-                            strict=True):
+    for (path, x), y in zip(
+        jax.tree_util.tree_flatten_with_path(new)[0], jax.tree.leaves(old), strict=True
+    ):
         if np.shape(x) != np.shape(y) or getattr(x, "dtype", None) != getattr(y, "dtype", None):
             raise TypeError(
                 f"{what} changed train state leaf {jax.tree_util.keystr(path)} from "

@@ -58,8 +58,12 @@ Hook = Callable[[TrainState], TrainState]
 
 def _split_loss_output(out: Any, has_model_state: bool, model_state: Any) -> tuple[Any, ...]:
     if has_model_state:
-        if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], tuple)
-                and len(out[1]) == 2):
+        if not (
+            isinstance(out, tuple)
+            and len(out) == 2
+            and isinstance(out[1], tuple)
+            and len(out[1]) == 2
+        ):
             raise TypeError(
                 "with model state, loss_fn(params, model_state, batch, key) must return "
                 f"(loss, (aux_metrics_dict, new_model_state)), got {type(out).__name__}"
@@ -103,9 +107,11 @@ def make_supervised_step(
 
     def loss_with_aux(params, model_state, batch, key):
         loss, aux, new_model_state = _split_loss_output(
-            loss_fn(params, model_state, batch, key) if has_model_state
+            loss_fn(params, model_state, batch, key)
+            if has_model_state
             else loss_fn(params, batch, key),
-            has_model_state, model_state,
+            has_model_state,
+            model_state,
         )
         return loss, (aux, new_model_state)
 
@@ -124,8 +130,10 @@ def make_supervised_step(
 
 def _scalar_metrics(metrics: Any, what: str) -> dict[str, jax.Array]:
     if not isinstance(metrics, Mapping):
-        raise TypeError(f"{what} must return (train_state, metrics_dict), got metrics of type "
-                        f"{type(metrics).__name__}")
+        raise TypeError(
+            f"{what} must return (train_state, metrics_dict), got metrics of type "
+            f"{type(metrics).__name__}"
+        )
     out = {}
     for name, value in metrics.items():
         value = jnp.asarray(value)
@@ -145,8 +153,9 @@ def _accepted(metrics: Mapping[str, jax.Array]) -> jax.Array:
     return good
 
 
-def guard_step(step_fn: StepFn, hooks: Sequence[Hook] = (),
-               mesh: jax.sharding.Mesh | None = None) -> Callable[..., Any]:
+def guard_step(
+    step_fn: StepFn, hooks: Sequence[Hook] = (), mesh: jax.sharding.Mesh | None = None
+) -> Callable[..., Any]:
     """``(train_state, batch, bad) -> (train_state, public_metrics, bad)``: ``step_fn``, then
     the hooks, then the guard (see the module docstring). ``bad`` is an int32 scalar: -1 while
     every step was accepted, else the 1-based step that was not. With a ``mesh``, the new state
@@ -156,8 +165,9 @@ def guard_step(step_fn: StepFn, hooks: Sequence[Hook] = (),
     def guarded(state: TrainState, batch: Any, bad: jax.Array):
         out = step_fn(state, batch)
         if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], TrainState)):
-            raise TypeError("step_fn must return (TrainState, metrics_dict), got "
-                            f"{type(out).__name__}")
+            raise TypeError(
+                f"step_fn must return (TrainState, metrics_dict), got {type(out).__name__}"
+            )
         new, metrics = out
         metrics = _scalar_metrics(metrics, "step_fn")
         done = (state.step + 1).astype(jnp.int32)
@@ -187,8 +197,9 @@ def _cached_jit(step_fn, hooks, donate, mesh):
     return jax.jit(guard_step(step_fn, hooks, mesh), donate_argnums=(0,) if donate else ())
 
 
-def jit_step(step_fn: StepFn, hooks: Sequence[Hook], *, donate: bool,
-             mesh: jax.sharding.Mesh | None) -> Callable[..., Any]:
+def jit_step(
+    step_fn: StepFn, hooks: Sequence[Hook], *, donate: bool, mesh: jax.sharding.Mesh | None
+) -> Callable[..., Any]:
     """The jitted guarded step, reused across ``train`` calls with the same step function and
     hooks (so a resumed run or a sweep in one process compiles once)."""
     try:

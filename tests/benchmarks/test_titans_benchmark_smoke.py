@@ -10,8 +10,17 @@ from experiments.benchmarks import titans_vs_pytorch as bench
 def test_memjax_measurement_record():
     # Forward only: the backward's compile alone takes 10-15 s on the shared 2-core machine.
     recs = bench.measure_memjax(
-        "faithful", 64, 1, modes=("fwd",), repeats=3, min_repeat_s=0.0, d_model=32,
-        num_heads=2, d_head=16, chunk_size=16, depth=1,
+        "faithful",
+        64,
+        1,
+        modes=("fwd",),
+        repeats=3,
+        min_repeat_s=0.0,
+        d_model=32,
+        num_heads=2,
+        d_head=16,
+        chunk_size=16,
+        depth=1,
     )
     assert [r["mode"] for r in recs] == ["fwd"]
     for r in recs:
@@ -30,7 +39,10 @@ def test_settings_build(setting):
         # the port's computation (tests/titans/test_titans_pytorch_parity.py)
         assert layer == bench_port_layer(setting)
         assert (layer.read_point, layer.gate_granularity, layer.conv_width) == (
-            "token", "chunk_step", 0)
+            "token",
+            "chunk_step",
+            0,
+        )
         assert layer.pre_norm and layer.output_gate == "head"
 
 

@@ -59,8 +59,9 @@ def test_episode_bad_arguments(omni):
 
 
 def test_santoro_shows_previous_label(omni):
-    b = md.santoro_sequences(omni.images, omni.character, n_classes=5, seq_len=50,
-                             batch_size=4, seed=0)
+    b = md.santoro_sequences(
+        omni.images, omni.character, n_classes=5, seq_len=50, batch_size=4, seed=0
+    )
     assert b.inputs.shape == (4, 50, 400 + 5) and b.labels.shape == (4, 50)
     np.testing.assert_array_equal(b.prev_labels[:, 0], 0.0)
     for t in range(1, 50):

@@ -33,8 +33,7 @@ def test_mqar_brute_force():
 
 
 def test_mqar_queries_are_random_order_subset():
-    b = md.mqar(jax.random.key(1), 16, vocab_size=128, seq_len=64, num_kv_pairs=8,
-                num_queries=3)
+    b = md.mqar(jax.random.key(1), 16, vocab_size=128, seq_len=64, num_kv_pairs=8, num_queries=3)
     assert (np.asarray(b.mask).sum(1) == 3).all()
     inputs = np.asarray(b.inputs)
     # query order differs from context order in some sequence
@@ -76,9 +75,9 @@ def test_copy_task_targets_equal_pattern():
         pattern = x[i, :n, :5]
         np.testing.assert_array_equal(x[i, :n, 5], 0)
         assert x[i, n, 5] == 1 and (x[i, n, :5] == 0).all()
-        assert (x[i, n + 1:] == 0).all()
-        np.testing.assert_array_equal(y[i, n + 1:2 * n + 1], pattern)
-        assert m[i].sum() == n and m[i, n + 1:2 * n + 1].all()
+        assert (x[i, n + 1 :] == 0).all()
+        np.testing.assert_array_equal(y[i, n + 1 : 2 * n + 1], pattern)
+        assert m[i].sum() == n and m[i, n + 1 : 2 * n + 1].all()
         assert (y[i][~m[i]] == 0).all()
 
 
@@ -92,10 +91,10 @@ def test_repeat_copy_targets_equal_repeated_pattern():
         assert x[i, n, 3] == 1 and np.isclose(x[i, n, 4], r / 3)
         for j in range(r):
             s = n + 1 + j * n
-            np.testing.assert_array_equal(y[i, s:s + n, :3], pattern)
+            np.testing.assert_array_equal(y[i, s : s + n, :3], pattern)
         end = n + 1 + r * n
         assert y[i, end, 3] == 1 and y[i, :end, 3].sum() == 0
-        assert m[i].sum() == r * n + 1 and m[i, n + 1:end + 1].all()
+        assert m[i].sum() == r * n + 1 and m[i, n + 1 : end + 1].all()
 
 
 def test_copy_determinism_and_errors():
@@ -120,7 +119,7 @@ def test_needle_answer_inside_haystack(kind, haystack):
         assert len(text) == 1024
         answer = md.needle_decode(b.answer[i])
         v = int(b.value_pos[i])
-        assert text[v:v + a] == answer  # the needle's value sits at value_pos
+        assert text[v : v + a] == answer  # the needle's value sits at value_pos
         assert text.endswith(answer) and text.count(answer) >= 2
         assert b.needle_pos[i] <= v < b.needle_pos[i] + 80
         assert b.answer_mask[i].sum() == a and b.answer_mask[i, -a:].all()
@@ -132,7 +131,7 @@ def test_needle_answer_inside_haystack(kind, haystack):
 def test_needle_depth_and_determinism():
     b = md.needle_haystack(1, 2, seq_len=4096, depth=0.5)
     assert np.all(np.abs(b.depth - 0.5) < 0.05)
-    assert md.needle_decode(b.tokens[0])[b.needle_pos[0]:].startswith("The pass key is ")
+    assert md.needle_decode(b.tokens[0])[b.needle_pos[0] :].startswith("The pass key is ")
     b0 = md.needle_haystack(1, 2, seq_len=4096, depth=0.0)
     assert (b0.needle_pos == 0).all()
     c = md.needle_haystack(1, 2, seq_len=4096, depth=0.5)

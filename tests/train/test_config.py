@@ -43,10 +43,29 @@ def test_default_preset_and_out_dir():
 
 
 def test_preset_and_overrides_are_typed():
-    argv = ["--preset", "tpu", "--seed", "3", "--steps", "7", "--set", "lr=1e-2",
-            "--set", "use_bias=false", "--set", "widths=4,5,6", "--set", "name=wide",
-            "--set", "decay=0.5", "--resume", "--out", "/tmp/x", "--data-parallel",
-            "--no-progress"]
+    argv = [
+        "--preset",
+        "tpu",
+        "--seed",
+        "3",
+        "--steps",
+        "7",
+        "--set",
+        "lr=1e-2",
+        "--set",
+        "use_bias=false",
+        "--set",
+        "widths=4,5,6",
+        "--set",
+        "name=wide",
+        "--set",
+        "decay=0.5",
+        "--resume",
+        "--out",
+        "/tmp/x",
+        "--data-parallel",
+        "--no-progress",
+    ]
     run = parse_args(Config, PRESETS, argv, experiment="demo")
     c = run.config
     assert (c.seed, c.steps, c.hidden, c.lr) == (3, 7, 512, 1e-2)

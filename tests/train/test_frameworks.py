@@ -26,8 +26,14 @@ def test_nnx_state_trains_and_resumes(tmp_path):
     def loss_fn(state, batch, key):
         return jnp.mean((nnx.merge(graphdef, state)(batch["x"]) - batch["y"]) ** 2)
 
-    kw = {"init_params": init, "loss_fn": loss_fn, "get_batch": get_batch,
-          "optimizer": optax.adam(0.1), "out_dir": tmp_path, "progress": False}
+    kw = {
+        "init_params": init,
+        "loss_fn": loss_fn,
+        "get_batch": get_batch,
+        "optimizer": optax.adam(0.1),
+        "out_dir": tmp_path,
+        "progress": False,
+    }
     train(TrainConfig(steps=2, log_every=1, checkpoint_every=2), **kw)
     result = train(TrainConfig(steps=4, log_every=1, checkpoint_every=2), resume=True, **kw)
     assert isinstance(result.params, nnx.State) and result.step == 4
@@ -44,8 +50,14 @@ def test_equinox_partitioned_model_trains(tmp_path):
         model = eqx.combine(params, static)
         return jnp.mean((jax.vmap(model)(batch["x"]) - batch["y"]) ** 2)
 
-    result = train(TrainConfig(steps=3, log_every=1, checkpoint_every=3), init_params=init,
-                   loss_fn=loss_fn, get_batch=get_batch, optimizer=optax.adam(0.05),
-                   out_dir=tmp_path, progress=False)
+    result = train(
+        TrainConfig(steps=3, log_every=1, checkpoint_every=3),
+        init_params=init,
+        loss_fn=loss_fn,
+        get_batch=get_batch,
+        optimizer=optax.adam(0.05),
+        out_dir=tmp_path,
+        progress=False,
+    )
     assert isinstance(result.params, eqx.nn.MLP)
     assert result.history[-1]["loss"] < result.history[0]["loss"]

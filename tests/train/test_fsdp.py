@@ -39,12 +39,9 @@ def test_fsdp_matches_one_device_and_resumes(tmp_path):
     assert jax.device_count() == 8, "tests/conftest.py forces 8 host devices"
     single = run(CFG, tmp_path / "single")
     sharded = run(CFG, tmp_path / "fsdp", fsdp=4)
-    np.testing.assert_allclose(split(sharded, "loss"), split(single, "loss"), rtol=1e-5,
-                               atol=1e-6)
-    np.testing.assert_allclose(split(sharded, "mse"), split(single, "mse"), rtol=1e-5,
-                               atol=1e-6)
-    for a, b in zip(jax.tree.leaves(sharded.params), jax.tree.leaves(single.params),
-                    strict=True):
+    np.testing.assert_allclose(split(sharded, "loss"), split(single, "loss"), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(split(sharded, "mse"), split(single, "mse"), rtol=1e-5, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(sharded.params), jax.tree.leaves(single.params), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
     params, mu = sharded.params, sharded.opt_state[0].mu
@@ -59,13 +56,13 @@ def test_fsdp_matches_one_device_and_resumes(tmp_path):
     mesh = params["l1"]["w"].sharding.mesh
     assert dict(mesh.shape) == {"data": 2, "model": 4}
     assert jax.tree.leaves(state_shardings(sharded.params, mesh)) == [
-        x.sharding for x in jax.tree.leaves(sharded.params)]
+        x.sharding for x in jax.tree.leaves(sharded.params)
+    ]
 
     # interrupted after 5 steps, resumed from the step-4 checkpoint: the same bits
     run(MLPConfig(**{**CFG.__dict__, "steps": 5}), tmp_path / "resumed", fsdp=4)
     resumed = run(CFG, tmp_path / "resumed", fsdp=4, resume=True)
     assert resumed.params["l1"]["w"].sharding.spec == P(None, "model")
-    for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(sharded.params),
-                    strict=True):
+    for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(sharded.params), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert split(resumed, "loss") == split(sharded, "loss")

@@ -42,8 +42,11 @@ def test_full_run_outputs(full_run):
     eval_steps = [r["step"] for r in records if r["split"] == "eval"]
     assert train_steps == list(range(2, 21, 2))
     assert eval_steps == [5, 10, 15, 20]
-    assert all(isinstance(r["loss"], float) and isinstance(r["abs_err"], float)
-               for r in records if r["split"] == "train")
+    assert all(
+        isinstance(r["loss"], float) and isinstance(r["abs_err"], float)
+        for r in records
+        if r["split"] == "train"
+    )
     mse = [r["mse"] for r in records if r["split"] == "eval"]
     assert mse[-1] < mse[0]  # it learns
     cfg = json.loads((out / "config.json").read_text())

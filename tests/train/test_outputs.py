@@ -29,8 +29,9 @@ def test_metrics_jsonl_and_truncate(tmp_path):
         log.log(3, "eval", {"acc": 0.75})
     lines = path.read_text().splitlines()
     assert json.loads(lines[0]) == {"step": 1, "split": "train", "loss": 1.0, "acc": 0.5}
-    assert all(type(v) is float for v in json.loads(lines[1]).values() if not isinstance(v, (int,
-                                                                                           str)))
+    assert all(
+        type(v) is float for v in json.loads(lines[1]).values() if not isinstance(v, (int, str))
+    )
     with path.open("a") as f:
         f.write('{"step": 4, "spl')  # a torn last line of an interrupted run
     assert len(read_jsonl(path)) == 4
@@ -41,10 +42,16 @@ def test_metrics_jsonl_and_truncate(tmp_path):
 
 
 def test_results_table(tmp_path):
-    rows = [{"model": "mlp", "accuracy": 0.91234, "params": 1200},
-            {"model": "memory", "accuracy": 0.95, "note": "a|b"}]
-    text = write_results_table(tmp_path / "results.md", rows, title="Demo results",
-                               notes={"preset": "cpu", "machine": describe_machine()})
+    rows = [
+        {"model": "mlp", "accuracy": 0.91234, "params": 1200},
+        {"model": "memory", "accuracy": 0.95, "note": "a|b"},
+    ]
+    text = write_results_table(
+        tmp_path / "results.md",
+        rows,
+        title="Demo results",
+        notes={"preset": "cpu", "machine": describe_machine()},
+    )
     assert (tmp_path / "results.md").read_text() == text
     assert text.startswith("# Demo results\n")
     assert "| model | accuracy | params | note |" in text
@@ -64,8 +71,16 @@ def test_plots(tmp_path):
     records += [{"step": 10, "split": "eval", "loss": 0.2}]
     _assert_png(plot_metric(tmp_path / "loss.png", records, "loss", logy=True))
     series = {"memjax": ([1, 2, 4, 8], [0.2, 0.4, 0.6, 0.7]), "paper": ([1, 2, 4, 8], [0.3] * 4)}
-    _assert_png(plot_lines(tmp_path / "sub" / "acc.png", series, xlabel="shots",
-                           ylabel="accuracy", logx=True, title="accuracy"))
+    _assert_png(
+        plot_lines(
+            tmp_path / "sub" / "acc.png",
+            series,
+            xlabel="shots",
+            ylabel="accuracy",
+            logx=True,
+            title="accuracy",
+        )
+    )
     with pytest.raises(ValueError, match="'acc'"):
         plot_metric(tmp_path / "x.png", records, "acc")
 

@@ -21,8 +21,10 @@ def shrink(state):
     """Physical pruning: keep the KEEP hidden units with the largest outgoing weights."""
     p = state.params
     keep = jnp.sort(jnp.argsort(-jnp.abs(p["l2"]["w"][:, 0]))[:KEEP])
-    params = {"l1": {"w": p["l1"]["w"][:, keep], "b": p["l1"]["b"][keep]},
-              "l2": {"w": p["l2"]["w"][keep], "b": p["l2"]["b"]}}
+    params = {
+        "l1": {"w": p["l1"]["w"][:, keep], "b": p["l1"]["b"][keep]},
+        "l2": {"w": p["l2"]["w"][keep], "b": p["l2"]["b"]},
+    }
     return state._replace(params=params)
 
 
@@ -58,8 +60,14 @@ def phases(shrink_steps=7):
 
 
 def run(out_dir, plan=None, **kwargs):
-    kw = {**task(CFG), "out_dir": out_dir, "progress": False, "metrics_fn": width_metrics,
-          "phases": phases() if plan is None else plan, **kwargs}
+    kw = {
+        **task(CFG),
+        "out_dir": out_dir,
+        "progress": False,
+        "metrics_fn": width_metrics,
+        "phases": phases() if plan is None else plan,
+        **kwargs,
+    }
     return train(CFG, **kw)
 
 
@@ -75,8 +83,12 @@ def recording():
 
 
 def leaves(tree):
-    return [np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype,
-            jax.dtypes.prng_key) else x) for x in jax.tree.leaves(tree)]
+    return [
+        np.asarray(
+            jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
+        )
+        for x in jax.tree.leaves(tree)
+    ]
 
 
 def assert_same_state(a, b):
@@ -102,8 +114,17 @@ def test_three_phases_change_shapes_and_log_by_phase(full_run):
     assert mu["l1"]["w"].shape == (4, KEEP) and int(state.opt_state[0].count) == 5
     train_recs = [r for r in full_run.history if r["split"] == "train"]
     assert [(r["step"], r["phase"]) for r in train_recs] == [
-        (2, "dense"), (4, "dense"), (6, "dense"), (8, "shrink"), (10, "shrink"), (12, "shrink"),
-        (13, "shrink"), (14, "finetune"), (16, "finetune"), (18, "finetune")]
+        (2, "dense"),
+        (4, "dense"),
+        (6, "dense"),
+        (8, "shrink"),
+        (10, "shrink"),
+        (12, "shrink"),
+        (13, "shrink"),
+        (14, "finetune"),
+        (16, "finetune"),
+        (18, "finetune"),
+    ]
     assert [r["hidden"] for r in train_recs] == [16.0] * 3 + [8.0] * 7
     assert [r["nonzero"] for r in train_recs] == [64.0] * 3 + [32.0] * 4 + [16.0] * 3
     eval_steps = [r["step"] for r in full_run.history if r["split"] == "eval"]
@@ -131,7 +152,8 @@ def test_crash_after_shape_change_resumes_bytewise(full_run, tmp_path):
     assert calls == list(range(8, 18))  # from the step-8 checkpoint of "shrink"
     assert_same_state(resumed.state, full_run.state)
     assert (tmp_path / "metrics.jsonl").read_bytes() == (
-        full_run.out_dir / "metrics.jsonl").read_bytes()
+        full_run.out_dir / "metrics.jsonl"
+    ).read_bytes()
     assert resumed.history == full_run.history
 
 
@@ -143,7 +165,8 @@ def test_shorter_run_then_resume_bytewise(full_run, tmp_path):
     assert calls == list(range(9, 18))
     assert_same_state(resumed.state, full_run.state)
     assert (tmp_path / "metrics.jsonl").read_bytes() == (
-        full_run.out_dir / "metrics.jsonl").read_bytes()
+        full_run.out_dir / "metrics.jsonl"
+    ).read_bytes()
 
 
 def test_complete_run_restores_across_shape_changes(full_run):
@@ -166,8 +189,14 @@ def test_zero_step_phase_and_plan_errors(tmp_path):
     again = train(cfg, **t, out_dir=tmp_path, phases=plan, progress=False, resume=True)
     assert_same_state(again.state, result.state)
     with pytest.raises(ValueError, match="the phases changed"):
-        train(cfg, **t, out_dir=tmp_path, progress=False, resume=True,
-              phases=[Phase("dense", 2), Phase("prune", 0, transition=shrink)])
+        train(
+            cfg,
+            **t,
+            out_dir=tmp_path,
+            progress=False,
+            resume=True,
+            phases=[Phase("dense", 2), Phase("prune", 0, transition=shrink)],
+        )
     with pytest.raises(ValueError, match="unique"):
         train(cfg, **t, out_dir=tmp_path / "x", phases=[Phase("a", 1), Phase("a", 1)])
     with pytest.raises(ValueError, match="name"):

@@ -52,9 +52,14 @@ def sgd_step(state, batch):
 
 def test_custom_step_is_hand_written_sgd(tmp_path):
     steps = 25
-    result = train(TrainConfig(steps=steps, log_every=1, checkpoint_every=10),
-                   init_params=init_linear, step_fn=sgd_step, get_batch=linear_batch,
-                   out_dir=tmp_path, progress=False)
+    result = train(
+        TrainConfig(steps=steps, log_every=1, checkpoint_every=10),
+        init_params=init_linear,
+        step_fn=sgd_step,
+        get_batch=linear_batch,
+        out_dir=tmp_path,
+        progress=False,
+    )
     # the same SGD in NumPy (float64) from the same initial parameters
     init_key = jax.random.split(jax.random.key(0))[0]
     p0 = init_linear(init_key)
@@ -81,9 +86,14 @@ def test_custom_step_check_and_layout_errors(tmp_path):
         return new, {**metrics, "_ok": state.step != 3}  # the 4th update fails its check
 
     with pytest.raises(FloatingPointError, match=r"at step 4\b"):
-        train(TrainConfig(steps=8, log_every=2, checkpoint_every=4), init_params=init_linear,
-              step_fn=checked_step, get_batch=linear_batch, out_dir=tmp_path / "a",
-              progress=False)
+        train(
+            TrainConfig(steps=8, log_every=2, checkpoint_every=4),
+            init_params=init_linear,
+            step_fn=checked_step,
+            get_batch=linear_batch,
+            out_dir=tmp_path / "a",
+            progress=False,
+        )
     records = read_jsonl(tmp_path / "a" / "metrics.jsonl")
     assert [r["step"] for r in records] == [2] and set(records[0]) == {"step", "split", "loss"}
 
@@ -91,11 +101,22 @@ def test_custom_step_check_and_layout_errors(tmp_path):
         return state._replace(params={**state.params, "w": state.params["w"][:3]}), {}
 
     with pytest.raises(TypeError, match=r"\['w'\].*float32\[6\] to float32\[3\]"):
-        train(TrainConfig(steps=2), init_params=init_linear, step_fn=reshaping_step,
-              get_batch=linear_batch, out_dir=tmp_path / "b", progress=False)
+        train(
+            TrainConfig(steps=2),
+            init_params=init_linear,
+            step_fn=reshaping_step,
+            get_batch=linear_batch,
+            out_dir=tmp_path / "b",
+            progress=False,
+        )
     with pytest.raises(TypeError, match="needs loss_fn"):
-        train(TrainConfig(steps=2), init_params=init_linear, optimizer=optax.sgd(0.1),
-              get_batch=linear_batch, out_dir=tmp_path / "c")
+        train(
+            TrainConfig(steps=2),
+            init_params=init_linear,
+            optimizer=optax.sgd(0.1),
+            get_batch=linear_batch,
+            out_dir=tmp_path / "c",
+        )
 
 
 # ----------------------------------------------------------------------------- hooks
@@ -118,8 +139,10 @@ def count(state):
 
 
 def hook_metrics(state):
-    return {"count": state.model_state["count"],
-            "masked_abs": jnp.sum(jnp.abs(jnp.where(MASK, 0.0, state.params["w"])))}
+    return {
+        "count": state.model_state["count"],
+        "masked_abs": jnp.sum(jnp.abs(jnp.where(MASK, 0.0, state.params["w"]))),
+    }
 
 
 def counters(key):
@@ -127,9 +150,15 @@ def counters(key):
 
 
 def test_hooks_keep_mask_and_count(tmp_path):
-    kw = {"init_params": init_linear, "init_model_state": counters, "loss_fn": loss_with_state,
-          "optimizer": ADAM, "get_batch": linear_batch, "progress": False,
-          "metrics_fn": hook_metrics}
+    kw = {
+        "init_params": init_linear,
+        "init_model_state": counters,
+        "loss_fn": loss_with_state,
+        "optimizer": ADAM,
+        "get_batch": linear_batch,
+        "progress": False,
+        "metrics_fn": hook_metrics,
+    }
     cfg = TrainConfig(steps=12, log_every=3, checkpoint_every=6)
     result = train(cfg, hooks=(apply_mask, count), out_dir=tmp_path / "hooks", **kw)
     w = np.asarray(result.params["w"])
@@ -144,9 +173,16 @@ def test_hooks_keep_mask_and_count(tmp_path):
     assert all(r["masked_abs"] > 0.0 for r in free.history)
     # the hooks' state is checkpointed and restored
     with Checkpointer(tmp_path / "hooks" / "checkpoints") as ckpt:
-        back = ckpt.restore(like={"params": result.params, "opt_state": result.opt_state,
-                                  "step": result.state.step, "key": result.state.key,
-                                  "model_state": result.model_state}, step=6)
+        back = ckpt.restore(
+            like={
+                "params": result.params,
+                "opt_state": result.opt_state,
+                "step": result.state.step,
+                "key": result.state.key,
+                "model_state": result.model_state,
+            },
+            step=6,
+        )
     assert int(back["model_state"]["count"]) == 6 and int(back["step"]) == 6
 
 
@@ -160,8 +196,10 @@ def bn_loss(params, stats, batch, key):
     mean, var = jnp.mean(x, 0), jnp.var(x, 0)
     xn = (x - mean[None, :]) / jnp.sqrt(var[None, :] + EPS)
     loss = jnp.mean((xn @ params["w"] + params["b"] - batch["y"]) ** 2)
-    new = {"mean": MOMENTUM * stats["mean"] + (1 - MOMENTUM) * mean,
-           "var": MOMENTUM * stats["var"] + (1 - MOMENTUM) * var}
+    new = {
+        "mean": MOMENTUM * stats["mean"] + (1 - MOMENTUM) * mean,
+        "var": MOMENTUM * stats["var"] + (1 - MOMENTUM) * var,
+    }
     return loss, ({"batch_mean0": mean[0]}, new)
 
 
@@ -189,8 +227,14 @@ BN_OPT = optax.adam(0.05)
 
 def test_model_state_checkpointed_and_restored_exactly(tmp_path):
     cfg = TrainConfig(steps=10, log_every=2, eval_every=5, checkpoint_every=4)
-    kw = {"init_params": init_linear, "init_model_state": init_stats, "loss_fn": bn_loss,
-          "optimizer": BN_OPT, "eval_fn": bn_eval, "progress": False}
+    kw = {
+        "init_params": init_linear,
+        "init_model_state": init_stats,
+        "loss_fn": bn_loss,
+        "optimizer": BN_OPT,
+        "eval_fn": bn_eval,
+        "progress": False,
+    }
     full = train(cfg, get_batch=linear_batch, out_dir=tmp_path / "full", **kw)
     mean, var = reference_stats(10)
     np.testing.assert_allclose(full.model_state["mean"], mean, rtol=1e-5, atol=1e-6)
@@ -209,15 +253,22 @@ def test_model_state_checkpointed_and_restored_exactly(tmp_path):
         train(cfg, get_batch=crashing, out_dir=out, **kw)
     with Checkpointer(out / "checkpoints") as ckpt:
         assert ckpt.all_steps() == [4]
-        back = ckpt.restore(like={"params": full.params, "opt_state": full.opt_state,
-                                  "step": full.state.step, "key": full.state.key,
-                                  "model_state": full.model_state})
+        back = ckpt.restore(
+            like={
+                "params": full.params,
+                "opt_state": full.opt_state,
+                "step": full.state.step,
+                "key": full.state.key,
+                "model_state": full.model_state,
+            }
+        )
     mean4, var4 = reference_stats(4)
     np.testing.assert_allclose(back["model_state"]["mean"], mean4, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(back["model_state"]["var"], var4, rtol=1e-5, atol=1e-6)
     calls = []
-    resumed = train(cfg, get_batch=lambda s: calls.append(s) or linear_batch(s), out_dir=out,
-                    resume=True, **kw)
+    resumed = train(
+        cfg, get_batch=lambda s: calls.append(s) or linear_batch(s), out_dir=out, resume=True, **kw
+    )
     assert calls == list(range(4, 10))  # from the step-4 checkpoint
     for a, b in zip(jax.tree.leaves(resumed.state), jax.tree.leaves(full.state), strict=True):
         if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
@@ -230,20 +281,23 @@ def test_model_state_checkpointed_and_restored_exactly(tmp_path):
 def test_supervised_step_with_model_state_by_hand():
     step = make_supervised_step(bn_loss, optax.sgd(0.1), has_model_state=True)
     params = {"w": jnp.ones(6), "b": jnp.zeros(())}
-    state = TrainState.create(params, optax.sgd(0.1), key=jax.random.key(0),
-                              model_state=init_stats(None))
+    state = TrainState.create(
+        params, optax.sgd(0.1), key=jax.random.key(0), model_state=init_stats(None)
+    )
     batch = linear_batch(0)
     new, metrics = jax.jit(step)(state, batch)
-    loss, grads = jax.jit(jax.value_and_grad(
-        lambda p: bn_loss(p, state.model_state, batch, None)[0]))(params)
+    loss, grads = jax.jit(
+        jax.value_and_grad(lambda p: bn_loss(p, state.model_state, batch, None)[0])
+    )(params)
     np.testing.assert_allclose(new.params["w"], params["w"] - 0.1 * grads["w"], rtol=1e-6)
     assert float(metrics["loss"]) == pytest.approx(float(loss)) and bool(metrics["_finite"])
     mean, _ = reference_stats(1)
     np.testing.assert_allclose(new.model_state["mean"], mean, rtol=1e-5, atol=1e-7)
     assert step_key(state).dtype == state.key.dtype
     with pytest.raises(TypeError, match=r"\(loss, \(aux_metrics_dict, new_model_state\)\)"):
-        make_supervised_step(lambda p, s, b, k: mse(p, b), optax.sgd(0.1),
-                             has_model_state=True)(state, batch)
+        make_supervised_step(lambda p, s, b, k: mse(p, b), optax.sgd(0.1), has_model_state=True)(
+            state, batch
+        )
 
 
 def test_train_state_round_trips_through_orbax(tmp_path):
@@ -255,8 +309,9 @@ def test_train_state_round_trips_through_orbax(tmp_path):
     assert isinstance(back.opt_state[0], optax.ScaleByAdamState)
     assert int(back.step) == 7 and back.step.dtype == jnp.int32
     np.testing.assert_array_equal(back.params["w"], np.arange(6.0))
-    np.testing.assert_array_equal(jax.random.key_data(back.key),
-                                  jax.random.key_data(jax.random.key(3)))
+    np.testing.assert_array_equal(
+        jax.random.key_data(back.key), jax.random.key_data(jax.random.key(3))
+    )
 
 
 # ----------------------------------------------------------------------------- compile message
@@ -264,9 +319,15 @@ def test_train_state_round_trips_through_orbax(tmp_path):
 
 def test_compiling_message_and_rate_without_compile(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CI", "1")
-    train(TrainConfig(steps=4, log_every=2, checkpoint_every=4), init_params=init_linear,
-          loss_fn=lambda p, b, k: mse(p, b), optimizer=optax.sgd(0.01), get_batch=linear_batch,
-          out_dir=tmp_path, run_info={"experiment": "demo"})
+    train(
+        TrainConfig(steps=4, log_every=2, checkpoint_every=4),
+        init_params=init_linear,
+        loss_fn=lambda p, b, k: mse(p, b),
+        optimizer=optax.sgd(0.01),
+        get_batch=linear_batch,
+        out_dir=tmp_path,
+        run_info={"experiment": "demo"},
+    )
     lines = capsys.readouterr().err.splitlines()
     compiling = next(i for i, line in enumerate(lines) if "compiling the train step" in line)
     compiled = next(i for i, line in enumerate(lines) if "compiled in" in line)
