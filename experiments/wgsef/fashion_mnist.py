@@ -9,11 +9,11 @@
 MobileNetV1, which it trains on CIFAR-10) on the full Fashion-MNIST training set, zero-padded
 to 32×32 (CIFAR-10 is not available offline here; Fashion-MNIST is one of the paper's
 datasets): ``vgg16`` — :data:`memjax.models.cnn.VGG16` with BatchNorm, its 13 convs' filters;
-``resnet18`` — **a stand-in**: memjax's CIFAR ResNet (:class:`memjax.models.cnn.ResNet`,
-option-A shortcuts, three stages) with ResNet-18's two basic blocks per stage at its first
-three widths 64-128-256 (ResNet-18's fourth stage, 512 wide, and its 1×1 projection
-shortcuts are not in memjax), the filters of each block's first conv (the residual stream is
-one coupled group under option A, so its channels are not selected); ``mobilenet_v1`` —
+``resnet18`` — :class:`memjax.models.cnn.ResNet18`, ResNet-18 with projection shortcuts
+(four stages × two basic blocks, widths 64-128-256-512, 1×1 conv + BatchNorm shortcuts where
+stride or width changes) and the CIFAR stem (3×3 stride 1, no max-pool), the filters of each
+block's first conv (each stage's residual stream is one coupled group, so its channels are not
+selected); ``mobilenet_v1`` —
 :class:`memjax.models.cnn.MobileNetV1` (stride-1 stem), the filters of the stem and of the
 13 pointwise convs, each depthwise conv and BatchNorm coupled to the filters it follows.
 ``k`` for these is a fraction of each layer's filters (``ks=("0.5", "0.25")``).
@@ -64,7 +64,7 @@ from experiments.wgsef.common import (
 )
 from memjax import pruning
 from memjax.data import fashion_mnist_split
-from memjax.models.cnn import VGG, VGG16, LeNet5, MobileNetV1, ResNet
+from memjax.models.cnn import VGG, VGG16, LeNet5, MobileNetV1, ResNet18
 from memjax.sparsity import (
     keep_zero_groups,
     layer_masks,
@@ -170,13 +170,12 @@ def build(model: str, width_multiplier: float = 1.0):
         text = f"VGG-16-BN (32×32, width × {a:g}; its 13 convs' filters)"
         return net, convs, {f"bn{i}": c for i, c in enumerate(convs)}, text, 32
     if model == "resnet18":
-        widths = tuple(_scaled(c, a) for c in (64, 128, 256))
-        net = ResNet(blocks_per_stage=2, widths=widths, num_classes=10, in_channels=1)
+        net = ResNet18(width_multiplier=a, num_classes=10, in_channels=1)
         convs = tuple(f"blocks/{b}/conv1" for b in range(net.num_blocks))
         couple = {f"blocks/{b}/bn1": c for b, c in enumerate(convs)}
         text = (
-            f"stand-in for ResNet-18: CIFAR ResNet, option A, 3 stages × 2 blocks, widths "
-            f"{'-'.join(map(str, widths))} (32×32; the blocks' first convs' filters)"
+            f"ResNet-18 with projection shortcuts, CIFAR stem, widths "
+            f"{'-'.join(map(str, net.widths))} (32×32; the blocks' first convs' filters)"
         )
         return net, convs, couple, text, 32
     if model == "mobilenet_v1":

@@ -4,6 +4,7 @@
 * :class:`VGG` — VGG-BN, CIFAR style (:data:`VGG16` is the paper's VGG-16-BN);
 * :class:`ResNet` — CIFAR ResNets with option-A shortcuts (:func:`resnet20`,
   :func:`resnet56`, :func:`resnet110`);
+* :class:`ResNet18` — ResNet-18 (He et al. 2016) with projection shortcuts, CIFAR stem;
 * :class:`MobileNetV1` — MobileNetV1 (depthwise-separable blocks, width multiplier).
 
 Every model is a frozen spec with ``init_params(key)``, ``init_state()`` (BatchNorm running
@@ -31,6 +32,7 @@ from memjax.models.cnn.resnet import (
     resnet56 as resnet56,
     resnet110 as resnet110,
 )
+from memjax.models.cnn.resnet18 import ResNet18 as ResNet18
 from memjax.models.cnn.vgg import VGG as VGG, VGG16 as VGG16
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "LeNet5",
     "MobileNetV1",
     "ResNet",
+    "ResNet18",
     "resnet20",
     "resnet56",
     "resnet110",
