@@ -1,8 +1,8 @@
 """Physical removal: networks taken to exactly k filters per layer by the WGSEF tools and shrunk
 by memjax.pruning give the masked network's logits from smaller arrays — LeNet-5 after one prox
-step, and the Fashion-MNIST experiment's gpu-preset networks (VGG-16-BN, the ResNet-18
-stand-in, MobileNetV1 with its depthwise convs coupled to the filters they follow) after one
-ProxSGD (WGSEF) training step, at 16×16 and a small width multiplier."""
+step, and the Fashion-MNIST experiment's gpu-preset networks (VGG-16-BN, ResNet-18 with
+projection shortcuts, MobileNetV1 with its depthwise convs coupled to the filters they follow)
+after one ProxSGD (WGSEF) training step, at 16×16 and a small width multiplier."""
 
 import jax
 import jax.numpy as jnp
