@@ -127,12 +127,16 @@ def run_method(method, k, seed, split, cfg):
 
 def l1_logistic_at_k(split, k):
     """ℓ1 logistic regression with exactly ``k`` non-zero coefficients (bisection on log C)."""
+    import sklearn
     from sklearn.linear_model import LogisticRegression
 
+    # scikit-learn 1.8 deprecated ``penalty`` for ``l1_ratio`` (same liblinear ℓ1 fit)
+    major, minor = (int(v) for v in sklearn.__version__.split(".")[:2])
+    l1 = {"l1_ratio": 1.0} if (major, minor) >= (1, 8) else {"penalty": "l1"}
     lo, hi = -4.0, 2.0
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        model = LogisticRegression(penalty="l1", solver="liblinear", C=10**mid, max_iter=2000)
+        model = LogisticRegression(solver="liblinear", C=10**mid, max_iter=2000, **l1)
         model.fit(split.x_train, split.y_train)
         n = int(np.sum(model.coef_ != 0))
         if n == k:

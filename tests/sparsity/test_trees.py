@@ -109,7 +109,7 @@ def check_every_grouping(params, layers, kernel, reduce_axes):
 def test_flax_conv_kernel_every_grouping(flax_state):
     net, state = flax_state
     layers = {"conv": flax_layers(net)["conv"]}
-    kernel = state["conv"]["kernel"].value
+    kernel = state["conv"]["kernel"][...]
     check_every_grouping(state, layers, kernel, FLAX_REDUCE)
     ids, m = ids_from_reduce(kernel.shape, FLAX_REDUCE["filter_shape"])
     check_against_flat(state, tree_groups(state, layers, "filter_shape"), kernel, ids, m)
@@ -134,9 +134,9 @@ def test_flax_bias_and_batchnorm_couple_to_filters(flax_state):
     layers = flax_layers(net)
     assert set(layers) == {"conv", "fc"} and "bias" in layers["fc"]
     groups = tree_groups(state, layers, "filter", couple={"bn": "conv"})
-    kernel = np.asarray(state["conv"]["kernel"].value, np.float64)
-    bn = [np.asarray(state["bn"][n].value, np.float64) for n in ("scale", "bias")]
-    fc = [np.asarray(state["fc"][n].value, np.float64) for n in ("kernel", "bias")]
+    kernel = np.asarray(state["conv"]["kernel"][...], np.float64)
+    bn = [np.asarray(state["bn"][n][...], np.float64) for n in ("scale", "bias")]
+    fc = [np.asarray(state["fc"][n][...], np.float64) for n in ("kernel", "bias")]
     want = np.concatenate(
         [
             np.sqrt((kernel**2).sum(axis=(0, 1, 2)) + bn[0] ** 2 + bn[1] ** 2),
@@ -148,8 +148,8 @@ def test_flax_bias_and_batchnorm_couple_to_filters(flax_state):
     assert groups.kernel_sizes.tolist() == [27] * 4 + [4] * 2
     # one prox step scales the filter, its BN scale and shift by the same factor
     out = prox_wgsef_tree(state, 1.0, groups, {"conv": 2, "fc": 1}, {"conv": 3.0, "fc": 0.1})
-    f_kernel = np.asarray(out["conv"]["kernel"].value) / kernel
-    f_bn = np.asarray(out["bn"]["scale"].value) / bn[0]
+    f_kernel = np.asarray(out["conv"]["kernel"][...]) / kernel
+    f_bn = np.asarray(out["bn"]["scale"][...]) / bn[0]
     np.testing.assert_allclose(f_kernel[0, 0, 0], f_bn, rtol=1e-5)
     # per-layer k == each layer's flat prox on its own
     nu = want[:4]
