@@ -13,26 +13,17 @@ import numpy as np
 import optax
 
 from memjax.core.unroll import unroll
+from memjax.data import copy_task
 from memjax.memories.ntm import NTMCell
 
 BITS, MAX_LEN, BATCH, STEPS = 3, 3, 16, 300
 CELL = NTMCell(BITS + 1, 32, memory_size=8, memory_width=6, num_read_heads=1)
 
 
-def copy_batch(rng, batch):
-    """Inputs ``(B, 2L+2, BITS+1)``, targets ``(B, 2L+2, BITS)``, recall mask ``(B, 2L+2)``."""
-    length = 2 * MAX_LEN + 2
-    xs = np.zeros((batch, length, BITS + 1), np.float32)
-    ys = np.zeros((batch, length, BITS), np.float32)
-    mask = np.zeros((batch, length), np.float32)
-    for b in range(batch):
-        n = int(rng.integers(1, MAX_LEN + 1))
-        seq = rng.integers(0, 2, size=(n, BITS)).astype(np.float32)
-        xs[b, :n, :BITS] = seq
-        xs[b, n, BITS] = 1.0
-        ys[b, n + 1 : 2 * n + 1] = seq
-        mask[b, n + 1 : 2 * n + 1] = 1.0
-    return xs, ys, mask
+def copy_batch(key, batch):
+    """``memjax.data.copy_task`` with lengths 1..MAX_LEN, as float32 NumPy arrays."""
+    b = copy_task(key, batch, max_len=MAX_LEN, width=BITS, min_len=1)
+    return tuple(np.asarray(a, np.float32) for a in (b.inputs, b.targets, b.mask))
 
 
 def logits(params, xs):
@@ -56,10 +47,11 @@ def bit_errors(out, target, mask):
 
 
 def test_ntm_copy_bit_errors_fall():
-    rng = np.random.default_rng(0)
-    batches = [copy_batch(rng, BATCH) for _ in range(STEPS)]
-    train = tuple(jnp.asarray(np.stack(a)) for a in zip(*batches))
-    ev_x, ev_y, ev_m = copy_batch(np.random.default_rng(1), 64)
+    train = tuple(
+        jnp.asarray(a.reshape(STEPS, BATCH, *a.shape[1:]))
+        for a in copy_batch(jax.random.key(2), STEPS * BATCH)
+    )
+    ev_x, ev_y, ev_m = copy_batch(jax.random.key(3), 64)
     theta = CELL.init_params(jax.random.key(0))
     readout = {
         "kernel": 0.1 * jax.random.normal(jax.random.key(1), (CELL.d_output, BITS)),
