@@ -30,13 +30,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from memjax.core.checks import check_positive_int
 from memjax.core.taps import tap
 
 __all__ = [
+    "check_width_multiplier",
+    "check_widths",
     "fold_batchnorm",
     "global_avg_pool",
     "max_pool",
     "remap_channels",
+    "scaled_width",
     "select_channels",
     "tapped",
     "width",
@@ -103,6 +107,27 @@ def fold_batchnorm(layer_params: Mapping, bn_params: Mapping, bn_state, eps: flo
     bias = layer_params.get("bias", jnp.zeros(kernel.shape[-1], kernel.dtype))
     scaled = kernel * jnp.reshape(g, (1,) * (kernel.ndim - 1) + g.shape)
     return {"kernel": scaled, "bias": (bias - bn_state.mean) * g + bn_params["bias"]}
+
+
+def scaled_width(c: int, alpha: float) -> int:
+    """Width ``c`` under width multiplier ``alpha``: ``round(α c)``, at least 1."""
+    return max(1, round(alpha * c))
+
+
+def check_width_multiplier(alpha) -> None:
+    """``width_multiplier`` must be a number > 0."""
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not alpha > 0:
+        raise ValueError(f"width_multiplier: expected a number > 0, got {alpha!r}")
+
+
+def check_widths(name: str, value, n: int) -> None:
+    """``value`` is ``None`` or a tuple of ``n`` positive ints (an error names ``name``)."""
+    if value is None:
+        return
+    if not isinstance(value, tuple) or len(value) != n:
+        raise ValueError(f"{name}: expected a tuple of {n} ints, got {value!r}")
+    for v in value:
+        check_positive_int(name, v)
 
 
 def width(kept: Mapping, name: str, axis: int, default: int) -> int:

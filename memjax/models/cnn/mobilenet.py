@@ -50,7 +50,14 @@ import jax
 from memjax.core.checks import check_array, check_positive_int
 from memjax.core.spec import spec
 from memjax.core.taps import tap
-from memjax.models.cnn.layers import global_avg_pool, tapped, width
+from memjax.models.cnn.layers import (
+    check_width_multiplier,
+    check_widths,
+    global_avg_pool,
+    scaled_width,
+    tapped,
+    width,
+)
 from memjax.nn import BatchNorm, Conv2D, Dense
 
 __all__ = ["MOBILENET_V1", "MobileNetV1"]
@@ -72,10 +79,6 @@ MOBILENET_V1 = (
     (1024, 1),
 )
 _STEM = 32
-
-
-def _scaled(c: int, alpha: float) -> int:
-    return max(1, round(alpha * c))
 
 
 @spec
@@ -107,9 +110,7 @@ class MobileNetV1:
     dtype: str = "float32"
 
     def __post_init__(self):
-        a = self.width_multiplier
-        if isinstance(a, bool) or not isinstance(a, int | float) or not a > 0:
-            raise ValueError(f"width_multiplier: expected a number > 0, got {a!r}")
+        check_width_multiplier(self.width_multiplier)
         for name in ("num_classes", "in_channels"):
             check_positive_int(name, getattr(self, name))
         if self.stem_stride not in (1, 2):
@@ -122,26 +123,19 @@ class MobileNetV1:
             check_positive_int("cfg", c)
         if self.stem_width is not None:
             check_positive_int("stem_width", self.stem_width)
-        if self.block_widths is not None:
-            if not isinstance(self.block_widths, tuple) or len(self.block_widths) != len(self.cfg):
-                raise ValueError(
-                    f"block_widths: expected a tuple of {len(self.cfg)} ints, "
-                    f"got {self.block_widths!r}"
-                )
-            for c in self.block_widths:
-                check_positive_int("block_widths", c)
+        check_widths("block_widths", self.block_widths, len(self.cfg))
 
     @property
     def stem_out(self) -> int:
         """The stem's width."""
-        return self.stem_width or _scaled(_STEM, self.width_multiplier)
+        return self.stem_width or scaled_width(_STEM, self.width_multiplier)
 
     @property
     def widths(self) -> tuple[int, ...]:
         """Each block's pointwise (output) width."""
         if self.block_widths is not None:
             return self.block_widths
-        return tuple(_scaled(c, self.width_multiplier) for c, _ in self.cfg)
+        return tuple(scaled_width(c, self.width_multiplier) for c, _ in self.cfg)
 
     @property
     def num_blocks(self) -> int:

@@ -50,6 +50,7 @@ from memjax.core.checks import check_array, check_positive_int
 from memjax.core.spec import spec
 from memjax.core.taps import tap
 from memjax.models.cnn.layers import (
+    check_widths,
     fold_batchnorm,
     global_avg_pool,
     remap_channels,
@@ -60,16 +61,6 @@ from memjax.models.cnn.layers import (
 from memjax.nn import BatchNorm, Conv2D, Dense
 
 __all__ = ["ResNet", "resnet20", "resnet56", "resnet110"]
-
-
-def _widths(name, value, n):
-    if value is None:
-        return None
-    if not isinstance(value, tuple) or len(value) != n:
-        raise ValueError(f"{name}: expected a tuple of {n} ints, got {value!r}")
-    for v in value:
-        check_positive_int(name, v)
-    return value
 
 
 @spec
@@ -110,13 +101,13 @@ class ResNet:
         check_positive_int("blocks_per_stage", self.blocks_per_stage)
         if not isinstance(self.fold_bn, bool):
             raise TypeError(f"fold_bn: expected a bool, got {self.fold_bn!r}")
-        _widths("widths", self.widths, 3)
+        check_widths("widths", self.widths, 3)
         for name in ("num_classes", "in_channels"):
             check_positive_int(name, getattr(self, name))
         if self.stem_width is not None:
             check_positive_int("stem_width", self.stem_width)
-        _widths("block_widths", self.block_widths, self.num_blocks)
-        _widths("mid_widths", self.mid_widths, self.num_blocks)
+        check_widths("block_widths", self.block_widths, self.num_blocks)
+        check_widths("mid_widths", self.mid_widths, self.num_blocks)
         if self.shortcut_maps is not None:
             if (
                 not isinstance(self.shortcut_maps, tuple)

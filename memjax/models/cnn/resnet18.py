@@ -55,7 +55,14 @@ import jax
 from memjax.core.checks import check_array, check_positive_int
 from memjax.core.spec import spec
 from memjax.core.taps import tap
-from memjax.models.cnn.layers import global_avg_pool, tapped, width
+from memjax.models.cnn.layers import (
+    check_width_multiplier,
+    check_widths,
+    global_avg_pool,
+    scaled_width,
+    tapped,
+    width,
+)
 from memjax.nn import BatchNorm, Conv2D, Dense
 
 __all__ = ["ResNet18"]
@@ -65,23 +72,10 @@ _STEM = 64
 _BLOCKS_PER_STAGE = 2
 
 
-def _scaled(c: int, alpha: float) -> int:
-    return max(1, round(alpha * c))
-
-
 def _max_pool_3x3_s2(x):
     window, strides = (1, 3, 3, 1), (1, 2, 2, 1)
     pad = ((0, 0), (1, 1), (1, 1), (0, 0))
     return jax.lax.reduce_window(x, -jax.numpy.inf, jax.lax.max, window, strides, pad)
-
-
-def _ints(name, value, n):
-    if value is None:
-        return
-    if not isinstance(value, tuple) or len(value) != n:
-        raise ValueError(f"{name}: expected a tuple of {n} ints, got {value!r}")
-    for v in value:
-        check_positive_int(name, v)
 
 
 @spec
@@ -117,9 +111,7 @@ class ResNet18:
     dtype: str = "float32"
 
     def __post_init__(self):
-        a = self.width_multiplier
-        if isinstance(a, bool) or not isinstance(a, int | float) or not a > 0:
-            raise ValueError(f"width_multiplier: expected a number > 0, got {a!r}")
+        check_width_multiplier(self.width_multiplier)
         for name in ("num_classes", "in_channels"):
             check_positive_int(name, getattr(self, name))
         if self.stem_kernel not in (3, 7):
@@ -130,8 +122,8 @@ class ResNet18:
             raise TypeError(f"stem_pool: expected a bool, got {self.stem_pool!r}")
         if self.stem_width is not None:
             check_positive_int("stem_width", self.stem_width)
-        _ints("block_widths", self.block_widths, self.num_blocks)
-        _ints("mid_widths", self.mid_widths, self.num_blocks)
+        check_widths("block_widths", self.block_widths, self.num_blocks)
+        check_widths("mid_widths", self.mid_widths, self.num_blocks)
 
     @property
     def num_blocks(self) -> int:
@@ -141,12 +133,12 @@ class ResNet18:
     @property
     def widths(self) -> tuple[int, ...]:
         """The four stage widths of the unpruned network (``round(α c)``)."""
-        return tuple(_scaled(c, self.width_multiplier) for c in _WIDTHS)
+        return tuple(scaled_width(c, self.width_multiplier) for c in _WIDTHS)
 
     @property
     def stem_out(self) -> int:
         """The stem's width."""
-        return self.stem_width or _scaled(_STEM, self.width_multiplier)
+        return self.stem_width or scaled_width(_STEM, self.width_multiplier)
 
     def stage(self, b: int) -> int:
         """The stage (0–3) of block ``b``."""
@@ -160,7 +152,7 @@ class ResNet18:
         """Whether block ``b`` has a 1×1 conv + BN shortcut (stride 2, or the unpruned widths
         differ)."""
         nominal_in = (
-            _scaled(_STEM, self.width_multiplier) if b == 0 else self.widths[self.stage(b - 1)]
+            scaled_width(_STEM, self.width_multiplier) if b == 0 else self.widths[self.stage(b - 1)]
         )
         return self.stride(b) != 1 or nominal_in != self.widths[self.stage(b)]
 
