@@ -209,23 +209,30 @@ def _interleaved(fns: dict, repeats: int) -> dict:
 
 
 def bench_cell(name, cell, torch_cls, xs, repeats):
+    """fwd and fwd+bwd of memjax without and with ``precompute=True`` (the controller's input
+    projection hoisted out of the scan) against the torch peer, all interleaved."""
     theta = cell.init_params(jax.random.key(0))
 
-    def forward(theta, xs):
-        return jax.vmap(lambda x: unroll(cell, theta, cell.init_carry(theta), x)[0])(xs)
+    def forward(theta, xs, precompute):
+        run = lambda x: unroll(cell, theta, cell.init_carry(theta), x, precompute=precompute)[0]
+        return jax.vmap(run)(xs)
 
-    fwd = jax.jit(forward)
-    fwd_bwd = jax.jit(jax.grad(lambda th, xs: jnp.sum(forward(th, xs) ** 2)))
-    start = time.perf_counter()
-    jax.block_until_ready(fwd(theta, xs))
-    compile_f = time.perf_counter() - start
-    start = time.perf_counter()
-    jax.block_until_ready(fwd_bwd(theta, xs))
-    compile_b = time.perf_counter() - start
+    fns, compile_s = {}, {}
+    for tag, pc in (("", False), ("+", True)):
+        fwd = jax.jit(lambda th, xs, pc=pc: forward(th, xs, pc))
+        fwd_bwd = jax.jit(jax.grad(lambda th, xs, pc=pc: jnp.sum(forward(th, xs, pc) ** 2)))
+        start = time.perf_counter()
+        jax.block_until_ready(fwd(theta, xs))
+        compile_s["f" + tag] = time.perf_counter() - start
+        start = time.perf_counter()
+        jax.block_until_ready(fwd_bwd(theta, xs))
+        compile_s["b" + tag] = time.perf_counter() - start
+        fns["jf" + tag] = lambda fwd=fwd: jax.block_until_ready(fwd(theta, xs))
+        fns["jb" + tag] = lambda fwd_bwd=fwd_bwd: jax.block_until_ready(fwd_bwd(theta, xs))
     peer = torch_cls(theta)
     txs = torch.tensor(np.asarray(xs))
     with torch.no_grad():
-        diff = float(np.max(np.abs(peer.run(txs).numpy() - np.asarray(fwd(theta, xs)))))
+        diff = float(np.max(np.abs(peer.run(txs).numpy() - np.asarray(forward(theta, xs, True)))))
 
     def torch_fwd():
         with torch.no_grad():
@@ -238,30 +245,22 @@ def bench_cell(name, cell, torch_cls, xs, repeats):
 
     torch_fwd()
     torch_fwd_bwd()
-    t = _interleaved(
-        {
-            "jf": lambda: jax.block_until_ready(fwd(theta, xs)),
-            "tf": torch_fwd,
-            "jb": lambda: jax.block_until_ready(fwd_bwd(theta, xs)),
-            "tb": torch_fwd_bwd,
-        },
-        repeats,
-    )
-    (j_f, jc_f), (t_f, tc_f), (j_b, jc_b), (t_b, tc_b) = t["jf"], t["tf"], t["jb"], t["tb"]
-    return {
-        "cell": name,
-        "max |memjax - torch|": diff,
-        "memjax fwd seq/s": 1 / j_f,
-        "torch fwd seq/s": 1 / t_f,
-        "fwd ratio": t_f / j_f,
-        "fwd CPU ratio": tc_f / jc_f,
-        "memjax fwd+bwd seq/s": 1 / j_b,
-        "torch fwd+bwd seq/s": 1 / t_b,
-        "fwd+bwd ratio": t_b / j_b,
-        "fwd+bwd CPU ratio": tc_b / jc_b,
-        "memjax / torch fwd+bwd CPU s": f"{jc_b:.3f} / {tc_b:.3f}",
-        "compile fwd / fwd+bwd s": f"{compile_f:.1f} / {compile_b:.1f}",
-    }, theta
+    order = ("jf", "jf+", "tf", "jb", "jb+", "tb")
+    fns.update(tf=torch_fwd, tb=torch_fwd_bwd)
+    t = _interleaved({k: fns[k] for k in order}, repeats)
+    row = {"cell": name, "max |memjax - torch|": diff}
+    for tag, label in (("", "step"), ("+", "precompute")):
+        jc_f, (j_b, jc_b) = t["jf" + tag][1], t["jb" + tag]
+        row[f"{label}: fwd CPU ratio"] = t["tf"][1] / jc_f
+        row[f"{label}: fwd+bwd CPU ratio"] = t["tb"][1] / jc_b
+        row[f"{label}: fwd+bwd wall ratio"] = t["tb"][0] / j_b
+        row[f"{label}: fwd+bwd CPU s"] = f"{jc_b:.3f}"
+        row[f"{label}: compile fwd / fwd+bwd s"] = (
+            f"{compile_s['f' + tag]:.1f} / {compile_s['b' + tag]:.1f}"
+        )
+    row["torch fwd+bwd CPU s"] = f"{t['tb'][1]:.3f}"
+    row["torch fwd+bwd seq/s"] = B / t["tb"][0]
+    return row, theta
 
 
 def bench_sg(name, cell, theta, xs, repeats, window=10):
@@ -304,6 +303,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cells", default="ntm,mann")
+    parser.add_argument("--no-sg", action="store_true", help="skip the SG vs BPTT update table")
     parser.add_argument(
         "--cores", type=int, default=1, help="CPUs for both peers (process pinned; torch threads)"
     )
@@ -326,13 +326,15 @@ def main(argv=None):
         row, theta = bench_cell(name, cell, peer, xs, args.repeats)
         print(row, flush=True)
         speed.append(row)
-        sg_row = bench_sg(name, cell, theta, xs, args.repeats)
-        print(sg_row, flush=True)
-        sg_rows.append(sg_row)
+        if not args.no_sg:
+            sg_row = bench_sg(name, cell, theta, xs, args.repeats)
+            print(sg_row, flush=True)
+            sg_rows.append(sg_row)
     from memjax.train import write_results_table
 
     print(write_results_table(None, speed, title="memjax vs torch transcription (CPU)"))
-    print(write_results_table(None, sg_rows, title="one update: SG vs BPTT"))
+    if sg_rows:
+        print(write_results_table(None, sg_rows, title="one update: SG vs BPTT"))
 
 
 if __name__ == "__main__":

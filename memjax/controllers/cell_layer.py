@@ -38,14 +38,19 @@ class CellLayer:
     Args:
         cell: any :class:`~memjax.core.Cell`.
         truncate: truncation windows of :func:`memjax.core.unroll` (``None``: none).
+        precompute: use the cell's input-projection hook (``unroll(precompute=True)``: the
+            input part of the controller's first layer as one matmul over all steps).
     """
 
     cell: Any
     truncate: int | None = None
+    precompute: bool = False
 
     def __post_init__(self):
         if not isinstance(self.cell, Cell):
             raise TypeError(f"cell: expected a Cell, got {self.cell!r}")
+        if not isinstance(self.precompute, bool):
+            raise TypeError(f"precompute: expected a bool, got {self.precompute!r}")
 
     def init_params(self, key: jax.Array):
         return self.cell.init_params(key)
@@ -56,4 +61,12 @@ class CellLayer:
 
     def apply(self, params, state, xs, /, **controls):
         """``(ys (T, d_out), carry)`` from ``state`` over ``xs (T, d_input)``."""
-        return unroll(self.cell, params, state, xs, truncate=self.truncate, **controls)
+        return unroll(
+            self.cell,
+            params,
+            state,
+            xs,
+            truncate=self.truncate,
+            precompute=self.precompute,
+            **controls,
+        )

@@ -113,6 +113,13 @@ class Cell(Protocol):
     ``x`` and ``y`` are one step's input and output (arrays or pytrees); ``carry`` is everything
     the cell keeps between steps (a controller's hidden state, a memory's state, the previous
     read). Batches are a ``jax.vmap`` outside; time is :func:`memjax.core.unroll`.
+
+    **Optional input-projection hook** (``unroll(..., precompute=True)``): a cell whose step starts
+    with a map of the input alone (an LSTM controller's :math:`x_t W_x + b`) may also define
+    ``project_inputs(params, xs) -> (step_params, ps)`` — that part for all ``T`` inputs at once
+    (``ps`` with leading axis ``T``; ``step_params`` what the rest of the step needs) — and
+    ``step_projected(step_params, carry, ps[t], /, **controls) -> (y, carry)``, equal to
+    ``step(params, carry, xs[t])`` up to float rounding. Not part of the protocol check.
     """
 
     def init_params(self, key: jax.Array) -> Params: ...

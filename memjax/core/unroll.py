@@ -6,6 +6,11 @@ stacked :math:`y` and the last carry.
 
 * ``remat=True`` wraps each step in ``jax.checkpoint``: reverse mode stores one carry per step and
   recomputes the step's internals.
+* ``precompute=True`` hoists the part of every step that depends on the input alone out of the
+  loop, for a cell with the optional input-projection hook (:class:`memjax.core.Cell`:
+  ``project_inputs(params, xs) -> (step_params, ps)`` and ``step_projected(step_params, carry,
+  ps[t])``; e.g. an LSTM controller's :math:`x_t W_x + b` for all :math:`t` is one matmul).
+  Same values up to float rounding; a cell without the hook runs ``step`` as before.
 * ``truncate=W`` cuts the sequence into windows of ``W`` steps (the last may be shorter). At each
   window boundary the carry is **cut**: no gradient flows from window :math:`j` back into window
   :math:`j-1` (truncated BPTT), while the forward values are unchanged.
@@ -144,6 +149,7 @@ def unroll(
     /,
     *,
     remat: bool = False,
+    precompute: bool = False,
     truncate: int | None = None,
     boundary: Boundary | None = None,
     boundary_tap: str | None = None,
@@ -157,12 +163,13 @@ def unroll(
         carry: the carry before step 0 (e.g. ``cell.init_carry(params)``).
         xs: the inputs, an array or pytree with leading time axis ``T``.
         remat: ``jax.checkpoint`` each step.
+        precompute: use the cell's input-projection hook, where it has one (module doc).
         truncate: window length ``W`` of truncated backpropagation (``None``: no cut).
         boundary: ``fn(carry, index) -> gradient`` called at each cut (synthetic gradients).
         boundary_tap: expose the carry starting each cut window as this tap.
         **controls: per-step arrays (leading axis ``T``) or shared scalars for ``cell.step``.
     """
-    also = ("boundary", "boundary_tap", "remat", "truncate")
+    also = ("boundary", "boundary_tap", "precompute", "remat", "truncate")
     check_controls(controls, where="unroll", also=also)
     length = _length(xs)
     if truncate is not None:
@@ -177,10 +184,21 @@ def unroll(
         )
     if boundary_tap is not None and not isinstance(boundary_tap, str):
         raise TypeError(f"boundary_tap: expected a tap name (str), got {boundary_tap!r}")
+    if not isinstance(precompute, bool):
+        raise TypeError(f"precompute: expected a bool, got {precompute!r}")
     per_step, shared = split_controls(controls, length, "step")
+    step, step_params = cell.step, params
+    if precompute and has_input_projection(cell):
+        step_params, xs = cell.project_inputs(params, xs)
+        if _length(xs) != length:
+            raise ValueError(
+                f"precompute: {type(cell).__name__}.project_inputs returned {_length(xs)} steps "
+                f"for {length} inputs"
+            )
+        step = cell.step_projected
 
     def one(carry, x, c):
-        return cell.step(params, carry, x, **c, **shared)
+        return step(step_params, carry, x, **c, **shared)
 
     if remat:
         one = taps.checkpoint(one)
@@ -195,6 +213,14 @@ def unroll(
         carry, ys = taps.scan(body, carry, seq)
         return ys, carry
     return _truncated(body, carry, seq, length, truncate, boundary, boundary_tap)
+
+
+def has_input_projection(cell) -> bool:
+    """Whether ``cell`` has the optional input-projection hook (``project_inputs`` and
+    ``step_projected``, :class:`memjax.core.Cell`) that ``unroll(precompute=True)`` uses."""
+    return callable(getattr(cell, "project_inputs", None)) and callable(
+        getattr(cell, "step_projected", None)
+    )
 
 
 def _slice(tree, start, stop):

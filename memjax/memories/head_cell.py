@@ -55,7 +55,7 @@ from memjax.core.checks import check_array, check_choice, check_positive_int
 from memjax.core.controls import check_controls
 from memjax.core.spec import spec
 from memjax.core.token_step import step as memory_step
-from memjax.nn.activations import ACTIVATIONS
+from memjax.nn.activations import ACTIVATIONS, activation
 from memjax.nn.dense import Dense
 from memjax.nn.lstm import LSTMCell
 from memjax.nn.mlp import MLP
@@ -66,7 +66,9 @@ __all__ = [
     "HeadCell",
     "HeadCellCarry",
     "check_clip",
+    "controller_step_projected",
     "make_controller",
+    "project_controller",
 ]
 
 CONTROLLERS = ("lstm", "feedforward")
@@ -124,6 +126,51 @@ def make_controller(name: str, d_input: int, d_hidden: int, dtype: str = "float3
     if name == "lstm":
         return LSTMCell(d_input, d_hidden, dtype=dtype)
     return FeedForwardController(d_input, d_hidden, dtype=dtype)
+
+
+def project_controller(controller, params, xs) -> tuple[dict, jax.Array]:
+    """Hoist a controller's first layer on the leading ``d_x = xs.shape[-1]`` input columns out
+    of the time loop: ``(step_params, pre)`` with ``pre`` = :math:`x_t W_x[{:}d_x] + b` for every
+    ``t`` (LSTM: ``(T, 4, d_hidden)``; feed-forward: ``(T, d_hidden)``) in one matmul, and
+    ``step_params`` the rest (``w_r`` = the rows of the remaining columns).
+    :func:`controller_step_projected` finishes a step on :math:`[x_t \\| r_t]`.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from memjax.memories.head_cell import (controller_step_projected, make_controller,
+        ...                                        project_controller)
+        >>> lstm = make_controller("lstm", 5, 3)
+        >>> p = lstm.init_params(jax.random.key(0)); x, r = jnp.ones(3), jnp.arange(2.0)
+        >>> step_params, pre = project_controller(lstm, p, x[None])
+        >>> h, _ = controller_step_projected(lstm, step_params, lstm.init_carry(p), pre[0], r)
+        >>> bool(jnp.allclose(h, lstm.step(p, lstm.init_carry(p), jnp.concatenate([x, r]))[0]))
+        True
+    """
+    d_x = xs.shape[-1]
+    if isinstance(controller, LSTMCell):
+        w_x = params["w_x"]
+        _, n_gates, d_h = w_x.shape
+        z = xs @ w_x[:d_x].reshape(d_x, n_gates * d_h) + params["bias"].reshape(-1)
+        step_params = {"w_h": params["w_h"], "w_r": w_x[d_x:].reshape(-1, n_gates * d_h)}
+        return step_params, z.reshape(*xs.shape[:-1], n_gates, d_h)
+    first = params[0]
+    pre = xs @ first["kernel"][:d_x] + first["bias"]
+    return {"w_r": first["kernel"][d_x:], "layers": params[1:]}, pre
+
+
+def controller_step_projected(controller, params, carry, pre, rest):
+    """One controller step on :math:`[x_t \\| r]` from ``pre`` (one step of
+    :func:`project_controller`) and the remaining input ``rest`` (``(0,)`` or ``None``: none)."""
+    has_rest = rest is not None and rest.shape[-1] > 0
+    if isinstance(controller, LSTMCell):
+        z_x = pre + (rest @ params["w_r"]).reshape(pre.shape) if has_rest else pre
+        return controller.step_projected(params, carry, z_x)
+    mlp = controller.mlp
+    phi = activation(mlp.activation)
+    h = phi(pre + rest @ params["w_r"] if has_rest else pre)
+    for layer, p in zip(mlp.layers[1:], params["layers"]):
+        h = phi(layer(p, h))
+    return h, carry
 
 
 def check_clip(clip) -> None:
@@ -202,6 +249,28 @@ class HeadCell:
         check_array("carry.read", carry.read, shape=self.memory.read_size, floating=True)
         u = jnp.concatenate([x, carry.read.reshape(-1)])
         h, controller = self.controller_cell.step(params["controller"], carry.controller, u)
+        return self._after_controller(params, carry, h, controller, controls)
+
+    def project_inputs(self, params: dict, xs) -> tuple[dict, jax.Array]:
+        """The input hook of :func:`memjax.core.unroll` (``precompute=True``): the controller's
+        first layer on the :math:`x_t` part of :math:`[x_t \\| r_{t-1}]` (with its bias) for all
+        ``T`` steps at once, ``xs (T, d_input)`` → ``(step_params, pre)``
+        (:func:`project_controller`)."""
+        check_array("xs", xs, shape=(None, self.d_input), floating=True)
+        controller, pre = project_controller(self.controller_cell, params["controller"], xs)
+        return {**params, "controller": controller}, pre
+
+    def step_projected(self, params: dict, carry: HeadCellCarry, pre, /, **controls):
+        """:meth:`step` from one step of :meth:`project_inputs` (``params`` its step params)."""
+        check_controls(controls, where=f"{type(self).__name__}.step_projected")
+        check_array("carry.read", carry.read, shape=self.memory.read_size, floating=True)
+        read = carry.read.reshape(-1)
+        h, controller = controller_step_projected(
+            self.controller_cell, params["controller"], carry.controller, pre, read
+        )
+        return self._after_controller(params, carry, h, controller, controls)
+
+    def _after_controller(self, params, carry: HeadCellCarry, h, controller, controls):
         h = taps.tap("controller", jnp.clip(h, -self.clip, self.clip))
         xi = jnp.clip(self.interface(params["interface"], h), -self.clip, self.clip)
         parts = {name: taps.tap(name, a) for name, a in self.memory.split_interface(xi).items()}

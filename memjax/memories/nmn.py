@@ -72,7 +72,12 @@ from memjax.core.controls import check_controls
 from memjax.core.protocol import Memory
 from memjax.core.spec import spec
 from memjax.memories import addressing
-from memjax.memories.head_cell import check_controller_fields, make_controller
+from memjax.memories.head_cell import (
+    check_controller_fields,
+    controller_step_projected,
+    make_controller,
+    project_controller,
+)
 from memjax.nn.dense import Dense
 
 __all__ = ["NMNCarry", "NMNCell", "NMNMemory", "NMNState"]
@@ -274,6 +279,30 @@ class NMNCell:
         """``(o_t, carry_t)`` for one input ``x (d_input,)`` (module doc, steps 1–6)."""
         check_array("x", x, shape=(self.d_input,), floating=True)
         check_controls(controls, where="NMNCell.step")
+        c = self._controllers()
+        h_r, s_r = c["read_controller"].step(params["read_controller"], carry.read_controller, x)
+        return self._after_read_controller(params, carry, h_r, s_r)
+
+    def project_inputs(self, params: dict, xs) -> tuple[dict, jax.Array]:
+        """The input hook of :func:`memjax.core.unroll` (``precompute=True``): the read
+        controller's first layer (it sees :math:`e_t` alone) for all ``T`` steps at once,
+        ``xs (T, d_input)`` → ``(step_params, pre)``
+        (:func:`memjax.memories.head_cell.project_controller`)."""
+        check_array("xs", xs, shape=(None, self.d_input), floating=True)
+        controller = self._controllers()["read_controller"]
+        read, pre = project_controller(controller, params["read_controller"], xs)
+        return {**params, "read_controller": read}, pre
+
+    def step_projected(self, params: dict, carry: NMNCarry, pre, /, **controls):
+        """:meth:`step` from one step of :meth:`project_inputs` (``params`` its step params)."""
+        check_controls(controls, where="NMNCell.step_projected")
+        controller = self._controllers()["read_controller"]
+        h_r, s_r = controller_step_projected(
+            controller, params["read_controller"], carry.read_controller, pre, None
+        )
+        return self._after_read_controller(params, carry, h_r, s_r)
+
+    def _after_read_controller(self, params: dict, carry: NMNCarry, h_r, s_r):
         memory, c, heads = self.memory, self._controllers(), self._heads()
         shape_m = (self.memory_size, self.memory_width)
         check_array("carry.memory.memory", carry.memory.memory, shape=shape_m, floating=True)
@@ -281,7 +310,6 @@ class NMNCell:
         def clip(a):
             return jnp.clip(a, -self.clip, self.clip)
 
-        h_r, s_r = c["read_controller"].step(params["read_controller"], carry.read_controller, x)
         q = taps.tap("read", clip(heads["read_head"](params["read_head"], clip(h_r))))
         z = taps.tap("attention", memory.attention(carry.memory, q))
         m = memory.read_at(carry.memory, z)

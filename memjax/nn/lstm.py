@@ -133,9 +133,36 @@ class LSTMCell:
         check_controls(controls, where="LSTMCell.step")
         check_array("carry.h", carry.h, shape=(self.d_hidden,), floating=True)
         check_array("carry.c", carry.c, shape=(self.d_hidden,), floating=True)
-        z = self.gates(params, carry, x)
-        i, f, o = jax.nn.sigmoid(z[0]), jax.nn.sigmoid(z[1]), jax.nn.sigmoid(z[3])
-        g = jnp.tanh(z[2])
-        c = f * carry.c + i * g
-        h = o * jnp.tanh(c)
-        return h, LSTMCarry(h=h, c=c)
+        return _update(carry, self.gates(params, carry, x))
+
+    def project_inputs(self, params: dict, xs) -> tuple[dict, jax.Array]:
+        """The input part of the gates of every step at once: ``({"w_h"}, x_t W_x + b)``.
+
+        ``xs (T, d_input)`` → ``(T, 4, d_hidden)`` in one matmul outside the time loop (the
+        optional input-projection hook of :class:`memjax.core.Cell`, used by
+        :func:`memjax.core.unroll` with ``precompute=True``); :meth:`step_projected` adds
+        :math:`h_{t-1} W_h` and applies the gates.
+        """
+        check_array("xs", xs, shape=(None, self.d_input), floating=True)
+        d_x, n_gates, d_h = params["w_x"].shape
+        z = xs @ params["w_x"].reshape(d_x, n_gates * d_h) + params["bias"].reshape(-1)
+        return {"w_h": params["w_h"]}, z.reshape(xs.shape[0], n_gates, d_h)
+
+    def step_projected(self, params: dict, carry: LSTMCarry, z_x, /, **controls):
+        """:meth:`step` from the input part ``z_x (4, d_hidden)`` of the gates
+        (:meth:`project_inputs`); ``params`` needs only ``w_h``."""
+        check_controls(controls, where="LSTMCell.step_projected")
+        check_array("z_x", z_x, shape=(4, self.d_hidden), floating=True)
+        check_array("carry.h", carry.h, shape=(self.d_hidden,), floating=True)
+        check_array("carry.c", carry.c, shape=(self.d_hidden,), floating=True)
+        w_h = params["w_h"]
+        return _update(carry, z_x + (carry.h @ w_h.reshape(w_h.shape[0], -1)).reshape(z_x.shape))
+
+
+def _update(carry: LSTMCarry, z: jax.Array) -> tuple[jax.Array, LSTMCarry]:
+    """The gates' nonlinearities and the state update from the pre-activations ``z (4, d_h)``."""
+    i, f, o = jax.nn.sigmoid(z[0]), jax.nn.sigmoid(z[1]), jax.nn.sigmoid(z[3])
+    g = jnp.tanh(z[2])
+    c = f * carry.c + i * g
+    h = o * jnp.tanh(c)
+    return h, LSTMCarry(h=h, c=c)
