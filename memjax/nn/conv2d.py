@@ -22,6 +22,20 @@ extra row/column of padding at the high end: the TensorFlow / ``lax`` convention
 ``fan_in = k_h k_w C_{in} / G`` (``"torch"`` gives PyTorch's ``nn.Conv2d`` draw, bias included);
 the bias is otherwise zero.
 
+**Implementation** (``impl``; the same :math:`y` up to float rounding, the same params):
+``"xla"`` (the default) is the single ``conv_general_dilated`` above. ``"wide"`` computes the
+convolution with the kernel zero-padded to :data:`WIDE_CHANNELS` = 17 output channels and keeps
+the first :math:`C_{out}` outputs: the padded filters are zero and touch no kept output (each
+output channel is its own filter's sum), so :math:`y` is unchanged, but XLA:CPU (jax 0.10) sends a
+convolution with at most 16 channels on both sides to the Eigen kernel and one with more to a
+YNNPACK fusion, which on narrow, pruned convs runs up to 2.4× faster per call despite the padded
+work (measured in ``experiments/benchmarks/pruning.md``). XLA's cost analysis counts the padded
+filters, so count FLOPs with ``"xla"``. ``"auto"`` picks ``"wide"`` where that measurement found
+it faster — :math:`\max(C_{in}, C_{out}) \le 16`, :math:`C_{in}` even or 1 (an odd
+:math:`C_{in} > 1` runs 1.4–3.3× *slower* wide), no groups (:func:`wide_pays`) — and ``"xla"``
+elsewhere. The choice is made from static shapes at trace time and does not depend on the
+backend, so ``"auto"`` also runs (padding for nothing) on GPU and TPU: use it for CPU inference.
+
 **Channel axes** (:mod:`memjax.nn.channels`): ``kernel`` ``out=3``, ``in_=2``; ``bias`` ``out=0``.
 With ``groups > 1`` axis 2 holds the ``C_in / G`` inputs *of each group*, not the layer's input
 channels, so ``kernel`` declares ``in_=None`` there (pruning an input channel of a grouped
@@ -40,6 +54,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -50,7 +65,27 @@ from memjax.core.spec import spec
 from memjax.nn.channels import ChannelAxes
 from memjax.nn.dense import INITS, init_kernel
 
-__all__ = ["Conv2D"]
+__all__ = ["IMPLS", "WIDE_CHANNELS", "Conv2D", "wide_pays"]
+
+IMPLS = ("xla", "wide", "auto")
+"""The ``impl`` options of :class:`Conv2D` (module doc)."""
+
+WIDE_CHANNELS = 17
+"""Output channels ``impl="wide"`` pads a narrow convolution's kernel to (module doc)."""
+
+
+def wide_pays(in_channels: int, out_channels: int, groups: int = 1) -> bool:
+    """Whether ``impl="auto"`` computes this convolution ``"wide"`` (module doc).
+
+    Example:
+        >>> wide_pays(16, 6), wide_pays(1, 16), wide_pays(3, 16), wide_pays(32, 12)
+        (True, True, False, False)
+    """
+    return (
+        groups == 1
+        and max(in_channels, out_channels) < WIDE_CHANNELS
+        and (in_channels == 1 or in_channels % 2 == 0)
+    )
 
 
 def _pair(name: str, value) -> tuple[int, int]:
@@ -99,6 +134,7 @@ class Conv2D:
         use_bias: add a learnt bias per output channel.
         init: kernel initialisation, one of :data:`memjax.nn.dense.INITS`.
         dtype: dtype of the params.
+        impl: how the convolution is computed, one of :data:`IMPLS` (module doc).
     """
 
     in_channels: int
@@ -111,6 +147,7 @@ class Conv2D:
     use_bias: bool = True
     init: str = "lecun_normal"
     dtype: str = "float32"
+    impl: str = "xla"
 
     def __post_init__(self):
         check_positive_int("in_channels", self.in_channels)
@@ -130,6 +167,9 @@ class Conv2D:
         check_choice("init", self.init, INITS)
         if not jnp.issubdtype(jnp.dtype(self.dtype), jnp.floating):
             raise TypeError(f"dtype: expected a floating dtype, got {self.dtype!r}")
+        check_choice("impl", self.impl, IMPLS)
+        if self.impl == "wide" and self.groups != 1:
+            raise ValueError(f"impl: 'wide' needs groups=1, got groups={self.groups}")
 
     @property
     def kernel_shape(self) -> tuple[int, int, int, int]:
@@ -167,15 +207,23 @@ class Conv2D:
         check_array("x", x, shape=(None, None, None, self.in_channels), floating=True)
         check_array("kernel", params["kernel"], shape=self.kernel_shape)
         dtype = jnp.result_type(x, params["kernel"])
-        y = jax.lax.conv_general_dilated(
-            x.astype(dtype),
-            params["kernel"].astype(dtype),
+        kernel = params["kernel"].astype(dtype)
+        conv = functools.partial(
+            jax.lax.conv_general_dilated,
             window_strides=_pair("stride", self.stride),
             padding=self.padding_pairs,
             rhs_dilation=_pair("dilation", self.dilation),
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
             feature_group_count=self.groups,
         )
+        narrow = max(self.in_channels, self.out_channels) < WIDE_CHANNELS
+        if (self.impl == "wide" and narrow) or (
+            self.impl == "auto" and wide_pays(self.in_channels, self.out_channels, self.groups)
+        ):
+            pad = ((0, 0), (0, 0), (0, 0), (0, WIDE_CHANNELS - self.out_channels))
+            y = conv(x.astype(dtype), jnp.pad(kernel, pad))[..., : self.out_channels]
+        else:
+            y = conv(x.astype(dtype), kernel)
         if self.use_bias:
             y = y + jnp.reshape(params["bias"], (1, 1, 1, self.out_channels))
         return y

@@ -25,6 +25,12 @@ into the conv before it (:func:`~memjax.models.cnn.layers.fold_batchnorm`: :math
 with ``fold_bn=True``, whose convs carry a bias and which has no BatchNorm and no state: the same
 logits as ``apply(..., train=False)`` up to rounding, one elementwise pass fewer per conv.
 
+**Conv implementation** (``conv_impl``, :class:`~memjax.nn.Conv2D` ``impl``): ``"auto"``
+computes the convs with at most 16 channels on both sides (the stage-1 convs, and the narrow
+convs pruning leaves) zero-padded to 17 output channels, which XLA:CPU runs on a faster kernel;
+the same logits up to rounding and the same params (``dataclasses.replace(net,
+conv_impl="auto")`` on a trained or pruned network). Trace groups with the default ``"xla"``.
+
 Layers are ``stem``, ``blocks/<b>/conv1``, ``blocks/<b>/conv2`` (``b`` counts blocks over all
 stages) and ``fc``; taps ``"<layer>:in"``, ``":out"`` (pre-BN) and ``":act"`` (after the ReLU
 that follows; for ``conv2`` after the residual add).
@@ -46,7 +52,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from memjax.core.checks import check_array, check_positive_int
+from memjax.core.checks import check_array, check_choice, check_positive_int
 from memjax.core.spec import spec
 from memjax.core.taps import tap
 from memjax.models.cnn.layers import (
@@ -59,6 +65,7 @@ from memjax.models.cnn.layers import (
     width,
 )
 from memjax.nn import BatchNorm, Conv2D, Dense
+from memjax.nn.conv2d import IMPLS
 
 __all__ = ["ResNet", "resnet20", "resnet56", "resnet110"]
 
@@ -82,6 +89,8 @@ class ResNet:
         dtype: dtype of the params.
         fold_bn: inference form with every BatchNorm folded into its conv (module doc;
             made by :meth:`folded`, evaluation only).
+        conv_impl: every conv's :class:`~memjax.nn.Conv2D` ``impl`` (module doc): ``"xla"``,
+            or ``"auto"`` for the narrow convs of a pruned network on CPU.
     """
 
     blocks_per_stage: int = 9
@@ -96,9 +105,11 @@ class ResNet:
     init: str = "he_normal"
     dtype: str = "float32"
     fold_bn: bool = False
+    conv_impl: str = "xla"
 
     def __post_init__(self):
         check_positive_int("blocks_per_stage", self.blocks_per_stage)
+        check_choice("conv_impl", self.conv_impl, IMPLS)
         if not isinstance(self.fold_bn, bool):
             raise TypeError(f"fold_bn: expected a bool, got {self.fold_bn!r}")
         check_widths("widths", self.widths, 3)
@@ -177,6 +188,7 @@ class ResNet:
             use_bias=self.fold_bn,
             init=self.init,
             dtype=self.dtype,
+            impl=self.conv_impl,
         )
 
     def _bn(self, n) -> BatchNorm:
@@ -341,6 +353,7 @@ class ResNet:
             self.init,
             self.dtype,
             self.fold_bn,
+            self.conv_impl,
         )
 
     def ratios(self, compress_rate, *, stream: float | None = None) -> dict:
