@@ -14,7 +14,9 @@ by :math:`\operatorname{mean}|W_k| \cdot \beta_k` from calibration activations. 
    concatenation, flatten) and returns the :class:`Group`\ s of parameter slices pruned together.
 3. **Selection** (:mod:`~memjax.pruning.masks`): :func:`group_scores` aggregates layer scores
    per group; :func:`masks_from_scores` keeps :math:`\lfloor C(1 - c)\rfloor` units per group
-   (ties by index, optional ``round_to``); :func:`apply_masks` gives the masked network.
+   (ties by index, optional ``round_to`` and ``min_width``: the width policy); :func:`nested_mask`
+   gives nested stages of one group their own widths; :func:`apply_masks` gives the masked
+   network.
 4. **Surgery** (:mod:`~memjax.pruning.surgery`): :func:`shrink` makes the arrays smaller
    (BatchNorm statistics copied); :func:`materialize` also rebuilds the spec
    (``spec.pruned(kept)``), so the pruned network is really smaller and faster;
@@ -71,6 +73,7 @@ from memjax.pruning.masks import (
     group_scores as group_scores,
     keep_count as keep_count,
     masks_from_scores as masks_from_scores,
+    nested_mask as nested_mask,
 )
 from memjax.pruning.scores import (
     BetaRankStatistics as BetaRankStatistics,
@@ -113,6 +116,7 @@ __all__ = [
     "measure_latency",
     "minmax",
     "model_cost",
+    "nested_mask",
     "path_name",
     "random_scores",
     "score_layers",

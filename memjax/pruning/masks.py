@@ -7,7 +7,16 @@ r"""Group scores, keep counts and channel masks over traced groups.
 * :func:`keep_count` is the HRankPlus rule (spec ``beta_rank.md`` §4 step 6): a group of
   :math:`C` units pruned at ratio :math:`c \in [0, 1)` keeps :math:`\lfloor C (1 - c) \rfloor`
   units (``int(C * (1 - c))`` in floating point, as the released code), optionally rounded up
-  to a multiple of ``round_to`` (hardware-friendly widths, at most :math:`C`).
+  to a multiple of ``round_to`` (hardware-friendly widths, at most :math:`C`) and raised to at
+  least ``min_width`` (at most :math:`C`).
+* **Width policy.** Latency after surgery depends on the widths, not only on the FLOPs. On
+  XLA:CPU (jax 0.10) ``round_to=2`` keeps every width even, which the faster narrow-conv path
+  of :class:`~memjax.nn.Conv2D` (``impl="auto"``) needs (an odd input width ``> 1`` stays on the
+  slower kernel), and ``round_to=8`` keeps the vector lanes full; ``min_width`` stops a layer
+  from shrinking below the width where its time stops falling. :func:`nested_mask` keeps given
+  widths per *stage* of one group whose units come in nested stages — the option-A residual
+  stream of a CIFAR ResNet, where stage :math:`s` owns the units of stages :math:`< s` plus
+  new ones — so each stage can get its own width (e.g. 8/16/32) although the group is one.
 * :func:`masks_from_scores` keeps the top-scoring units of each group — ties broken by index,
   lower first, so equal (e.g. min-max-normalised constant) scores keep the first units — and
   returns one boolean mask per group (``True`` = kept).
@@ -21,8 +30,8 @@ kernel ``"params/conv3/kernel"`` — to its ratio.
 Example:
     >>> import numpy as np
     >>> from memjax.pruning import keep_count, masks_from_scores
-    >>> keep_count(64, 0.65), keep_count(64, 0.65, round_to=8)
-    (22, 24)
+    >>> keep_count(64, 0.65), keep_count(64, 0.65, round_to=8), keep_count(16, 0.9, min_width=4)
+    (22, 24, 4)
     >>> from memjax.pruning.groups import Group, Member
     >>> g = Group("params/w", 4, (Member(("params", "w"), 1, np.arange(4), np.arange(4), "out"),),
     ...           ("params/w",), True)
@@ -42,19 +51,31 @@ import numpy as np
 from memjax.core.checks import check_choice
 from memjax.pruning.groups import Group, path_name, tree_paths
 
-__all__ = ["apply_masks", "group_scores", "keep_count", "masks_from_scores"]
+__all__ = ["apply_masks", "group_scores", "keep_count", "masks_from_scores", "nested_mask"]
 
 
-def keep_count(size: int, ratio: float, *, round_to: int | None = None) -> int:
+def _check_width(name: str, value) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+
+
+def _policy(size: int, kept: int, round_to: int | None, min_width: int | None) -> int:
+    _check_width("round_to", round_to)
+    _check_width("min_width", min_width)
+    if round_to is not None:
+        kept = min(size, math.ceil(kept / round_to) * round_to)
+    if min_width is not None:
+        kept = max(kept, min(size, min_width))
+    return kept
+
+
+def keep_count(
+    size: int, ratio: float, *, round_to: int | None = None, min_width: int | None = None
+) -> int:
     """Units kept of ``size`` at pruning ratio ``ratio`` (module doc)."""
     if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio < 1:
         raise ValueError(f"ratio: expected a number in [0, 1), got {ratio!r}")
-    kept = int(size * (1 - ratio))
-    if round_to is not None:
-        if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
-            raise ValueError(f"round_to: expected a positive int, got {round_to!r}")
-        kept = min(size, math.ceil(kept / round_to) * round_to)
-    return kept
+    return _policy(size, int(size * (1 - ratio)), round_to, min_width)
 
 
 def group_scores(layer_scores: Mapping, groups: Sequence[Group], *, reduce: str = "mean"):
@@ -131,7 +152,13 @@ def _per_group(name: str, value, groups: Sequence[Group], check) -> list:
 
 
 def masks_from_scores(
-    scores, groups: Sequence[Group], *, ratio=None, n_keep=None, round_to: int | None = None
+    scores,
+    groups: Sequence[Group],
+    *,
+    ratio=None,
+    n_keep=None,
+    round_to: int | None = None,
+    min_width: int | None = None,
 ) -> list[np.ndarray]:
     """One boolean keep-mask per group from unit scores (module doc).
 
@@ -142,6 +169,7 @@ def masks_from_scores(
         ratio: pruning ratio(s) in ``[0, 1)`` (module doc for the forms).
         n_keep: kept unit count(s) instead of ``ratio``.
         round_to: round kept counts up to a multiple of this.
+        min_width: keep at least this many units of every pruned group (or all, if fewer).
     """
     if (ratio is None) == (n_keep is None):
         raise ValueError("ratio: give exactly one of ratio and n_keep")
@@ -179,11 +207,9 @@ def masks_from_scores(
                 f"got shape {s.shape}"
             )
         if name == "ratio":
-            kept = keep_count(group.size, amount, round_to=round_to)
+            kept = keep_count(group.size, amount, round_to=round_to, min_width=min_width)
         else:
-            kept = (
-                amount if round_to is None else min(group.size, -(-amount // round_to) * round_to)
-            )
+            kept = _policy(group.size, amount, round_to, min_width) if amount else 0
         if not 1 <= kept <= group.size:
             raise ValueError(
                 f"{name}: {amount!r} keeps {kept} of the {group.size} channels of "
@@ -194,6 +220,49 @@ def masks_from_scores(
         mask[order[:kept]] = True
         masks.append(mask)
     return masks
+
+
+def nested_mask(group: Group, scores, widths: Sequence[int], *, stages: Sequence) -> np.ndarray:
+    """A keep-mask of ``group`` keeping ``widths[s]`` units in nested stage ``s`` (module doc).
+
+    Stage ``s``'s units are those of the member ``stages[s]`` (a producer's name, or a
+    ``(name, axis)`` pair), and must contain the units of every earlier stage. Stage 0 keeps
+    its ``widths[0]`` top-scoring units; stage ``s`` keeps those and adds the top-scoring of
+    the units it adds, up to ``widths[s]`` (ties by index, lower first). For a CIFAR ResNet's
+    residual stream, ``stages`` is :meth:`memjax.models.cnn.ResNet.stream_stages`.
+
+    Example:
+        >>> from memjax.pruning.groups import Group, Member
+        >>> units = np.arange(4)
+        >>> g = Group("b", 4, (Member(("a",), 0, units[:2], units[:2], "out"),
+        ...                    Member(("b",), 0, units, units, "out")), ("a", "b"), True)
+        >>> nested_mask(g, np.array([0.1, 0.9, 0.5, 0.2]), (1, 2), stages=("a", "b")).tolist()
+        [False, True, True, False]
+    """
+    if len(widths) != len(stages):
+        raise ValueError(f"widths: expected one per stage ({len(stages)}), got {len(widths)}")
+    scores = np.asarray(scores, np.float64)
+    if scores.shape != (group.size,) or np.isnan(scores).any():
+        raise ValueError(f"scores: expected {group.size} non-NaN scores, got {scores.shape}")
+    keep, seen = np.zeros(group.size, bool), set()
+    for stage, width in zip(stages, widths):
+        name, axis = stage if isinstance(stage, tuple) else (stage, None)
+        units = np.unique(group.member(name, axis).units)
+        if not seen <= set(units.tolist()):
+            raise ValueError(f"stages: {name!r} does not contain the units of the stages before")
+        free = [int(u) for u in units if int(u) not in seen]
+        seen |= set(units.tolist())
+        need = width - int(keep[units].sum()) if isinstance(width, int) else -1
+        if isinstance(width, bool) or need < 0 or need > len(free):
+            raise ValueError(
+                f"widths: stage {name!r} can keep {int(keep[units].sum())}..{len(units)} "
+                f"units, got {width!r}"
+            )
+        order = sorted(free, key=lambda u: (-scores[u], u))
+        keep[order[:need]] = True
+    if not keep.any():
+        raise ValueError("widths: every unit of the group would be pruned")
+    return keep
 
 
 def _check_ratio(v):

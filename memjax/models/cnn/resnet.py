@@ -356,6 +356,18 @@ class ResNet:
             self.conv_impl,
         )
 
+    def stream_stages(self) -> tuple[tuple[str, int], ...]:
+        """The residual stream's nested stages as ``(kernel name, axis)``: the stem's filters,
+        then the first stage-2 and stage-3 block outputs (each stage's channels contain the
+        earlier stages' through the option-A shortcuts): ``stages`` of
+        :func:`memjax.pruning.nested_mask`, to give each stage its own width."""
+        n = self.blocks_per_stage
+        return (
+            ("params/stem/kernel", 3),
+            (f"params/blocks/{n}/conv2/kernel", 3),
+            (f"params/blocks/{2 * n}/conv2/kernel", 3),
+        )
+
     def ratios(self, compress_rate, *, stream: float | None = None) -> dict:
         """HRankPlus ``[stem, stage1_out, stage2_out, mid_1 … mid_3n]`` rates as
         ``{kernel name: ratio}``.
