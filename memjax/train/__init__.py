@@ -1,7 +1,8 @@
 """The experiment runner: configs and presets, the training loop over a :class:`TrainState`
 (pluggable step functions, hooks, phases, metrics from the state), orbax checkpoints, metrics,
-plots (a style per series, the legend outside), progress, the persistent compilation cache and the
-device mesh (data parallel, FSDP).
+plots (a style per series, the legend outside), progress, the persistent compilation cache, the
+``jax.export`` cache of the training step (:mod:`memjax.train.export_cache`) and the device mesh
+(data parallel, FSDP).
 
 Example (an experiment script)::
 
@@ -52,6 +53,7 @@ from memjax.train.config import (
     parse_args,
     parse_value,
 )
+from memjax.train.export_cache import EXPORT_ENV, export_cache_dir
 from memjax.train.loop import TrainResult, train
 from memjax.train.mesh import (
     DATA_AXIS,
@@ -83,6 +85,7 @@ from memjax.train.steps import Hook, StepFn, make_supervised_step, make_train_st
 __all__ = [
     "CACHE_ENV",
     "DATA_AXIS",
+    "EXPORT_ENV",
     "MODEL_AXIS",
     "Checkpointer",
     "ConfigError",
@@ -107,6 +110,7 @@ __all__ = [
     "disable_compilation_cache",
     "draw_lines",
     "enable_compilation_cache",
+    "export_cache_dir",
     "fsdp_mesh",
     "fsdp_spec",
     "initialize_distributed",

@@ -13,8 +13,10 @@ get the fields the training loop reads) and a dict of presets, one per machine c
 dataclass defaults, then ``--seed``/``--steps``, then every ``--set key=value`` (typed by the
 dataclass field's annotation), plus the run options (``--resume``, ``--out``, ``--data-parallel``,
 ``--fsdp N``, ``--distributed``, ``--no-progress``, ``--overwrite``, ``--cache-dir DIR``,
-``--no-cache``). It turns on the persistent compilation cache
-(:func:`memjax.train.enable_compilation_cache`), so a second run does not compile again. Unknown
+``--no-cache``, ``--no-export-cache``). It turns on the persistent compilation cache
+(:func:`memjax.train.enable_compilation_cache`), so a second run does not compile again, and the
+export cache of the training step in its ``memjax-export/`` subfolder
+(:mod:`memjax.train.export_cache`), so a second run does not trace the step again either. Unknown
 keys and values that do not parse raise :class:`ConfigError` naming the key (on the command line:
 a usage error, exit status 2).
 
@@ -45,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from memjax.train.cache import CACHE_ENV, default_cache_dir, enable_compilation_cache
+from memjax.train.export_cache import EXPORT_ENV, export_cache_dir
 
 __all__ = [
     "ConfigError",
@@ -92,7 +95,8 @@ class TrainConfig:
 class RunArgs:
     """What :func:`parse_args` returns: the built config plus the run options.
 
-    ``cache_dir`` is the persistent compilation cache folder (``None``: off); ``prior_seconds``
+    ``cache_dir`` is the persistent compilation cache folder (``None``: off), ``export_cache``
+    the folder of the training step's export cache (``None``: off); ``prior_seconds``
     the wall time that earlier sessions of a resumed (``--resume``) run already spent (the
     training runs under ``out_dir``, up to their latest checkpoints), so that a summary can time
     the whole run.
@@ -110,6 +114,7 @@ class RunArgs:
     fsdp: int = 0
     cache_dir: Path | None = None
     prior_seconds: float = 0.0
+    export_cache: Path | None = None
 
     def train_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`memjax.train.train` (``out_dir``, ``resume``, ...)."""
@@ -121,6 +126,7 @@ class RunArgs:
             "fsdp": self.fsdp,
             "progress": self.progress,
             "run_info": {"experiment": self.experiment, "preset": self.preset},
+            "export_cache": self.export_cache,
         }
 
 
@@ -322,7 +328,9 @@ def parse_args(
     ``jax.distributed.initialize()`` here, before anything touches a device: for multi-host TPU
     slices), ``--no-progress``, ``--overwrite`` (start over in a run folder that has
     checkpoints), ``--cache-dir DIR`` (the persistent compilation cache folder, default
-    ``$MEMJAX_CACHE_DIR`` or ``~/.cache/memjax/jax``) and ``--no-cache``.
+    ``$MEMJAX_CACHE_DIR`` or ``~/.cache/memjax/jax``), ``--no-cache`` and ``--no-export-cache``
+    (trace the training step even when its ``jax.export`` serialization is cached; also
+    ``MEMJAX_EXPORT_CACHE=off``).
 
     Args:
         config_cls: the experiment's frozen dataclass config type.
@@ -415,6 +423,12 @@ def parse_args(
     parser.add_argument(
         "--no-cache", action="store_true", help="do not use the persistent compilation cache"
     )
+    parser.add_argument(
+        "--no-export-cache",
+        action="store_true",
+        help="trace the training step in every run instead of reading its jax.export "
+        f"serialization from <cache folder>/memjax-export (also {EXPORT_ENV}=off)",
+    )
     ns = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
 
     overrides: dict[str, Any] = {}
@@ -472,6 +486,7 @@ def parse_args(
         fsdp=ns.fsdp,
         cache_dir=cache_dir,
         prior_seconds=_prior_seconds(out_dir) if ns.resume else 0.0,
+        export_cache=None if ns.no_export_cache else export_cache_dir(cache_dir),
     )
 
 

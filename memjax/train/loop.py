@@ -40,8 +40,12 @@ Conventions that make a resumed run bitwise identical to an uninterrupted one:
 Before the first step of each phase the loop prints ``compiling ...``, compiles the step ahead
 of time (``jit(...).lower(...).compile()``, whose executable the calls then reuse) and prints the
 seconds it took (saying so when the executable came from the persistent compilation cache,
-:mod:`memjax.train.cache`); that time, and the time spent in ``eval_fn``, is left out of the
-progress ``it/s``. Progress lines are labelled ``<experiment>/<variant>`` from ``run_info``.
+:mod:`memjax.train.cache`). With ``export_cache=FOLDER`` a second run also skips tracing the step
+(:mod:`memjax.train.export_cache`: a ``jax.export`` serialization of the guarded step, keyed by
+the config, ``run_info``, the phase, the input shapes, the versions and the sources; the
+experiments' command line turns it on, ``--no-export-cache`` turns it off). That time, and the
+time spent in ``eval_fn``, is left out of the progress ``it/s``. Progress lines are labelled
+``<experiment>/<variant>`` from ``run_info``.
 
 A resumed run says where it resumed. Ctrl-C raises
 :class:`~memjax.train.session.TrainingInterrupted` (a ``KeyboardInterrupt`` saying the step
@@ -95,6 +99,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import sys
 import time
 import warnings
@@ -109,6 +114,7 @@ import optax
 from memjax.train.cache import compilation_cache_hits
 from memjax.train.checkpoint import Checkpointer, remove_checkpoints
 from memjax.train.config import config_to_dict
+from memjax.train.export_cache import compile_step
 from memjax.train.mesh import data_mesh, fsdp_mesh, place_state, shard_batch
 from memjax.train.metrics import MetricsLogger, read_jsonl, truncate_jsonl
 from memjax.train.phases import (
@@ -123,7 +129,7 @@ from memjax.train.phases import (
 from memjax.train.progress import Progress
 from memjax.train.session import RunClock, TrainingInterrupted, compiling
 from memjax.train.state import TrainState, to_checkpoint
-from memjax.train.steps import Hook, StepFn, jit_step, make_train_step
+from memjax.train.steps import Hook, StepFn, guard_step, jit_step, make_train_step
 
 __all__ = ["TrainResult", "make_train_step", "train"]
 
@@ -239,6 +245,7 @@ def train(
     metrics_fn: Callable[[TrainState], Mapping[str, Any]] | None = None,
     phases: Sequence[Phase] | None = None,
     fsdp: int = 0,
+    export_cache: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Trains ``init_params(key)`` for ``config.steps`` steps (or through ``phases``).
 
@@ -279,6 +286,11 @@ def train(
         phases: a sequence of :class:`memjax.train.Phase` (see :mod:`memjax.train.phases`).
         fsdp: shard the train state over this many devices (a ``"model"`` axis; the batch over
             the remaining ``"data"`` axis); 0: off.
+        export_cache: a folder for the ``jax.export`` cache of the step
+            (:mod:`memjax.train.export_cache`), or ``None`` (the default): trace the step in
+            every run. The key covers the config, ``run_info``, the phase, the input shapes and
+            dtypes, the versions, the step function's code and captured values and the local
+            sources; not used with a mesh. Results are bit-for-bit the same either way.
 
     Returns:
         ``TrainResult(params, opt_state, history, out_dir, step, model_state, state)``;
@@ -393,6 +405,12 @@ def train(
         async_checkpoints=async_checkpoints,
         desc=desc,
         clock=clock,
+        export_cache=None if export_cache is None else Path(export_cache),
+        key_parts={
+            "config": config_to_dict(config) if dataclasses.is_dataclass(config) else None,
+            "run_info": {k: v for k, v in run_info.items() if k != "phases"},
+            "model_state": has_model_state,
+        },
     )
     records = []
     for j in range(index, len(stages)):
@@ -420,6 +438,8 @@ class _Run:
     async_checkpoints: bool
     desc: str
     clock: RunClock
+    export_cache: Path | None = None
+    key_parts: Mapping[str, Any] | None = None
 
     def batch(self, s: int) -> Any:
         batch = self.get_batch(s)
@@ -443,6 +463,23 @@ class _Run:
                 "already reports; rename them"
             )
         return {**metrics, **extra}
+
+    def compile(self, stage: Stage, step: Any, args: tuple[Any, Any, Any]) -> tuple[Any, Any]:
+        """The step compiled for ``args``, through the export cache when there is one; and
+        how it was had (``None``: compiled or read from the compilation cache)."""
+        if self.export_cache is None or self.mesh is not None:
+            step.lower(*args).compile()
+            return step, None
+        parts = {**(self.key_parts or {}), "phase": stage.name, "label": stage.label}
+        compiled, how = compile_step(
+            self.export_cache,
+            guard_step(stage.step_fn, stage.hooks),
+            args,
+            fingerprint_of=(stage.step_fn, stage.hooks),
+            key_parts=parts,
+            donate=self.donate,
+        )
+        return compiled, how
 
     def stage(self, stage: Stage, state: TrainState) -> tuple[TrainState, list[dict[str, Any]]]:
         """Runs ``stage`` from ``state.step`` to its end; returns (state, records written)."""
@@ -482,15 +519,16 @@ class _Run:
                     t0, hits = time.perf_counter(), compilation_cache_hits()
                     try:  # a Ctrl-C while tracing lands here, one inside XLA in the watchdog
                         batch = self.batch(start)
-                        step.lower(state, batch, bad).compile()
+                        step, how = self.compile(stage, step, (state, batch, bad))
                         if self.metrics_fn is not None:
                             _jit_metrics(self.metrics_fn).lower(state).compile()
                     except KeyboardInterrupt:
                         raise stop from None
-                    cached = compilation_cache_hits() - hits
+                    if how is None and compilation_cache_hits() > hits:
+                        how = "from the compilation cache"
                     bar.write(
                         f"[{desc}] compiled in {time.perf_counter() - t0:.2f} s"
-                        + (" (from the compilation cache)" if cached else "")
+                        + (f" ({how})" if how else "")
                     )
             for s in range(start, end):
                 if s > start:
