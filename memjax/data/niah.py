@@ -13,6 +13,13 @@ Needle kinds (after RULER, Hsieh et al. 2024):
   magic number for {word} mentioned in the provided text is "``; answer a 7-digit number.
 - ``"uuid"``: like ``"number"`` with a random 36-character UUID as the value.
 
+Templates: ``"ruler"`` (the RULER sentences above) or ``"marker"``, a compact form whose needle
+and question share one key marker ``=`` that occurs nowhere else in the sequence (not in either
+haystack): needle ``"The pass key=48213. "``, question ``"The pass key="``; needle ``"The magic
+number for apple=7261934. "``, question ``"The magic number for apple="``; ``"uuid"`` likewise.
+The answer then follows the only other ``=``, so copying the tokens after the matching marker
+(an induction / associative-recall circuit, as on MQAR) solves it.
+
 Haystacks: ``"noise"`` (RULER's repeated "The grass is green. ..." filler) or
 ``"shakespeare"`` (a contiguous passage of the vendored tiny-shakespeare at a random offset).
 
@@ -71,6 +78,7 @@ _WORDS = (
     "hammer",
 )
 _KINDS = ("passkey", "number", "uuid")
+_TEMPLATES = ("ruler", "marker")
 _HAYSTACKS = ("noise", "shakespeare")
 
 
@@ -118,10 +126,14 @@ def needle_decode(ids) -> str:
     return "".join(NIAH_VOCAB[int(i) - 1] for i in np.asarray(ids).reshape(-1) if int(i) > 0)
 
 
-def _needle(kind: str, rng: np.random.Generator, num_digits: int) -> tuple[str, str, str, int]:
+def _needle(
+    kind: str, rng: np.random.Generator, num_digits: int, template: str = "ruler"
+) -> tuple[str, str, str, int]:
     """Returns (needle, question, answer, offset of the answer value inside the needle)."""
     if kind == "passkey":
         value = "".join(str(d) for d in rng.integers(0, 10, size=num_digits))
+        if template == "marker":
+            return f"The pass key={value}. ", "The pass key=", value, len("The pass key=")
         needle = f"The pass key is {value}. Remember it. {value} is the pass key. "
         question = "What is the pass key? The pass key is "
         return needle, question, value, len("The pass key is ")
@@ -133,6 +145,9 @@ def _needle(kind: str, rng: np.random.Generator, num_digits: int) -> tuple[str, 
         noun = "uuid"
         h = "".join("0123456789abcdef"[int(i)] for i in rng.integers(0, 16, size=32))
         value = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    if template == "marker":
+        head = f"The magic {noun} for {word}="
+        return f"{head}{value}. ", head, value, len(head)
     head = f"One of the special magic {noun}s for {word} is: "
     q = f"the special magic {noun} for {word} mentioned in the provided text"
     question = f"What is {q}? {q[0].upper()}{q[1:]} is "
@@ -168,6 +183,7 @@ def needle_haystack(
     haystack: str = "noise",
     depth: float | None = None,
     num_digits: int = 5,
+    template: str = "ruler",
 ) -> NeedleBatch:
     """Needle-in-a-haystack sequences of exactly ``seq_len`` character tokens.
 
@@ -182,6 +198,8 @@ def needle_haystack(
             uniformly per example. The needle is moved back to the nearest sentence
             (``". "``) or line start.
         num_digits: passkey length.
+        template: ``"ruler"`` (RULER's sentences) or ``"marker"`` (compact needle and question
+            sharing the key marker ``=``; module docstring).
 
     Returns:
         :class:`NeedleBatch`.
@@ -192,9 +210,14 @@ def needle_haystack(
         ((2, 512), (2, 5))
         >>> bool((b.tokens[0, b.value_pos[0]:b.value_pos[0] + 5] == b.answer[0]).all())
         True
+        >>> m = needle_haystack(0, batch_size=1, seq_len=64, kind="passkey", template="marker")
+        >>> needle_decode(m.tokens[0, -18:]) == "The pass key=" + needle_decode(m.answer[0])
+        True
     """
     if kind not in _KINDS:
         raise bad_arg("kind", f"one of {_KINDS}", kind)
+    if template not in _TEMPLATES:
+        raise bad_arg("template", f"one of {_TEMPLATES}", template)
     if haystack not in _HAYSTACKS:
         raise bad_arg("haystack", f"one of {_HAYSTACKS}", haystack)
     if not isinstance(batch_size, int | np.integer) or batch_size < 1:
@@ -205,7 +228,10 @@ def needle_haystack(
         raise bad_arg("depth", "None or a number in [0, 1]", depth)
     rng = as_rng(seed)
     # longest needle + question + answer for this kind, to validate seq_len up front
-    min_len = {"passkey": 95 + 2 * num_digits, "number": 230, "uuid": 290}[kind]
+    if template == "ruler":
+        min_len = {"passkey": 95 + 2 * num_digits, "number": 230, "uuid": 290}[kind]
+    else:
+        min_len = {"passkey": 28 + 2 * num_digits, "number": 74, "uuid": 128}[kind]
     if not isinstance(seq_len, int | np.integer) or seq_len < min_len:
         raise bad_arg("seq_len", f"an int >= {min_len} for kind={kind!r}", seq_len)
     tokens = np.zeros((batch_size, seq_len), np.int32)
@@ -214,7 +240,7 @@ def needle_haystack(
     depths = np.zeros(batch_size, np.float32)
     answers = []
     for b in range(batch_size):
-        needle, question, answer, offset = _needle(kind, rng, num_digits)
+        needle, question, answer, offset = _needle(kind, rng, num_digits, template)
         n_hay = seq_len - len(needle) - len(question) - len(answer)
         hay = _haystack(haystack, n_hay, rng)
         d = float(rng.uniform()) if depth is None else float(depth)

@@ -88,3 +88,52 @@ def test_bad_input_names_the_argument():
         needle_haystack(0, 1, 512, haystack="lorem")
     with pytest.raises(ValueError, match="text"):
         needle_encode("tab\there")
+
+
+# the "marker" template: needle and question share the only "=" of the sequence
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+MARKER = {
+    "passkey": (r"The pass key=(\d{5})\. ", "The pass key="),
+    "number": (r"The magic number for (\w+)=(\d{7})\. ", "The magic number for {w}="),
+    "uuid": (r"The magic uuid for (\w+)=(" + UUID + r")\. ", "The magic uuid for {w}="),
+}
+
+
+@pytest.mark.parametrize("haystack", ["noise", "shakespeare"])
+@pytest.mark.parametrize("kind", ["passkey", "number", "uuid"])
+def test_marker_template_needle_marker_and_answer(kind, haystack):
+    seq_len = {"passkey": 64, "number": 128, "uuid": 256}[kind]
+    b = needle_haystack(7, 3, seq_len, kind, haystack=haystack, template="marker")
+    width = {"passkey": 5, "number": 7, "uuid": 36}[kind]
+    assert b.tokens.shape == (3, seq_len) and b.answer.shape == (3, width)
+    assert (b.tokens > 0).all()
+    pattern, question = MARKER[kind]
+    for i in range(3):
+        text = needle_decode(b.tokens[i])
+        assert len(text) == seq_len
+        matches = list(re.finditer(pattern, text))
+        assert len(matches) == 1, text
+        m = matches[0]
+        value = m.group(1) if kind == "passkey" else m.group(2)
+        assert m.start() == b.needle_pos[i]
+        # the answer follows the only other "=": the marker occurs exactly twice
+        assert [j for j, c in enumerate(text) if c == "="] == [
+            b.value_pos[i] - 1,
+            seq_len - width - 1,
+        ]
+        assert text[b.value_pos[i] : b.value_pos[i] + width] == value == needle_decode(b.answer[i])
+        q = question.format(w=m.group(1) if kind != "passkey" else "")
+        assert text.endswith(q + value) and m.end() <= seq_len - len(q) - width
+        # the answer mask covers exactly the answer, the targets score exactly it
+        assert np.nonzero(b.answer_mask[i])[0].tolist() == list(range(seq_len - width, seq_len))
+        (pos,) = np.nonzero(b.targets[i] >= 0)
+        assert (b.tokens[i, pos + 1] == b.answer[i]).all() and pos[-1] == seq_len - 2
+
+
+def test_marker_template_shortest_lengths_and_bad_template():
+    for kind, shortest in (("passkey", 38), ("number", 74), ("uuid", 128)):
+        assert needle_haystack(0, 8, shortest, kind, template="marker").tokens.shape[1] == shortest
+        with pytest.raises(ValueError, match="seq_len"):
+            needle_haystack(0, 1, shortest - 1, kind, template="marker")
+    with pytest.raises(ValueError, match="template"):
+        needle_haystack(0, 1, 512, template="short")
