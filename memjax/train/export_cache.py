@@ -81,6 +81,7 @@ __all__ = [
     "EXPORT_ENV",
     "EXPORT_SUBDIR",
     "Unkeyable",
+    "cache_key",
     "compile_step",
     "export_cache_dir",
     "fingerprint",
@@ -369,6 +370,26 @@ def _key(key_parts: Mapping[str, Any], leaves: list[Any], treedef: Any, fp: str,
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def cache_key(fingerprint_of: Any, args: Any, key_parts: Mapping[str, Any] | None = None) -> str:
+    """The export cache's key (SHA-256 hex) of a step that computes with ``fingerprint_of``,
+    called with ``args``, with the caller's ``key_parts`` (module docstring: what it covers).
+
+    Raises:
+        Unkeyable: :func:`fingerprint` cannot describe ``fingerprint_of``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> f = lambda x: x + 1
+        >>> cache_key(f, (jnp.ones(2),)) == cache_key(f, (jnp.zeros(2),))  # shapes, not values
+        True
+        >>> cache_key(f, (jnp.ones(2),)) == cache_key(f, (jnp.ones(3),))
+        False
+    """
+    leaves, treedef = jax.tree.flatten(args)
+    fp, modules = _fingerprint(fingerprint_of)
+    return _key(dict(key_parts or {}), leaves, treedef, fp, source_hash(modules))
+
+
 # ----------------------------------------------------------------------------- the step
 
 
@@ -449,8 +470,7 @@ def compile_step(
     data = _to_data(leaves)
     out_tree_of = functools.partial(_out_tree, args)
     try:
-        fp, modules = _fingerprint(fingerprint_of)
-        key = _key(dict(key_parts or {}), leaves, treedef, fp, source_hash(modules))
+        key = cache_key(fingerprint_of, args, key_parts)
     except Unkeyable as e:
         return _traced(step, args, donate), f"traced; {e}, so it is not cached"
     except Exception as e:  # a value the walk could not read: no safe key
