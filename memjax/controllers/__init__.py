@@ -6,7 +6,8 @@
 * :mod:`~memjax.controllers.injection` — :func:`mix`, the custom VJP that injects a synthetic
   gradient at a target, and the cosine diagnostic;
 * :mod:`~memjax.controllers.fast_weights` — within-episode fast weights
-  (``mode="inner_loop"``) and one feedback path shared by K networks;
+  (``mode="inner_loop"``; :func:`inner_loop_predict` evaluates with the fast steps) and one
+  feedback path shared by K networks;
 * :mod:`~memjax.controllers.cell_layer` — :class:`CellLayer`, a cell as a sequence layer for the
   Flax NNX and Equinox wrappers.
 
@@ -23,6 +24,7 @@ Example:
 from memjax.controllers.cell_layer import CellLayer as CellLayer
 from memjax.controllers.fast_weights import (
     inner_loop_gradients as inner_loop_gradients,
+    inner_loop_predict as inner_loop_predict,
     shared_feedback_gradients as shared_feedback_gradients,
 )
 from memjax.controllers.injection import (
@@ -42,6 +44,7 @@ __all__ = [
     "SyntheticGradients",
     "cosine",
     "inner_loop_gradients",
+    "inner_loop_predict",
     "mix",
     "shared_feedback_gradients",
 ]

@@ -63,7 +63,7 @@ from memjax.core.unroll import unroll
 if TYPE_CHECKING:
     from memjax.controllers.synthetic_gradients import SyntheticGradients
 
-__all__ = ["inner_loop_gradients", "shared_feedback_gradients"]
+__all__ = ["inner_loop_gradients", "inner_loop_predict", "shared_feedback_gradients"]
 
 
 def _mask(sg: SyntheticGradients, theta):
@@ -85,6 +85,103 @@ def _window_slices(length: int, window: int) -> list[tuple[int, int]]:
     return [(s, min(s + window, length)) for s in range(0, length, window)]
 
 
+def _check_inner_loop(sg: SyntheticGradients) -> None:
+    if CARRY in sg.sg_targets:
+        raise ValueError(f"sg_targets: mode='inner_loop' takes tap targets only, not '{CARRY}'")
+    if sg.truncate is None:
+        raise ValueError("truncate: the inner loop updates the fast weights once per window")
+
+
+def _fast_episode(sg: SyntheticGradients, theta0, phi, x, ctx_ext, eta, mask):
+    r"""One episode from :math:`\theta_0` (module doc): ``(ys per window, ĝ per target)``.
+
+    Window :math:`j` runs with :math:`\theta_j` (its outputs are the episode's predictions),
+    then :math:`\theta_{j+1} = \theta_j - \eta\, m \odot J_j^\top \hat g` from the SG alone.
+    """
+    cell, window = sg.cell, sg.truncate
+    targets = sg.tap_targets
+    names = tuple(dict.fromkeys(targets + sg.context_taps))
+    length = x.shape[0]
+    theta, carry = theta0, cell.init_carry(theta0)
+    ys_windows, ghats = [], {n: [] for n in targets}
+    for start, stop in _window_slices(length, window):
+        x_w = x[start:stop]
+
+        def run(th, c, x_w=x_w):
+            return unroll(cell, th, c, x_w, precompute=sg.precompute)
+
+        (ys, new_carry), found = taps.collect_taps(run, names)(theta, carry)
+        ys_windows.append(ys)
+        parts = [jax.lax.stop_gradient(found[n]).reshape(stop - start, -1) for n in sg.context_taps]
+        if sg.d_context:
+            parts.append(ctx_ext[start:stop])
+        ctx = jnp.concatenate(parts, -1) if parts else jnp.zeros((stop - start, 0), x.dtype)
+        ghat = {
+            n: jax.vmap(lambda u, c, n=n: sg.predict(phi, n, u, c))(
+                jax.lax.stop_gradient(found[n]), ctx
+            )
+            for n in targets
+        }
+        for n in targets:
+            ghats[n].append(ghat[n])
+
+        def injected(th, c=carry, run=run, ghat=ghat):
+            combine = lambda u, g: mix(u, g, 0.0)
+            (ys, _), _ = taps.collect_taps(lambda th, c: run(th, c), targets, perturb=combine)(
+                ghat, th, c
+            )
+            return ys
+
+        ys0, vjp = jax.vjp(injected, theta)
+        (fast,) = vjp(jnp.zeros_like(ys0))
+        theta = jax.tree_util.tree_map(lambda p, g, m: p - eta * m * g, theta, fast, mask)
+        carry = new_carry
+    return ys_windows, {n: jnp.concatenate(v) for n, v in ghats.items()}
+
+
+def inner_loop_predict(sg: SyntheticGradients) -> Callable:
+    r"""``fn(theta, phi, xs, context=None) -> ys``: meta-test predictions *with* the fast steps.
+
+    Each episode (leading batch axis of ``xs (B, T, ...)``) starts from the meta-learned
+    :math:`\theta_0 =` ``theta`` (the fast weights are reset per episode), window :math:`j`
+    predicts with :math:`\theta_j`, then one fast step from the synthetic gradients alone,
+    :math:`\theta_{j+1} = \theta_j - \eta\, m \odot \sum_{t \in j} (\partial u_t /
+    \partial\theta)^\top \mathrm{SG}_\phi(u_t, c_t)` with :math:`\eta =` ``sg.inner_lr`` (the
+    training warm-up does not apply). No labels or loss enter the fast steps, except through
+    the SG's context ``c_t`` (context taps and the external ``context (B, T, d_context)``).
+    ``ys (B, T, ...)`` are exactly the per-window outputs :func:`inner_loop_gradients` scores
+    in training.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from memjax.controllers import SyntheticGradients, inner_loop_predict
+        >>> from memjax.memories.nmn import NMNCell
+        >>> cell = NMNCell(d_input=3, d_hidden=4, memory_size=5, memory_width=3)
+        >>> sg = SyntheticGradients(cell, mode="inner_loop", truncate=2, diagnose=False)
+        >>> theta = cell.init_params(jax.random.key(0))
+        >>> phi = sg.init_params(jax.random.key(1), theta)
+        >>> inner_loop_predict(sg)(theta, phi, jnp.ones((2, 5, 3))).shape
+        (2, 5, 4)
+    """
+    if sg.mode != "inner_loop":
+        raise ValueError(f"mode: inner_loop_predict needs mode='inner_loop', got {sg.mode!r}")
+    _check_inner_loop(sg)
+
+    def fn(theta, phi, xs, context=None):
+        sg._check_batch(xs, context)
+        ctx_ext = context if sg.d_context else jnp.zeros((*xs.shape[:2], 0), xs.dtype)
+        mask = _mask(sg, theta)
+        eta = jnp.asarray(sg.inner_lr, jax.tree_util.tree_leaves(theta)[0].dtype)
+
+        def episode(x, c):
+            ys_windows, _ = _fast_episode(sg, theta, phi, x, c, eta, mask)
+            return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *ys_windows)
+
+        return jax.vmap(episode)(xs, ctx_ext)
+
+    return fn
+
+
 def inner_loop_gradients(sg: SyntheticGradients, loss_fn: Callable) -> Callable:
     """``fn(theta, phi, xs, aux, context=None, *, step=0) -> SGOutput`` (module doc).
 
@@ -93,52 +190,14 @@ def inner_loop_gradients(sg: SyntheticGradients, loss_fn: Callable) -> Callable:
     true :math:`\\delta_t` of plain BPTT at :math:`\\theta_0`) and ``loss_first``/``loss_last``
     (the first and last windows' mean losses: fast learning lowers the later ones).
     """
-    if CARRY in sg.sg_targets:
-        raise ValueError(f"sg_targets: mode='inner_loop' takes tap targets only, not '{CARRY}'")
-    cell, window = sg.cell, sg.truncate
-    targets = sg.tap_targets
-    names = tuple(dict.fromkeys(targets + sg.context_taps))
+    _check_inner_loop(sg)
 
     def episode(theta0, phi, x, aux, ctx_ext, eta, mask):
-        length = x.shape[0]
-        theta, carry = theta0, cell.init_carry(theta0)
-        losses, ghats = [], {n: [] for n in targets}
-        for start, stop in _window_slices(length, window):
-            x_w = x[start:stop]
+        ys_windows, ghats = _fast_episode(sg, theta0, phi, x, ctx_ext, eta, mask)
+        losses = []
+        for (start, stop), ys in zip(_window_slices(x.shape[0], sg.truncate), ys_windows):
             aux_w = jax.tree_util.tree_map(lambda a, s=start, e=stop: a[s:e], aux)
-
-            def run(th, c, x_w=x_w):
-                return unroll(cell, th, c, x_w)
-
-            (ys, new_carry), found = taps.collect_taps(run, names)(theta, carry)
             losses.append(loss_fn(ys, aux_w))
-            parts = [
-                jax.lax.stop_gradient(found[n]).reshape(stop - start, -1) for n in sg.context_taps
-            ]
-            if sg.d_context:
-                parts.append(ctx_ext[start:stop])
-            ctx = jnp.concatenate(parts, -1) if parts else jnp.zeros((stop - start, 0), x.dtype)
-            ghat = {
-                n: jax.vmap(lambda u, c, n=n: sg.predict(phi, n, u, c))(
-                    jax.lax.stop_gradient(found[n]), ctx
-                )
-                for n in targets
-            }
-            for n in targets:
-                ghats[n].append(ghat[n])
-
-            def injected(th, c=carry, run=run, ghat=ghat):
-                combine = lambda u, g: mix(u, g, 0.0)
-                (ys, _), _ = taps.collect_taps(lambda th, c: run(th, c), targets, perturb=combine)(
-                    ghat, th, c
-                )
-                return ys
-
-            ys0, vjp = jax.vjp(injected, theta)
-            (fast,) = vjp(jnp.zeros_like(ys0))
-            theta = jax.tree_util.tree_map(lambda p, g, m: p - eta * m * g, theta, fast, mask)
-            carry = new_carry
-        ghats = {n: jnp.concatenate(v) for n, v in ghats.items()}
         return sum(losses), (losses[0], losses[-1], ghats)
 
     def fn(theta, phi, xs, aux, context=None, *, step=0, predictions=None):
@@ -167,7 +226,7 @@ def inner_loop_gradients(sg: SyntheticGradients, loss_fn: Callable) -> Callable:
         }
         if sg.diagnose:
             true = sg.true_targets(loss_fn, theta, xs, aux)
-            for n in targets:
+            for n in sg.tap_targets:
                 c = cosine(flatten_steps(jax.lax.stop_gradient(ghats[n])), flatten_steps(true[n]))
                 metrics[f"cosine_true/{n}"] = jnp.mean(c)
         return SGOutput(loss, g_theta, g_phi, metrics)

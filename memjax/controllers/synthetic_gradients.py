@@ -165,6 +165,8 @@ class SyntheticGradients:
         fast_params: top-level keys of the cell's params updated in the inner loop
             (``None``: all).
         diagnose: also report the cosine against the true untruncated ``δ`` (tap targets).
+        precompute: unroll with the cell's input-projection hook
+            (:func:`memjax.core.unroll` ``precompute=True``; same values up to rounding).
     """
 
     cell: Any
@@ -182,6 +184,7 @@ class SyntheticGradients:
     inner_lr: float = 0.1
     fast_params: tuple[str, ...] | None = None
     diagnose: bool = True
+    precompute: bool = False
 
     def __post_init__(self):
         if not isinstance(self.cell, Cell):
@@ -244,6 +247,8 @@ class SyntheticGradients:
             raise ValueError(f"inner_lr: expected a number >= 0, got {self.inner_lr!r}")
         if self.fast_params is not None:
             _check_names("fast_params", self.fast_params)
+        if not isinstance(self.precompute, bool):
+            raise TypeError(f"precompute: expected a bool, got {self.precompute!r}")
 
     # ----------------------------------------------------------------- shapes and the SG model
 
@@ -319,6 +324,7 @@ class SyntheticGradients:
             truncate=truncate,
             boundary=boundary,
             boundary_tap=boundary_tap,
+            precompute=self.precompute,
         )[0]
 
     def _context(self, found, context, batch: int, length: int, dtype):
