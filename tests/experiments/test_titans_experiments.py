@@ -46,6 +46,8 @@ def test_niah_writes_table2_shaped_results(tmp_path):
             "eval_batch=2",
             "--set",
             "window=8",
+            "--set",
+            "seeds=(0,)",
         ]
     )
     assert [r["model"] for r in rows] == ["gated_delta", "swa"]
