@@ -28,11 +28,12 @@ convolution with the kernel zero-padded to :data:`WIDE_CHANNELS` = 17 output cha
 the first :math:`C_{out}` outputs: the padded filters are zero and touch no kept output (each
 output channel is its own filter's sum), so :math:`y` is unchanged, but XLA:CPU (jax 0.10) sends a
 convolution with at most 16 channels on both sides to the Eigen kernel and one with more to a
-YNNPACK fusion, which on narrow, pruned convs runs up to 2.4× faster per call despite the padded
-work (measured in ``experiments/benchmarks/pruning.md``). XLA's cost analysis counts the padded
-filters, so count FLOPs with ``"xla"``. ``"auto"`` picks ``"wide"`` where that measurement found
+YNNPACK fusion, which on narrow, pruned convs runs up to 2.3× faster per call (median 1.5×
+over 55 shapes, batch 64, CPU time) despite the padded work
+(``experiments/benchmarks/pruning.md``). XLA's cost analysis counts the padded filters, so
+count FLOPs with ``"xla"``. ``"auto"`` picks ``"wide"`` where that measurement found
 it faster — :math:`\max(C_{in}, C_{out}) \le 16`, :math:`C_{in}` even or 1 (an odd
-:math:`C_{in} > 1` runs 1.4–3.3× *slower* wide), no groups (:func:`wide_pays`) — and ``"xla"``
+:math:`C_{in} > 1` runs 1.2–3.7× *slower* wide), no groups (:func:`wide_pays`) — and ``"xla"``
 elsewhere. The choice is made from static shapes at trace time and does not depend on the
 backend, so ``"auto"`` also runs (padding for nothing) on GPU and TPU: use it for CPU inference.
 
