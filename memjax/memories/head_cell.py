@@ -150,11 +150,13 @@ def project_controller(controller, params, xs) -> tuple[dict, jax.Array]:
     if isinstance(controller, LSTMCell):
         w_x = params["w_x"]
         _, n_gates, d_h = w_x.shape
-        z = xs @ w_x[:d_x].reshape(d_x, n_gates * d_h) + params["bias"].reshape(-1)
+        z = xs @ w_x[:d_x].reshape(d_x, n_gates * d_h)
+        z = z + params["bias"].reshape((1,) * (z.ndim - 1) + (-1,))
         step_params = {"w_h": params["w_h"], "w_r": w_x[d_x:].reshape(-1, n_gates * d_h)}
         return step_params, z.reshape(*xs.shape[:-1], n_gates, d_h)
     first = params[0]
-    pre = xs @ first["kernel"][:d_x] + first["bias"]
+    pre = xs @ first["kernel"][:d_x]
+    pre = pre + first["bias"].reshape((1,) * (pre.ndim - 1) + (-1,))
     return {"w_r": first["kernel"][d_x:], "layers": params[1:]}, pre
 
 

@@ -145,7 +145,7 @@ class LSTMCell:
         """
         check_array("xs", xs, shape=(None, self.d_input), floating=True)
         d_x, n_gates, d_h = params["w_x"].shape
-        z = xs @ params["w_x"].reshape(d_x, n_gates * d_h) + params["bias"].reshape(-1)
+        z = xs @ params["w_x"].reshape(d_x, n_gates * d_h) + params["bias"].reshape(1, -1)
         return {"w_h": params["w_h"]}, z.reshape(xs.shape[0], n_gates, d_h)
 
     def step_projected(self, params: dict, carry: LSTMCarry, z_x, /, **controls):
