@@ -40,10 +40,19 @@ import time
 
 
 def _pin_cores(argv) -> int:
-    """Pin this process to the first ``--cores`` allowed CPUs (before JAX starts its pool)."""
+    """Pin this process to the first ``--cores`` allowed CPUs (before JAX starts its pool);
+    with ``--keep-freed``, tell glibc to keep freed memory (no fresh pages per call)."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--cores", type=int, default=1)
-    cores = pre.parse_known_args(argv)[0].cores
+    pre.add_argument("--keep-freed", action="store_true")
+    known = pre.parse_known_args(argv)[0]
+    cores = known.cores
+    if known.keep_freed:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: heap, not mmap, up to 1 GiB
+        libc.mallopt(-1, 2**31 - 1)  # M_TRIM_THRESHOLD: never give freed heap back
     allowed = sorted(os.sched_getaffinity(0))
     if not 1 <= cores <= len(allowed):
         raise SystemExit(f"--cores: expected 1..{len(allowed)}, got {cores}")
@@ -273,7 +282,8 @@ def bench_sg(name, cell, theta, xs, repeats, window=10):
 
     def bptt(truncate):
         def mean_loss(th):
-            run = lambda x: unroll(cell, th, cell.init_carry(th), x, truncate=truncate)[0]
+            carry = cell.init_carry(th)
+            run = lambda x: unroll(cell, th, carry, x, truncate=truncate, precompute=True)[0]
             return jnp.mean(jax.vmap(loss)(jax.vmap(run)(xs), aux))
 
         g = jax.jit(jax.grad(mean_loss))
@@ -284,7 +294,7 @@ def bench_sg(name, cell, theta, xs, repeats, window=10):
         ("SG path, λ = 1", {"sg_targets": ("carry",), "mix_lambda": 1.0}),
         ("SG, λ = 0", {"sg_targets": targets, "mix_lambda": 0.0}),
     ):
-        sg = SyntheticGradients(cell, truncate=window, diagnose=False, **kw)
+        sg = SyntheticGradients(cell, truncate=window, diagnose=False, precompute=True, **kw)
         phi = sg.init_params(jax.random.key(1), theta)
         fn = jax.jit(sg.gradients(loss))
         fns[label] = lambda fn=fn, phi=phi: jax.block_until_ready(fn(theta, phi, xs, aux))
@@ -304,6 +314,12 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cells", default="ntm,mann")
     parser.add_argument("--no-sg", action="store_true", help="skip the SG vs BPTT update table")
+    parser.add_argument(
+        "--keep-freed",
+        action="store_true",
+        help="glibc keeps freed memory (mallopt), for both peers: XLA's per-call residual "
+        "buffers then reuse pages instead of faulting in fresh ones",
+    )
     parser.add_argument(
         "--cores", type=int, default=1, help="CPUs for both peers (process pinned; torch threads)"
     )
