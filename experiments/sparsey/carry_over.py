@@ -1,13 +1,16 @@
 """Do the MNIST settings carry over to image sets they were not tuned on? (issue: held-out sets)
 
     python -m experiments.sparsey.carry_over            # cpu preset (the default)
-    python -m experiments.sparsey.carry_over --sets fashion digits
+    python -m experiments.sparsey.carry_over --sets fashion digits --seed 1
+    python -m experiments.sparsey.carry_over --settings preset boundary density
 
 The MNIST preset (:data:`experiments.sparsey.pipeline.MNIST`, tuned on the MNIST validation
-split) is run as is and with the density rule (:func:`experiments.sparsey.pipeline.calibrate`:
-freezing threshold and gate scaled by the training set's active-pixel fraction relative to
-MNIST's; chosen on MNIST only) on binary 28×28 sets, each learned in one pass and read out
-linearly, against raw-pixel logistic regression on the same binarised training images:
+split) and the boundary rule (:data:`experiments.sparsey.pipeline.MNIST_BOUNDARY`: level 1
+reads the images' inner boundary, macs every 2 pixels; chosen on the MNIST validation split and
+on that split dilated by one pixel, before any held-out set was run) — and, with
+``--settings density``, the earlier density rule (:func:`experiments.sparsey.pipeline.calibrate`)
+— on binary 28×28 sets, each learned in one pass and read out linearly, against raw-pixel
+logistic regression on the same binarised training images:
 
 * MNIST (the tuning set): 200/class train, 300/class test (the ``mnist`` experiment's split);
 * Fashion-MNIST, held out (``memjax.data.fashion_mnist_split``): 200/class from the official
@@ -34,7 +37,7 @@ import jax
 import numpy as np
 
 from experiments.sparsey.common import baselines, parser, write
-from experiments.sparsey.pipeline import MNIST, calibrate, run_pipeline
+from experiments.sparsey.pipeline import MNIST, MNIST_BOUNDARY, calibrate, prepare, run_pipeline
 from memjax.data import (
     binarize,
     fashion_mnist_split,
@@ -55,6 +58,13 @@ SETS = {
     "fashion": "Fashion-MNIST (held out)",
     "digits": "sklearn digits (held out)",
     "omniglot": "Omniglot 50 chars (held out)",
+}
+
+
+SETTINGS = {
+    "preset": "MNIST preset",
+    "boundary": "boundary rule (MNIST_BOUNDARY)",
+    "density": "density rule (calibrate)",
 }
 
 
@@ -97,6 +107,13 @@ def raw_logistic(xtr, ytr, xte, yte, num_classes: int, steps: int):
 def main(argv=None):
     p = parser(__doc__, "carry_over")
     p.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    p.add_argument(
+        "--settings",
+        nargs="+",
+        default=["preset", "boundary"],
+        choices=list(SETTINGS),
+        help="preset: MNIST; boundary: MNIST_BOUNDARY (the rule); density: calibrate(MNIST)",
+    )
     args = p.parse_args(argv)
     enable_compilation_cache()  # $MEMJAX_CACHE_DIR, or 'off'
     rows = []
@@ -106,7 +123,9 @@ def main(argv=None):
         base = baselines(xtr, ytr, xte, yte)
         raw_l2, raw_acc = raw_logistic(xtr, ytr, xte, yte, num_classes, MNIST.readout_steps)
         seen = {}
-        for rule, cfg in (("MNIST preset", MNIST), ("density rule", calibrate(MNIST, xtr))):
+        for name_ in args.settings:
+            rule = SETTINGS[name_]
+            cfg = {"preset": MNIST, "boundary": MNIST_BOUNDARY}.get(name_) or calibrate(MNIST, xtr)
             cfg = cfg.replace(readout_l2=None)  # λ by cross-validation on this training split
             if cfg in seen:  # the rule is the identity here: same run
                 rows.append({**seen[cfg], "setting": rule})
@@ -127,6 +146,8 @@ def main(argv=None):
                     "set": name,
                     "setting": rule,
                     "density": round(float(np.mean(xtr)), 3),
+                    "density read": round(float(np.mean(prepare(cfg, xtr, (28, 28)))), 3),
+                    "macs": res.stats["macs"],
                     "saturation": cfg.saturation,
                     "gate_min": cfg.gate_min,
                     "Sparsey linear %": round(acc, 2),
