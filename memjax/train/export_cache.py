@@ -68,6 +68,7 @@ import functools
 import hashlib
 import json
 import os
+import pickle
 import sys
 import types
 from collections.abc import Callable, Mapping
@@ -75,6 +76,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
@@ -82,6 +84,7 @@ __all__ = [
     "EXPORT_SUBDIR",
     "Unkeyable",
     "cache_key",
+    "cached_init",
     "compile_step",
     "export_cache_dir",
     "fingerprint",
@@ -486,14 +489,7 @@ def compile_step(
             header, exported = _read(path, key)
             names = list(header["metrics"])
         except Exception as e:  # any unreadable file means: trace again
-            if str(path) not in _REPORTED:
-                _REPORTED.add(str(path))
-                print(
-                    f"export cache: could not read {path} ({type(e).__name__}: {e}); tracing "
-                    "the step instead and rewriting the file",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            _report(path, e, "tracing the step instead")
             exported = None
     if exported is None:
         from jax import export
@@ -522,6 +518,89 @@ def compile_step(
     if memo:
         _MEMO[key] = (run, "from the export cache")
     return run, how
+
+
+@dataclasses.dataclass(frozen=True)
+class _KeyLeaf:  # not a pytree node: a leaf of the saved tree
+    """A typed PRNG key in a saved initial state: its key data and implementation."""
+
+    data: np.ndarray
+    impl: str
+
+
+def _encode(x: Any) -> Any:
+    if _is_key(x):
+        return _KeyLeaf(np.asarray(jax.random.key_data(x)), str(jax.random.key_impl(x)))
+    if isinstance(x, jax.Array):
+        if jax.typeof(x).weak_type:
+            raise Unkeyable("the initial state has a weakly typed array")
+        return np.asarray(x)
+    return x
+
+
+def _decode(x: Any) -> Any:
+    if isinstance(x, _KeyLeaf):
+        return jax.random.wrap_key_data(jnp.asarray(x.data), impl=x.impl)
+    return jnp.asarray(x) if isinstance(x, np.ndarray) else x
+
+
+def cached_init(
+    folder: str | os.PathLike,
+    make: Callable[[], Any],
+    *,
+    fingerprint_of: Any,
+    key_parts: Mapping[str, Any] | None = None,
+) -> tuple[Any, str | None]:
+    """``make()`` (the run's initial state: parameter init, optimizer init), or the arrays a
+    run with the same key saved, and how it was had (``None``: computed and saved).
+
+    The arrays are saved as computed (eagerly, op by op, as without the cache) and read back
+    bit-for-bit, so a second run skips the initialization's small programs without changing a
+    bit. The key is :func:`cache_key` of ``fingerprint_of`` (``init_params``, the optimizer,
+    ...) and ``key_parts``, which must hold what else the state depends on (the seed).
+
+    Example:
+        >>> import tempfile, jax, jax.numpy as jnp
+        >>> folder = tempfile.mkdtemp()
+        >>> init = lambda: {"w": jax.random.normal(jax.random.key(0), (2,)), "n": jnp.int32(3)}
+        >>> first, how = cached_init(folder, init, fingerprint_of=init, key_parts={"seed": 0})
+        >>> again, how2 = cached_init(folder, init, fingerprint_of=init, key_parts={"seed": 0})
+        >>> how, how2, bool((first["w"] == again["w"]).all()), again["n"].dtype
+        (None, 'from the export cache', True, dtype('int32'))
+    """
+    try:
+        key = cache_key(fingerprint_of, (), key_parts)
+    except Exception as e:  # nothing can key it: compute it, as without the cache
+        return make(), f"not cached: {e}"
+    path = Path(folder) / f"{key[:40]}.init"
+    if path.exists():
+        try:
+            raw = path.read_bytes()
+            head, sep, blob = raw[len(_MAGIC) :].partition(b"\n")
+            if not raw.startswith(_MAGIC) or not sep or json.loads(head).get("key") != key:
+                raise ValueError("not a memjax initial state for this key")
+            return jax.tree.map(_decode, pickle.loads(blob)), "from the export cache"
+        except Exception as e:  # unreadable: compute it again and rewrite the file
+            _report(path, e, "computing the initial state instead")
+    value = make()
+    try:
+        blob = pickle.dumps(jax.tree.map(_encode, value), protocol=5)
+    except Exception as e:  # e.g. a weakly typed leaf: not saved, nothing changes
+        return value, f"not cached: {e}"
+    _write(path, {"key": key, "parts": key_parts}, blob)
+    return value, None
+
+
+def _report(path: Path, error: Exception, instead: str) -> None:
+    if str(path) in _REPORTED:
+        return
+    _REPORTED.add(str(path))
+    print(
+        f"export cache: could not read {path} ({type(error).__name__}: {error}); {instead} "
+        "and rewriting the file",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _out_tree(args: tuple[Any, Any, Any], names: list[str]) -> Any:

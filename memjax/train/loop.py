@@ -114,7 +114,7 @@ import optax
 from memjax.train.cache import compilation_cache_hits
 from memjax.train.checkpoint import Checkpointer, remove_checkpoints
 from memjax.train.config import config_to_dict
-from memjax.train.export_cache import compile_step
+from memjax.train.export_cache import cached_init, compile_step
 from memjax.train.mesh import data_mesh, fsdp_mesh, place_state, shard_batch
 from memjax.train.metrics import MetricsLogger, read_jsonl, truncate_jsonl
 from memjax.train.phases import (
@@ -335,9 +335,31 @@ def train(
 
     root = jax.random.key(settings["seed"])
     init_key, train_key = jax.random.split(root)
-    params = init_params(init_key)
-    model_state = init_model_state(init_key) if has_model_state else None
-    initial = TrainState.create(params, stages[0].optimizer, key=train_key, model_state=model_state)
+
+    def make_initial():
+        params = init_params(init_key)
+        model_state = init_model_state(init_key) if has_model_state else None
+        return TrainState.create(
+            params, stages[0].optimizer, key=train_key, model_state=model_state
+        )
+
+    key_parts = {
+        "config": config_to_dict(config) if dataclasses.is_dataclass(config) else None,
+        "run_info": {k: v for k, v in run_info.items() if k != "phases"},
+        "model_state": has_model_state,
+    }
+    if export_cache is not None and mesh is None:
+        initial, how = cached_init(
+            export_cache,
+            make_initial,
+            fingerprint_of=(init_params, init_model_state, stages[0].optimizer),
+            key_parts={**key_parts, "seed": settings["seed"], "what": "initial state"},
+        )
+        if how is not None and how.startswith("not cached") and is_main:
+            name = run_info.get("experiment", out_dir.name)
+            print(f"[{name}] export cache: initial state {how}", file=sys.stderr, flush=True)
+    else:
+        initial = make_initial()
 
     saved = [_saved_steps(stage.directory) for stage in stages]
     if any(saved) and not resume:
@@ -406,11 +428,7 @@ def train(
         desc=desc,
         clock=clock,
         export_cache=None if export_cache is None else Path(export_cache),
-        key_parts={
-            "config": config_to_dict(config) if dataclasses.is_dataclass(config) else None,
-            "run_info": {k: v for k, v in run_info.items() if k != "phases"},
-            "model_state": has_model_state,
-        },
+        key_parts=key_parts,
     )
     records = []
     for j in range(index, len(stages)):

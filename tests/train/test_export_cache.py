@@ -1,6 +1,7 @@
-"""The jax.export cache of the train step: a step read back from the cache trains bit-for-bit
-like the traced one (Flax NNX state, optax state, typed PRNG key, model state), a changed
-config, captured value or source misses, and an unreadable file falls back to tracing."""
+"""The jax.export cache of the train step: a step (and an initial state) read back from the
+cache trains bit-for-bit like the traced one (Flax NNX state, optax state, typed PRNG key,
+model state), a changed config, captured value or source misses, and an unreadable file falls
+back to tracing."""
 
 from __future__ import annotations
 
@@ -103,6 +104,7 @@ def test_exported_step_trains_bit_for_bit(tmp_path, traced, exported, capsys):
     check_same(cold, traced)
     check_same(warm, traced)
     assert len(files(folder)) == 1  # the warm run wrote nothing new
+    assert len(list(folder.glob("*.init"))) == 1  # the initial state, read back by the warm run
 
 
 def test_changes_miss(monkeypatch):
@@ -163,7 +165,7 @@ def test_unkeyable_step_is_traced(tmp_path, capsys):
         export_cache=tmp_path / "export",
     )
     assert "so it is not cached" in capsys.readouterr().err
-    assert result.params.tolist() == [2.0, 2.0] and not (tmp_path / "export").exists()
+    assert result.params.tolist() == [2.0, 2.0] and not files(tmp_path / "export")
 
 
 def test_fingerprint_and_folder(monkeypatch, tmp_path):
