@@ -21,7 +21,12 @@ Every measurement runs in a fresh subprocess (nothing compiled earlier in this p
   time to the first step is from entering ``train`` to the end of the first update (parameter
   init, compile or cache read, the step) per variant; and the Sparsey MNIST pipeline, where it is
   the first pipeline call's overhead over the second (the cache is switched on by the benchmark
-  when the script does not do so itself). **Target: the second run's first step ≤ 2 s.**
+  when the script does not do so itself). **Target: the second run's first step ≤ 2 s.** The
+  experiments' command line also turns on the ``jax.export`` cache of the train step and of the
+  initial state (:mod:`memjax.train.export_cache`), so a second run neither traces nor
+  initializes; ``titans.recall --no-export-cache`` runs the main job without it (only the
+  persistent compilation cache: the state before that cache existed), for a before/after in the
+  same run. The ``before`` column is the idle run before the export cache (:data:`BEFORE`).
 
 ``--pythonpath TREE`` measures another checkout (e.g. an older commit unpacked with
 ``git archive``) with this script; ``--label`` names it in the output. Results print as a table
@@ -43,6 +48,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 TARGETS = {"titans": 8.0, "sparsey": 8.0, "cache": 2.0}
+BEFORE = {  # the idle run of 2026-12-01 17:02 UTC, before the export cache: (wall, CPU) seconds
+    "titans": (6.83, 11.29),
+    "sparsey": (5.65, 8.67),
+    "titans.recall": (3.57, 3.62),
+    "associative_recall": (1.78, 1.86),
+    "sparsey.mnist": (1.63, 1.94),
+}
+"""What each row measured before, printed beside it (``compile_time.md``, "Idle run")."""
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -169,7 +182,15 @@ def _probe_experiment(module: str, argv: list[str]) -> dict:
     import memjax.train.loop as loop
     from memjax.train import compilation_cache_hits
 
-    starts, firsts = [], []
+    starts, firsts, hows = [], [], []
+    original_compile = loop.compile_step
+
+    def compile_step(*args, **kwargs):
+        out = original_compile(*args, **kwargs)
+        hows.append(out[1])
+        return out
+
+    loop.compile_step = compile_step
     original_train, original_update = loop.train, loop.Progress.update
 
     def now():
@@ -204,6 +225,7 @@ def _probe_experiment(module: str, argv: list[str]) -> dict:
         "max_first_step_cpu_s": max(cpu_s),
         "wall_s": time.perf_counter() - t0,
         "cache_hits": compilation_cache_hits(),
+        "export_cache": hows,
     }
 
 
@@ -254,6 +276,13 @@ def _load() -> str:
 
 EXPERIMENTS = {
     "titans.recall": ["experiments.titans.recall", "--steps", "2", "--no-progress"],
+    "titans.recall --no-export-cache": [
+        "experiments.titans.recall",
+        "--steps",
+        "2",
+        "--no-progress",
+        "--no-export-cache",
+    ],
     "associative_recall": ["experiments.associative_recall.run", "--steps", "2", "--no-progress"],
 }
 
@@ -302,14 +331,14 @@ def run(
         if "cache" in only:
             cache = results.setdefault("cache", {})
             runs = {
-                name: ["experiment", "--out", f"{tmp}/{name}_{{}}", "--", *probe]
-                for name, probe in EXPERIMENTS.items()
+                name: ["experiment", "--out", f"{tmp}/{name.split()[0]}_{i}_{{}}", "--", *probe]
+                for i, (name, probe) in enumerate(EXPERIMENTS.items())
             }
             runs["sparsey.mnist"] = ["sparsey", "--out", f"{tmp}/s_{{}}", "--enable-cache"]
             if experiments:
                 runs = {k: v for k, v in runs.items() if k in experiments}
             for name, probe in runs.items():
-                env = _env(pythonpath, f"{tmp}/cache_{name}")
+                env = _env(pythonpath, f"{tmp}/cache_{len(cache)}")
                 both = cache.setdefault(name, {})
                 if measure("cold", [a.format(1) for a in probe], env, both):
                     measure("warm", [a.format(2) for a in probe], env, both)
@@ -322,21 +351,23 @@ def report(results: dict, label: str) -> str:
     rows = [
         f"## {label}",
         "",
-        "| measurement | wall | CPU (this process) | target | met (wall / CPU) |",
-        "|---|---|---|---|---|",
+        "| measurement | wall | CPU (this process) | target | met (wall / CPU) "
+        "| before: wall / CPU |",
+        "|---|---|---|---|---|---|",
     ]
 
     def met(value, target):
         return "yes" if value <= target else "**no**"
 
-    def row(what, value, cpu, target):
+    def row(what, value, cpu, target, before=None):
+        was = "" if before is None else f"{before[0]:.2f} / {before[1]:.2f} s"
         rows.append(
             f"| {what} | {value:.2f} s | {cpu:.2f} s | ≤ {target:g} s | "
-            f"{met(value, target)} / {met(cpu, target)} |"
+            f"{met(value, target)} / {met(cpu, target)} | {was} |"
         )
 
     def note(what, text):
-        rows.append(f"| {what} | {text} | | | |")
+        rows.append(f"| {what} | {text} | | | | |")
 
     if "titans" in results:
         t = results["titans"]
@@ -345,6 +376,7 @@ def report(results: dict, label: str) -> str:
             t["compile_s"],
             t["compile_cpu_s"],
             TARGETS["titans"],
+            BEFORE["titans"],
         )
         note(
             "… trace / lower / XLA (wall)",
@@ -367,6 +399,7 @@ def report(results: dict, label: str) -> str:
             s["compile_s"],
             s.get("compile_cpu_s", float("nan")),
             TARGETS["sparsey"],
+            BEFORE["sparsey"],
         )
         note("… pipeline call 1 / call 2 (wall)", f"{s['first_s']:.2f} / {s['second_s']:.2f} s")
     for name, both in results.get("cache", {}).items():
@@ -384,7 +417,10 @@ def report(results: dict, label: str) -> str:
             warm[key],
             warm.get(cpu, float("nan")),
             TARGETS["cache"],
+            BEFORE.get(name),
         )
+        if warm.get("export_cache"):
+            note("… 2nd run: train step", ", ".join(sorted(set(map(str, warm["export_cache"])))))
         if cold.get("tree") != warm.get("tree") or warm.get("tree") == "changed":
             note("… INVALID", "the code changed between or during the two runs (no cache reuse)")
         if key == "max_first_step_s":
@@ -396,7 +432,14 @@ def report(results: dict, label: str) -> str:
     for what, error in results.get("errors", {}).items():
         note(f"{what}: FAILED", error.strip().splitlines()[-1][:120])
     loads = results.get("loads") or [results[k] for k in results if k.startswith("load")]
-    rows += ["", f"1-minute load average, before and after each measurement: {', '.join(loads)}"]
+    rows += [
+        "",
+        f"1-minute load average, before and after each measurement: {', '.join(loads)}",
+        "",
+        "before: the idle run of 2026-12-01 17:02 UTC, before the jax.export cache of the train "
+        "step (compile_time.md); 'titans.recall --no-export-cache' measures the same job without "
+        "it in this run.",
+    ]
     return "\n".join(rows)
 
 
