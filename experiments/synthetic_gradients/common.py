@@ -98,6 +98,7 @@ def train_sg(
     log_every: int = 50,
     eval_fn: Callable | None = None,
     phi=None,
+    eval_with_phi: bool = False,
 ):
     """Train θ (and φ for ``method="sg"``); return ``(theta, phi, history, seconds)``.
 
@@ -105,7 +106,9 @@ def train_sg(
     ``sg.init_params``.
 
     ``get_batch(step)`` gives ``{"xs", "aux"[, "context"]}`` (numpy). ``history`` holds a row
-    per ``log_every`` steps with the loss, the cosine metrics and ``eval_fn(theta)``'s dict.
+    per ``log_every`` steps with the loss, the cosine metrics and ``eval_fn(theta)``'s dict
+    (``eval_fn(theta, phi)`` with ``eval_with_phi``: an evaluation that uses the SG, e.g. the
+    inner loop's fast steps).
     """
     if method not in ("bptt", "sg"):
         raise ValueError(f"method: expected 'bptt' or 'sg', got {method!r}")
@@ -124,7 +127,7 @@ def train_sg(
             row = {"step": i + 1, "loss": float(loss)}
             row.update({k: float(v) for k, v in metrics.items()})
             if eval_fn is not None:
-                row.update(eval_fn(state[0]))
+                row.update(eval_fn(state[0], state[1]) if eval_with_phi else eval_fn(state[0]))
             history.append(row)
     return state[0], state[1], history, time.perf_counter() - start
 
