@@ -10,6 +10,9 @@ run with the same key deserializes it and compiles it again, which the persisten
 cache answers from disk. The two runs compile one and the same StableHLO module, so they run
 one and the same executable: results are bit-for-bit those of the traced step (tested).
 
+The run's initial state (parameter init, optimizer init: a few dozen small eager programs) is
+cached beside it by :func:`cached_init`: the arrays as computed, read back bit-for-bit.
+
 The step is exported over its flattened arguments, so any state pytree (``TrainState`` with
 optax state, Flax NNX ``nnx.State``, Equinox arrays) round-trips exactly; typed PRNG keys cross
 the boundary as their key data. The file holds the key's description, the metric names and the
@@ -24,7 +27,9 @@ dataclass fields such as a model's sizes, optax hyperparameters, arrays by conte
 data-valued globals they read), and a hash of the ``.py`` sources of ``memjax`` and of every
 other local (not installed) package whose functions the fingerprint met, e.g. ``experiments``.
 A step that captures something the fingerprint cannot describe (an object without fields, an
-open file) is not exported: it is traced as without the cache, and the loop says why.
+open file) is not exported: it is traced as without the cache, and the loop says why. What the
+key cannot see: a step or ``init_params`` that reads files or mutable state while it is traced
+(keep them pure functions of their arguments and captured values, as ``jit`` expects).
 
 Any miss (new key), unreadable file, version mismatch or deserialization error falls back to
 tracing; an unreadable file is reported once in the log and replaced. Not used with a device
@@ -500,7 +505,8 @@ def compile_step(
             traced = export.export(jax.jit(flat))(*[jax.typeof(x) for x in data])
             blob = traced.serialize()
         except Exception as e:  # e.g. a custom call export refuses
-            return _traced(step, args, donate), f"traced (not exportable: {type(e).__name__})"
+            why = f"{type(e).__name__}: {e}".splitlines()[0][:160]
+            return _traced(step, args, donate), f"traced (not exportable: {why})"
         exported = export.deserialize(blob)  # what a later run compiles: the same module
         _write(path, {"key": key, "metrics": names, "parts": key_parts}, bytes(blob))
         how = "traced, exported to the cache"
