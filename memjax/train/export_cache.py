@@ -21,8 +21,9 @@ serialized ``jax.export.Exported``.
 **The key** (SHA-256 over all of it): the caller's ``key_parts`` (the training loop passes the
 config, ``run_info`` (experiment, preset, variant) and the phase), the flattened input shapes,
 dtypes, weak types and shardings, the JAX/jaxlib/optax/flax/equinox/numpy versions, the backend
-and a few JAX settings (x64, matmul precision), a fingerprint of the step function and hooks
-(:func:`fingerprint`: their code and everything they capture — closure cells, defaults,
+and a few settings read while tracing (x64, matmul precision, ``MEMJAX_JIT_CHECKS``), a
+fingerprint of the step function and hooks (:func:`fingerprint`: their code and everything they
+capture — closure cells, defaults,
 dataclass fields such as a model's sizes, optax hyperparameters, arrays by content — and the
 data-valued globals they read), and a hash of the ``.py`` sources of ``memjax`` and of every
 other local (not installed) package whose functions the fingerprint met, e.g. ``experiments``.
@@ -83,6 +84,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from memjax.core.checks import jit_checks_enabled
 
 __all__ = [
     "EXPORT_ENV",
@@ -371,6 +374,7 @@ def _key(key_parts: Mapping[str, Any], leaves: list[Any], treedef: Any, fp: str,
         "devices": [d.device_kind for d in jax.local_devices()[:1]],
         "x64": bool(jax.config.jax_enable_x64),
         "precision": str(jax.config.jax_default_matmul_precision),
+        "jit_checks": jit_checks_enabled(),  # MEMJAX_JIT_CHECKS: checks are added at trace time
         "step": fp,
         "sources": src,
     }
