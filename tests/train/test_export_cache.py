@@ -17,7 +17,14 @@ import optax
 import pytest
 from flax import nnx
 
-from memjax.train import TrainConfig, export_cache as ec, export_cache_dir, train
+from memjax.train import (
+    TrainConfig,
+    disable_compilation_cache,
+    export_cache as ec,
+    export_cache_dir,
+    parse_args,
+    train,
+)
 
 GRAPHDEF = nnx.graphdef(nnx.Linear(3, 2, rngs=nnx.Rngs(0)))
 CONFIG = TrainConfig(steps=4, log_every=2, checkpoint_every=4)
@@ -184,3 +191,17 @@ def test_fingerprint_and_folder(monkeypatch, tmp_path):
     assert export_cache_dir(tmp_path) is None
     monkeypatch.setenv(ec.EXPORT_ENV, str(tmp_path / "x"))
     assert export_cache_dir(None) == tmp_path / "x"
+
+
+def test_command_line_switch(tmp_path, monkeypatch):
+    monkeypatch.delenv(ec.EXPORT_ENV, raising=False)
+    presets = {"cpu": {}, "gpu": {}, "tpu": {}}
+    try:
+        run = parse_args(TrainConfig, presets, ["--cache-dir", str(tmp_path / "c")])
+        assert run.export_cache == tmp_path / "c" / "memjax-export"
+        assert run.train_kwargs()["export_cache"] == run.export_cache
+        argv = ["--cache-dir", str(tmp_path / "c"), "--no-export-cache"]
+        assert parse_args(TrainConfig, presets, argv).export_cache is None
+        assert parse_args(TrainConfig, presets, ["--no-cache"]).export_cache is None
+    finally:
+        disable_compilation_cache()
