@@ -99,6 +99,12 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stride2", type=int, default=d.stride2)
     p.add_argument("--ties", default=d.ties, choices=["shared", "per_item"])
     p.add_argument(
+        "--inputs",
+        default=d.inputs,
+        choices=["pixels", "boundary"],
+        help="what level 1 reads: the binary pixels or their inner boundary (MNIST_BOUNDARY)",
+    )
+    p.add_argument(
         "--readout-steps", type=int, default=d.readout_steps, help="read-out L-BFGS iterations"
     )
     p.add_argument(
@@ -122,6 +128,7 @@ def config_of(args) -> SparseyConfig:
         patch2=args.patch2,
         stride2=args.stride2,
         ties=args.ties,
+        inputs=getattr(args, "inputs", MNIST.inputs),
         readout_steps=args.readout_steps,
         readout_l2=args.readout_l2 if args.readout_l2 > 0 else None,
     )

@@ -32,7 +32,7 @@ from experiments.sparsey.common import (
     parser,
     write,
 )
-from experiments.sparsey.pipeline import fit_readout
+from experiments.sparsey.pipeline import fit_readout, prepare
 from memjax.memories.sparsey.readout import linear_readout_predict
 from memjax.train import enable_compilation_cache
 
@@ -59,6 +59,8 @@ def main(argv=None):
     order = nested_order(ytr, max(sizes), np.random.default_rng(args.seed))
     xtr, ytr = xtr[order], ytr[order]
     model = mnist_model(args)
+    # What level 1 reads (--inputs boundary: the inner boundary); the baselines read the pixels.
+    mtr, mte = (prepare(config_of(args), a, (28, 28)) for a in (xtr, xte))
     chunk = 10 * CHUNK_PER_CLASS
     t0 = time.perf_counter()
     carry, rows = model.init_carry(), []
@@ -68,7 +70,7 @@ def main(argv=None):
         "raw 1-NN": ([], []),
     }
     for i, start in enumerate(range(0, len(ytr), chunk)):
-        xs = xtr[start : start + chunk]
+        xs = mtr[start : start + chunk]
         carry, _ = model.run(model.reset_time(carry), xs, key=jax.random.key(1000 * args.seed + i))
         n = (start + chunk) // 10
         if n not in sizes:
@@ -76,11 +78,11 @@ def main(argv=None):
         # Recognise everything seen so far with the current weights (chunked: fixed shapes).
         tr = jnp.concatenate(
             [
-                codes_of(model.recognize(carry, xtr[s : s + chunk], ties=args.ties))
+                codes_of(model.recognize(carry, mtr[s : s + chunk], ties=args.ties))
                 for s in range(0, start + chunk, chunk)
             ]
         )
-        te = codes_of(model.recognize(carry, xte, ties=args.ties))
+        te = codes_of(model.recognize(carry, mte, ties=args.ties))
         lin = fit_readout(tr, ytr[: start + chunk], config_of(args), 10)
         acc = 100 * float((np.asarray(linear_readout_predict(lin, te)) == yte).mean())
         base = baselines(xtr[: start + chunk], ytr[: start + chunk], xte, yte)
