@@ -82,7 +82,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from memjax.core.checks import jit_checks_enabled
@@ -549,9 +548,10 @@ def _encode(x: Any) -> Any:
 
 
 def _decode(x: Any) -> Any:
+    # device_put is a transfer; jnp.asarray would run (and compile) a copy program per shape
     if isinstance(x, _KeyLeaf):
-        return jax.random.wrap_key_data(jnp.asarray(x.data), impl=x.impl)
-    return jnp.asarray(x) if isinstance(x, np.ndarray) else x
+        return jax.random.wrap_key_data(jax.device_put(x.data), impl=x.impl)
+    return jax.device_put(x) if isinstance(x, np.ndarray) else x
 
 
 def cached_init(
