@@ -15,8 +15,9 @@ transition is the surgery (SGD, momentum 0.9, weight decay 5e-4, lr x0.1 at 1/3 
 phase, unweighted cross-entropy: the paper's ``tuning.py`` schedule, shortened). Then FLOPs (XLA
 cost analysis), parameters, and latency of the dense and pruned networks (batch 1 and 64,
 interleaved rounds, wall and CPU time, once per ``conv_impls`` entry — ``"xla"`` and ``"auto"``,
-:class:`memjax.nn.Conv2D` — with dense and pruned on the same one), and the stability fraction of the selections over calibration batches.
-Writes ``results.md``, ``summary.json`` and ``minority_recall.png`` into the run folder.
+:class:`memjax.nn.Conv2D` — with dense and pruned on the same one), and the stability fraction
+of the selections over calibration batches. Writes ``results.md``, ``summary.json`` and
+``minority_recall.png`` into the run folder.
 """
 
 from __future__ import annotations
