@@ -35,7 +35,8 @@ count FLOPs with ``"xla"``. ``"auto"`` picks ``"wide"`` where that measurement f
 it faster — :math:`\max(C_{in}, C_{out}) \le 16`, :math:`C_{in}` even or 1 (an odd
 :math:`C_{in} > 1` runs 1.2–3.7× *slower* wide), no groups (:func:`wide_pays`) — and ``"xla"``
 elsewhere. The choice is made from static shapes at trace time and does not depend on the
-backend, so ``"auto"`` also runs (padding for nothing) on GPU and TPU: use it for CPU inference.
+backend, so ``"auto"`` also runs (padding for nothing) on GPU and TPU: use it for CPU inference,
+and measure the whole network (in a deep ResNet the per-conv gain was lost).
 
 **Channel axes** (:mod:`memjax.nn.channels`): ``kernel`` ``out=3``, ``in_=2``; ``bias`` ``out=0``.
 With ``groups > 1`` axis 2 holds the ``C_in / G`` inputs *of each group*, not the layer's input
