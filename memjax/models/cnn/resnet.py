@@ -31,7 +31,7 @@ convs pruning leaves) zero-padded to 17 output channels, which XLA:CPU runs on a
 the same logits up to rounding and the same params (``dataclasses.replace(net,
 conv_impl="auto")`` on a trained or pruned network). Trace groups with the default ``"xla"``.
 Measure before relying on it: in ``experiments/benchmarks/pruning.md`` it cuts a pruned
-ResNet-20's CPU time by 10–30 % but not a pruned ResNet-56's (the gain shrinks with depth).
+ResNet-20's CPU time by 11–37 % but not a pruned ResNet-56's (the gain shrinks with depth).
 
 Layers are ``stem``, ``blocks/<b>/conv1``, ``blocks/<b>/conv2`` (``b`` counts blocks over all
 stages) and ``fc``; taps ``"<layer>:in"``, ``":out"`` (pre-BN) and ``":act"`` (after the ReLU
