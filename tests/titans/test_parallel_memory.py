@@ -16,6 +16,8 @@ from memjax.memories.titans import (
     recurrent_memory,
     token_update,
 )
+from memjax.memories.titans.parallel import chunk_coefficients, step_coefficients
+from memjax.memories.titans.update import sequence_gates
 from memjax.models.titans import TitansLMM
 
 T, D = 13, 4
@@ -231,6 +233,27 @@ def test_layer_with_identity_projections_is_the_entry_point(granularity, grad_po
                 got_w = jax.tree_util.tree_map(lambda a, h=h: a[h], new.weights)
                 assert_trees_allclose(got_w, want_state.weights, rtol=1e-12, atol=1e-12)
                 assert int(new.offset) == int(want_state.offset) == T % 4
+
+
+@pytest.mark.parametrize("offset", [0, 2])
+def test_step_coefficients_are_the_last_row_of_the_closed_form(offset):
+    """``update="chunk"``'s O(C) coefficients == the last row of the general C x C closed form
+    (masked tokens before the offset and after the end, partial chunks included)."""
+    size, length = 4, 9
+    total = -(-(length + offset) // size) * size
+    pos = np.arange(total)
+    with float64():
+        active = jnp.asarray((pos >= offset) & (pos < offset + length))
+        _, _, _, raw = _inputs(seed=3, length=total)
+        gates = sequence_gates(*raw, jnp.asarray(pos), active, chunk_size=size, update="chunk")
+        chunked = [g.reshape(-1, size) for g in gates]
+        for c in range(total // size):
+            full = chunk_coefficients(*(g[c] for g in chunked))
+            last = step_coefficients(*(g[c] for g in chunked))
+            for name in ("m", "n", "beta", "f", "G"):
+                np.testing.assert_allclose(
+                    getattr(last, name)[-1], getattr(full, name)[-1], rtol=1e-13, atol=1e-15
+                )
 
 
 def test_bad_arguments_name_the_argument():

@@ -221,21 +221,30 @@ def output_gradient(mlp: MemoryMLP, reduction: str, out, keys, values, gamma):
     return g, gamma_grad
 
 
-def factor_forward(mlp: MemoryMLP, reduction: str, max_norm, weights, keys, values):
+def factor_forward(mlp: MemoryMLP, reduction: str, max_norm, weights, keys, values, queries=None):
     """:func:`gradient_factors` and the residuals its hand-written backward needs:
     ``(factors, (inputs, pre_activations, unclipped deltas, unclipped gamma_grad, norm_sq))``
-    (``norm_sq``: each token's squared gradient norm, ``None`` without clipping)."""
+    (``norm_sq``: each token's squared gradient norm, ``None`` without clipping).
+
+    With ``queries`` (``(R, d_in)``) the reads ``M(queries)`` at the same ``weights`` ride along
+    the keys' forward pass (their rows stacked under the keys', one matmul per layer for both),
+    and ``(factors, residuals, reads)`` is returned."""
     act, act_grad = ACTIVATIONS[mlp.activation], ACTIVATION_GRADS[mlp.activation]
     layers = weights["layers"]
-    h, inputs, pre = keys, [], []
+    size = keys.shape[0]
+    h = keys if queries is None else jnp.concatenate([keys, queries])
+    inputs, pre = [], []
     for i, layer in enumerate(layers):
-        inputs.append(h)
+        inputs.append(h[:size])
         z = h @ layer["w"]
         if mlp.bias:
             z = z + layer["b"][None, :]
-        pre.append(z)
+        pre.append(z[:size])
         h = act(z) if i < mlp.depth - 1 else z
+    h, reads = h[:size], h[size:]
     gamma = weights["gamma"][None, :] if mlp.residual_norm else None
+    if queries is not None and mlp.residual_norm:
+        reads = layer_norm(reads, eps=LN_EPS) * (1.0 + gamma) + queries
     g, gamma_grad = output_gradient(mlp, reduction, h, keys, values, gamma)
     deltas = [g]
     for i in range(mlp.depth - 2, -1, -1):
@@ -254,7 +263,8 @@ def factor_forward(mlp: MemoryMLP, reduction: str, max_norm, weights, keys, valu
         if gamma_grad is not None:
             gamma_grad = gamma_grad * scale
     factors = (tuple(inputs), tuple(deltas), gamma_grad)
-    return factors, (tuple(inputs), tuple(pre), raw, raw_gamma, norm_sq)
+    residuals = (tuple(inputs), tuple(pre), raw, raw_gamma, norm_sq)
+    return (factors, residuals) if queries is None else (factors, residuals, reads)
 
 
 def gradient_factors(mlp: MemoryMLP, reduction: str, max_norm, weights, keys, values):

@@ -76,7 +76,13 @@ from memjax.core.controls import check_controls
 from memjax.core.trees import tree_where
 from memjax.memories.titans.chunk_vjp import chunk_step
 from memjax.memories.titans.memory import TitansMemory, check_sequence_inputs, check_weights
-from memjax.memories.titans.mlp import LN_EPS, MemoryMLP, factors_to_tree, gradient_factors
+from memjax.memories.titans.mlp import (
+    LN_EPS,
+    MemoryMLP,
+    factor_forward,
+    factors_to_tree,
+    gradient_factors,
+)
 from memjax.memories.titans.update import (
     ChunkCarry,
     ChunkState,
@@ -95,6 +101,7 @@ __all__ = [
     "parallel_chunk",
     "parallel_memory",
     "segment_products",
+    "step_coefficients",
 ]
 
 
@@ -192,6 +199,23 @@ def parallel_chunk(
     return ys, apply_increments(carry, upd_w, upd_s, coef, complete)
 
 
+def step_coefficients(theta, eta, alpha, writes) -> ChunkCoefficients:
+    r"""The last row of :func:`chunk_coefficients` for ``update="chunk"`` gates (shapes ``(1,)``
+    and ``(1, C)``; only the last row enters the state, and that schedule's reads never use the
+    dual form).
+
+    :func:`~memjax.memories.titans.update.sequence_gates` gives such a chunk :math:`\eta_k = 1`
+    after its first token and :math:`lpha_k = 0`, no write, before its last, so the closed form
+    at :math:`i = C` is one step (:mod:`memjax.memories.titans.update`): :math:`m_C = \eta_1`,
+    :math:`n_{Cj} = 	heta_j`, :math:`eta_C = 1 - lpha_C`, :math:`f_C = a_C \eta_1`,
+    :math:`G_{Cj} = a_C 	heta_j` (:math:`a_C`: the write flag) — :math:`O(C)`, where the general
+    coefficients form :math:`C 	imes C` products.
+    """
+    a = writes[-1].astype(theta.dtype)
+    m = eta[:1]
+    return ChunkCoefficients(m, theta[None, :], 1.0 - alpha[-1:], a * m, a * theta[None, :])
+
+
 def chunk_increments(mlp: MemoryMLP, factors, coef: ChunkCoefficients):
     """The chunk's summed updates ``(Σ_j G_Cj u_j, Σ_j n_Cj u_j)`` as weights pytrees (module doc:
     the closed form at the chunk's last token ``i = C``)."""
@@ -256,7 +280,9 @@ def parallel_memory(
         update: ``"token"`` (the paper) or ``"chunk"`` (titans-pytorch: one step per chunk;
             :mod:`memjax.memories.titans.update`).
         remat: ``jax.checkpoint`` each chunk (reverse mode stores one carry per chunk).
-        backward: ``"autodiff"`` (default): reverse mode differentiates the chunk body;
+        backward: ``"autodiff"`` (default): reverse mode differentiates the chunk body (with
+            ``update="chunk"`` a one-step body: :func:`step_coefficients`, and at
+            ``grad_point="chunk_start"`` the factors and the anchor's reads in one forward pass);
             ``"manual"``: the chunk body's hand-written backward
             (:func:`~memjax.memories.titans.chunk_vjp.chunk_step`, second-order terms as whole-chunk
             matmuls). Same gradients to float64 rounding; on a 2-core CPU the manual one measured
@@ -305,17 +331,23 @@ def parallel_memory(
     # token reads the chunk-start weights (the anchor) and the last one the new weights -- what
     # the dual form would give, at the cost of plain reads
 
-    # The closed-form coefficients do not depend on the carried weights: computed for all chunks
-    # at once, outside the scan.
-    coefs = jax.vmap(chunk_coefficients)(*map(chunked, (theta, eta, alpha, writes)))
     k, v, q = (chunked(place(a)) for a in (keys, values, queries))
     carry = ChunkCarry(state.weights, state.momentum, state.anchor)
     reduction, max_norm = memory.loss, memory.max_grad_norm
     # Chunk c holds positions [c C, (c + 1) C); it has an active token iff c C < offset + length
     # (offset < C). Only the last chunk can be empty (always, at offset 0): lax.cond skips it.
     live = jnp.arange(n) * size < offset + length
-    xs = (k, v, q, coefs, complete, live)
-    body = _manual_chunk if backward == "manual" else _autodiff_chunk
+    gates = tuple(map(chunked, (theta, eta, alpha, writes)))
+    # The closed-form coefficients do not depend on the carried weights: computed for all chunks
+    # at once, outside the scan.
+    if update == "chunk" and backward == "autodiff":
+        coefs = jax.vmap(step_coefficients)(*gates)
+        xs = (k, v, q, coefs, complete, gates[3][:, -1], live)
+        body = _stepped_chunk
+    else:
+        coefs = jax.vmap(chunk_coefficients)(*gates)
+        xs = (k, v, q, coefs, complete, live)
+        body = _manual_chunk if backward == "manual" else _autodiff_chunk
     step = partial(body, mlp, reduction, max_norm, read, grad_point, initial_weights)
     # remat: one jax.checkpoint per chunk (reverse mode stores one carry per chunk and re-runs the
     # chunk's forward); without it the scan stores the chunk body's residuals.
@@ -372,4 +404,25 @@ def _autodiff_chunk(mlp, reduction, max_norm, read, grad_point, initial_weights,
         ys = jnp.concatenate([ys[:-1], mlp(c.weights, q[-1:])])
     else:
         ys, c = parallel_chunk(mlp, c, q, coef, done, factors, read_point=read)
+    return c, ys
+
+
+def _stepped_chunk(mlp, reduction, max_norm, read, grad_point, initial_weights, c, xs):
+    """One scan step of ``update="chunk"`` (titans-pytorch's schedule, :func:`step_coefficients`):
+    the chunk's summed update ``Σ_j θ_j u_j`` (with the gradient point at the anchor, its factors
+    share one forward pass with the reads of the anchor), one momentum and one weights step
+    (the weights' increment is the momentum's times the write flag, ``G_C = a_C n_C``), and the
+    reads (``"direct"``: the last token reads the new weights)."""
+    k, v, q, coef, done, write, _ = xs
+    if grad_point == "chunk_start":  # the anchor: one forward pass for the factors and reads
+        factors, _, ys = factor_forward(mlp, reduction, max_norm, c.anchor, k, v, q)
+    else:
+        factors = gradient_factors(mlp, reduction, max_norm, initial_weights, k, v)
+        ys = mlp(c.anchor, q)
+    upd_s = factors_to_tree(mlp, factors, coef.n[-1])
+    a = write.astype(coef.f.dtype)
+    upd_w = jax.tree_util.tree_map(lambda u: a * u, upd_s)
+    c = apply_increments(c, upd_w, upd_s, coef, done)
+    if read == "direct":
+        ys = jnp.concatenate([ys[:-1], mlp(c.weights, q[-1:])])
     return c, ys

@@ -36,36 +36,47 @@ import jax.numpy as jnp
 
 from memjax.core.checks import is_scalar_like
 from memjax.memories.gates import GATES
-from memjax.models.titans.projections import normed_input
+from memjax.models.titans.projections import normed_matmul
 
 if TYPE_CHECKING:
     from memjax.models.titans.lmm import TitansLMM
 
-__all__ = ["gate_values", "layer_gates", "override_gate"]
+__all__ = ["gate_logits", "gate_values", "layer_gates", "override_gate"]
 
 
-def gate_values(layer: TitansLMM, params: dict, xs, active) -> tuple:
-    """Gates ``(L, H)`` of the chunk-aligned buffer ``xs`` (``(L, d_model)``, store-normed);
-    ``active`` (``(L,)``) marks the buffer's real tokens (the chunk means count only those)."""
-    sources = dict.fromkeys(GATES, xs)
+def gate_values(layer: TitansLMM, params: dict, logits, active) -> tuple:
+    r"""Gates ``(L, H)`` of a chunk-aligned buffer from its gate logits ``(L, 3 H)``
+    (:math:`x_t W_\theta, x_t W_\eta, x_t W_\alpha` side by side, :func:`gate_logits`, biases
+    not yet added); ``active`` (``(L,)``) marks the buffer's real tokens (the chunk means count
+    only those). A chunk's mean input times ``W`` is the mean of its tokens' logits (the map is
+    linear), so the chunk granularities average the logits."""
+    h = layer.num_heads
+    parts = {name: logits[:, i * h : (i + 1) * h] for i, name in enumerate(GATES)}
     if layer.gate_granularity != "token":
         size = layer.chunk_size
-        n = xs.shape[0] // size
-        a = active.astype(xs.dtype).reshape(n, size)
-        # a batched contraction, not sum(x * a): XLA's CPU reduction over the middle axis
-        # was ~10 ms at 2K tokens, the contraction is a matmul
-        total = jnp.einsum("nc,ncd->nd", a, xs.reshape(n, size, -1))
-        mean = total / jnp.maximum(jnp.sum(a, axis=1), 1.0)[:, None]
-        mean = jnp.repeat(mean, size, axis=0)
+        n = logits.shape[0] // size
         # "chunk_step" keeps θ per token (titans-pytorch)
         chunked = GATES if layer.gate_granularity == "chunk" else ("eta", "alpha")
-        sources.update(dict.fromkeys(chunked, mean))
+        cols = jnp.concatenate([parts[name] for name in chunked], axis=1)
+        a = active.astype(logits.dtype).reshape(n, size)
+        # a batched contraction, not sum(x * a): XLA's CPU reduction over the middle axis
+        # was ~10 ms at 2K tokens, the contraction is a matmul
+        total = jnp.einsum("nc,ncd->nd", a, cols.reshape(n, size, -1))
+        mean = total / jnp.maximum(jnp.sum(a, axis=1), 1.0)[:, None]
+        mean = jnp.repeat(mean, size, axis=0)
+        parts.update({name: mean[:, i * h : (i + 1) * h] for i, name in enumerate(chunked)})
     out = []
     for name in GATES:
-        g = params["gates"][name]
-        gate = jax.nn.sigmoid(sources[name] @ g["w"] + g["b"][None, :])
+        gate = jax.nn.sigmoid(parts[name] + params["gates"][name]["b"][None, :])
         out.append(layer.max_lr * gate if name == "theta" else gate)
     return tuple(out)
+
+
+def gate_logits(layer: TitansLMM, params: dict, xs):
+    r""":math:`x_t [W_\theta, W_\eta, W_\alpha]` ``(T, 3 H)`` of the store-normed input, one
+    matmul (:func:`memjax.models.titans.projections.normed_matmul`)."""
+    w = jnp.concatenate([params["gates"][name]["w"] for name in GATES], axis=1)
+    return normed_matmul(layer, params, xs, "store", w)
 
 
 def override_gate(name: str, value, num_heads: int, default):
@@ -92,9 +103,9 @@ def layer_gates(layer: TitansLMM, params: dict, offset, xs, controls) -> tuple:
     start ``offset`` tokens into a chunk; controls override them (module doc)."""
     length, size = xs.shape[0], layer.chunk_size
     total = -(-(length + size - 1) // size) * size  # enough chunks for any offset < size
-    store = normed_input(layer, params, xs, "store")
-    buf = jnp.zeros((total, *store.shape[1:]), store.dtype)
-    aligned = jax.lax.dynamic_update_slice_in_dim(buf, store, offset, axis=0)
+    logits = gate_logits(layer, params, xs)
+    buf = jnp.zeros((total, *logits.shape[1:]), logits.dtype)
+    aligned = jax.lax.dynamic_update_slice_in_dim(buf, logits, offset, axis=0)
     pos = jnp.arange(total)
     active = (pos >= offset) & (pos < offset + length)
     gates = gate_values(layer, params, aligned, active)

@@ -38,7 +38,15 @@ from memjax.nn.norms import l2_normalize, rms_norm
 if TYPE_CHECKING:
     from memjax.models.titans.lmm import TitansLMM
 
-__all__ = ["normed_input", "output", "project"]
+__all__ = ["normed_input", "normed_matmul", "output", "project"]
+
+
+def _rms(layer: TitansLMM, xs):
+    r""":math:`\mathrm{RMS}(x)` of ``pre_norm`` (no scale)."""
+    eps = layer.pre_norm_eps
+    if eps is None:
+        eps = float(jnp.finfo(xs.dtype).eps)
+    return rms_norm(xs, None, eps)
 
 
 def normed_input(layer: TitansLMM, params: dict, xs, role: str):
@@ -46,10 +54,19 @@ def normed_input(layer: TitansLMM, params: dict, xs, role: str):
     itself without ``pre_norm``. ``ε`` is ``pre_norm_eps``, or the machine epsilon of ``xs``."""
     if not layer.pre_norm:
         return xs
-    eps = layer.pre_norm_eps
-    if eps is None:
-        eps = float(jnp.finfo(xs.dtype).eps)
-    return rms_norm(xs, params["pre_norm"][role], eps)
+    return _rms(layer, xs) * params["pre_norm"][role][None, :]
+
+
+def normed_matmul(layer: TitansLMM, params: dict, xs, role: str, w):
+    r"""``normed_input(xs, role) @ w`` with ``pre_norm``'s scale folded into the weights:
+    :math:`(\mathrm{RMS}(x) \odot s) W = \mathrm{RMS}(x)\,(\mathrm{diag}(s) W)`.
+
+    The same map; its reverse mode forms the scale's cotangent from the weights' one
+    (:math:`\bar s_i = \sum_j \bar W'_{ij} W_{ij}`, a ``(d, width)`` product) instead of a
+    reduction over the ``T`` tokens, which XLA's CPU backend runs slowly."""
+    if not layer.pre_norm:
+        return xs @ w
+    return _rms(layer, xs) @ (params["pre_norm"][role][:, None] * w)
 
 
 def project(layer: TitansLMM, params: dict, conv_tail, xs):
@@ -58,16 +75,14 @@ def project(layer: TitansLMM, params: dict, conv_tail, xs):
     With ``pre_norm``, k and v are projected from the store-normed input, q from the
     retrieve-normed one."""
     length, width = xs.shape[0], layer.num_heads * layer.head_size
-    sources = (normed_input(layer, params, xs, "store"),) * 2 + (
-        normed_input(layer, params, xs, "retrieve"),
-    )
+    roles = ("store", "store", "retrieve")
     parts, tails = [], []
     # k, v and q are projected and convolved separately (the params stay concatenated): the
     # backward pass then needs no transposed copy of a (T, 3 H d) cotangent, which XLA's CPU
     # backend writes slowly.
-    for i, source in enumerate(sources):
+    for i, role in enumerate(roles):
         cols = slice(i * width, (i + 1) * width)
-        p = source @ params["qkv"]["w"][:, cols]
+        p = normed_matmul(layer, params, xs, role, params["qkv"]["w"][:, cols])
         if layer.conv_width:
             p, tail = causal_depthwise_conv(p, params["conv"]["w"][:, cols], conv_tail[:, cols])
             p = p + params["conv"]["b"][cols][None, :]
@@ -90,7 +105,7 @@ def output(layer: TitansLMM, params: dict, xs, ys):
         ys = rms_norm(ys, params["out_norm"])
     gate = layer.output_gate_kind
     if gate != "none":
-        g = jax.nn.sigmoid(normed_input(layer, params, xs, "retrieve") @ params["out_gate"]["w"])
+        g = jax.nn.sigmoid(normed_matmul(layer, params, xs, "retrieve", params["out_gate"]["w"]))
         if gate == "head":
             ys = ys * g[:, :, None]
     ys = ys.reshape(ys.shape[0], -1)
