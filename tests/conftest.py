@@ -8,6 +8,9 @@
 * Tutorials run in small mode (``MEMJAX_SMALL=1``).
 * The persistent compilation cache that experiments switch on goes to a fresh folder per test
   process, so a run never reads executables from an earlier one (``MEMJAX_CACHE_DIR``).
+* The experiments' ``jax.export`` cache of the train step is off (``MEMJAX_EXPORT_CACHE=off``): each
+  test trains once, so exporting would only add compile time; ``tests/train/test_export_cache.py``
+  switches it on where it is the subject.
 """
 
 import os
@@ -20,6 +23,7 @@ os.environ["XLA_FLAGS"] = (
 os.environ.setdefault("MEMJAX_SMALL", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("MEMJAX_CACHE_DIR", tempfile.mkdtemp(prefix="memjax-test-cache-"))
+os.environ.setdefault("MEMJAX_EXPORT_CACHE", "off")
 
 import jax
 
