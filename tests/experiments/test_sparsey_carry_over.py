@@ -80,5 +80,5 @@ def test_boundary_rule_keeps_dense_and_sparse_sets_at_one_density_per_rf():
 
 
 def test_boundary_preset_is_mnist_at_stride_2_on_boundaries():
-    assert MNIST_BOUNDARY == MNIST.replace(stride=2, inputs="boundary")
+    assert MNIST_BOUNDARY == MNIST.replace(stride=2, inputs="boundary", readout_l2=1e-3)
     assert len(build_hierarchy(MNIST_BOUNDARY, (28, 28)).levels[0].rf) == 121
