@@ -16,7 +16,9 @@ and checks both give the same outputs (max abs difference printed).
 read heads (NTM: 1 write head), batch 16, 50 steps, input 405. Forward = outputs of the 50
 steps; forward+backward = gradient of their sum of squares w.r.t. every parameter. Warm-up
 calls first (jit compile time reported separately), ``block_until_ready``, median of ``repeats``
-timed calls, both peers in the same process on the same machine. Then the SG update time: one
+timed calls, both peers in the same process on the same machine. memjax runs twice: the plain
+step loop and ``unroll(precompute=True)`` (the controller's input projection of all steps as one
+matmul outside the scan). Then the SG update time (all with ``precompute=True``): one
 :class:`memjax.controllers.SyntheticGradients` update (carry SG at windows of 10 steps, plus the
 write tap) against one update of truncated BPTT at the same window and of full BPTT.
 
@@ -25,6 +27,9 @@ write tap) against one update of truncated BPTT at the same window and of full B
 from the affinity mask) and sets ``torch.set_num_threads(N)``. Times are wall and process CPU
 time (``time.process_time``), medians of interleaved repeats (memjax, torch, memjax, ... so
 drifting load from other jobs hits both alike).
+
+``--keep-freed`` tells glibc to keep freed memory (``mallopt``; both peers, the whole process),
+so XLA's per-call residual buffers reuse pages instead of faulting in fresh ones.
 
 Run: ``/work/venvs/bench/bin/python -m experiments.benchmarks.memory_cells [--repeats N]``
 (any Python with torch; prints the tables that ``memory_cells.md`` records).
