@@ -102,6 +102,16 @@ def val_loss_fn(model, batches, *, average=None):
     return eval_fn
 
 
+def lm_optimizer(config) -> optax.GradientTransformation:
+    """AdamW (weight decay 0.01, global-norm clipping at 1) on a schedule that warms up linearly
+    over the first 5 % of ``config.steps`` to ``config.learning_rate``, then decays to 0 by a
+    cosine."""
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, config.learning_rate, max(config.steps // 20, 1), max(config.steps, 2)
+    )
+    return optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=0.01))
+
+
 def train_lm(config, run, name: str, model, get_batch, eval_fn=None, *, lm_weight=0.0):
     """Train ``model`` on ``get_batch(step) -> (tokens, targets)`` (targets -100 = unscored)
     with AdamW (warm-up + cosine to ``config.learning_rate``, clip 1) into
@@ -119,12 +129,7 @@ def train_lm(config, run, name: str, model, get_batch, eval_fn=None, *, lm_weigh
             loss = loss + lm_weight * aux["lm_loss"]
         return loss, aux
 
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, config.learning_rate, max(config.steps // 20, 1), max(config.steps, 2)
-    )
-    optimizer = optax.chain(
-        optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=0.01)
-    )
+    optimizer = lm_optimizer(config)
     return train(
         config,
         init_params=model.init_params,

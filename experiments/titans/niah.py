@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments.common.char_lm import batch_logits, masked_metrics
+from experiments.common.char_lm import batch_logits, lm_optimizer, masked_metrics
 from experiments.common.config import LONG_RUN, accelerator_presets, variant_run
 from experiments.common.models import count_params
 from experiments.common.outputs import report, run_notes
@@ -143,12 +143,7 @@ def train_needles(config: Config, run, name: str, model, get_batch):
         tokens, targets = batch
         return needle_loss(batch_logits(model, params, tokens), tokens, targets, config.lm_weight)
 
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, config.learning_rate, max(config.steps // 20, 1), max(config.steps, 2)
-    )
-    optimizer = optax.chain(
-        optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=0.01)
-    )
+    optimizer = lm_optimizer(config)
     return train(
         config,
         init_params=model.init_params,

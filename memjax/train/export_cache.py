@@ -121,8 +121,15 @@ def export_cache_dir(compilation_cache: str | os.PathLike | None) -> Path | None
     ``<compilation_cache>/memjax-export``.
 
     Example:
-        >>> export_cache_dir("/tmp/jax-cache").name, export_cache_dir(None)
-        ('memjax-export', None)
+        >>> import os
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ):
+        ...     _ = os.environ.pop("MEMJAX_EXPORT_CACHE", None)
+        ...     print(export_cache_dir("/tmp/jax-cache").name, export_cache_dir(None))
+        memjax-export None
+        >>> with mock.patch.dict(os.environ, {"MEMJAX_EXPORT_CACHE": "off"}):
+        ...     print(export_cache_dir("/tmp/jax-cache"))
+        None
     """
     env = os.environ.get(EXPORT_ENV)
     if env is not None:
