@@ -11,6 +11,20 @@ stacked :math:`y` and the last carry.
   ``project_inputs(params, xs) -> (step_params, ps)`` and ``step_projected(step_params, carry,
   ps[t])``; e.g. an LSTM controller's :math:`x_t W_x + b` for all :math:`t` is one matmul).
   Same values up to float rounding; a cell without the hook runs ``step`` as before.
+* ``weight_grads="after_loop"`` forms the gradient of every weight that the step applies
+  through :func:`linear` (:math:`y_t = x_t W`, :math:`W` a leaf of the step's params) *after*
+  the loop, :math:`\partial L/\partial W = \sum_t x_t^\top \delta_t = X^\top \Delta` with
+  :math:`X`, :math:`\Delta` the stacked inputs and output cotangents :math:`\delta_t =
+  \partial L/\partial y_t`, instead of adding one small outer product per step inside the
+  reverse loop (the default, ``"in_loop"``). It is a ``jax.custom_vjp`` around the loop, whose
+  reverse loop carries only the activations' cotangents and emits :math:`\delta_t` per step.
+  With ``batched=True`` (the batch axis inside the loop) :math:`X^\top \Delta` is one matmul
+  over batch × time; under an outer ``jax.vmap`` it stays one per sequence (XLA:CPU forms
+  those as a batched matmul and a sum — slower than the default). Same values and gradients up
+  to float rounding. **Memory**: :math:`X` (``T × d_in`` per matmul and sequence, the
+  residuals the default stores for the same gradients), and :math:`\Delta` (``T × d_out``)
+  during the backward pass. Not with ``boundary``, ``boundary_tap`` or inside
+  :func:`memjax.core.taps.collect_taps` (the taps would leave the custom VJP).
 * ``truncate=W`` cuts the sequence into windows of ``W`` steps (the last may be shorter). At each
   window boundary the carry is **cut**: no gradient flows from window :math:`j` back into window
   :math:`j-1` (truncated BPTT), while the forward values are unchanged.
@@ -50,6 +64,7 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -57,18 +72,21 @@ import jax
 import jax.numpy as jnp
 
 from memjax.core import taps
-from memjax.core.checks import check_positive_int
+from memjax.core.checks import check_choice, check_positive_int, is_scalar_like
 from memjax.core.controls import check_controls, split_controls
 
 if TYPE_CHECKING:
     from memjax.core.protocol import Cell
 
-__all__ = ["Boundary", "cut", "unroll"]
+__all__ = ["WEIGHT_GRADS", "Boundary", "cut", "linear", "unroll"]
 
 Params = Any
 Carry = Any
 Boundary = Callable[[Carry, jax.Array], Any]
 """``boundary(carry, index) -> gradient`` (a pytree like ``carry``, or ``None``); module doc."""
+
+WEIGHT_GRADS = ("in_loop", "after_loop")
+"""Where :func:`unroll` forms the gradients of the weights a step applies by :func:`linear`."""
 
 
 @jax.custom_vjp
@@ -153,6 +171,8 @@ def unroll(
     truncate: int | None = None,
     boundary: Boundary | None = None,
     boundary_tap: str | None = None,
+    weight_grads: str = "in_loop",
+    batched: bool = False,
     **controls,
 ) -> tuple[Any, Carry]:
     """Run ``cell.step`` over the leading axis of ``xs``; return ``(ys, carry)`` (module doc).
@@ -167,10 +187,32 @@ def unroll(
         truncate: window length ``W`` of truncated backpropagation (``None``: no cut).
         boundary: ``fn(carry, index) -> gradient`` called at each cut (synthetic gradients).
         boundary_tap: expose the carry starting each cut window as this tap.
+        weight_grads: ``"in_loop"`` (default) or ``"after_loop"``: form the gradients of the
+            weights applied by :func:`linear` after the loop, as one matmul (module doc).
+        batched: ``xs`` ``(B, T, ...)`` and ``carry`` have a leading batch axis; the step runs
+            ``jax.vmap``-ed over it inside the loop and ``ys`` is ``(B, T, ...)`` — the values of
+            ``jax.vmap`` of the unbatched call, with ``"after_loop"``'s weight gradients one
+            matmul over batch and time (module doc). Shared scalar controls only.
         **controls: per-step arrays (leading axis ``T``) or shared scalars for ``cell.step``.
     """
-    also = ("boundary", "boundary_tap", "precompute", "remat", "truncate")
-    check_controls(controls, where="unroll", also=also)
+    also = ("batched", "boundary", "boundary_tap", "precompute", "remat", "truncate")
+    check_controls(controls, where="unroll", also=(*also, "weight_grads"))
+    if not isinstance(batched, bool):
+        raise TypeError(f"batched: expected a bool, got {batched!r}")
+    if batched:
+        return _unroll_batched(
+            cell,
+            params,
+            carry,
+            xs,
+            remat=remat,
+            precompute=precompute,
+            truncate=truncate,
+            boundary=boundary,
+            boundary_tap=boundary_tap,
+            weight_grads=weight_grads,
+            **controls,
+        )
     length = _length(xs)
     if truncate is not None:
         check_positive_int("truncate", truncate)
@@ -186,6 +228,18 @@ def unroll(
         raise TypeError(f"boundary_tap: expected a tap name (str), got {boundary_tap!r}")
     if not isinstance(precompute, bool):
         raise TypeError(f"precompute: expected a bool, got {precompute!r}")
+    check_choice("weight_grads", weight_grads, WEIGHT_GRADS)
+    if weight_grads == "after_loop":
+        if boundary is not None or boundary_tap is not None:
+            raise ValueError(
+                "weight_grads: 'after_loop' does not take boundary or boundary_tap (synthetic "
+                "gradients); use 'in_loop'"
+            )
+        if taps.tapping():
+            raise ValueError(
+                "weight_grads: 'after_loop' cannot run under collect_taps (the taps would leave "
+                "its custom VJP); use 'in_loop'"
+            )
     per_step, shared = split_controls(controls, length, "step")
     step, step_params = cell.step, params
     if precompute and has_input_projection(cell):
@@ -196,6 +250,10 @@ def unroll(
                 f"for {length} inputs"
             )
         step = cell.step_projected
+    if weight_grads == "after_loop":
+        leaves, shapes = _linear_calls(step, step_params, carry, xs, per_step, shared)
+        run = _after_loop(step, remat, truncate, length, leaves, shapes, None)
+        return run(step_params, carry, xs, per_step, shared)
 
     def one(carry, x, c):
         return step(step_params, carry, x, **c, **shared)
@@ -213,6 +271,203 @@ def unroll(
         carry, ys = taps.scan(body, carry, seq)
         return ys, carry
     return _truncated(body, carry, seq, length, truncate, boundary, boundary_tap)
+
+
+def _unroll_batched(cell, params, carry, xs, *, weight_grads, **options):
+    """:func:`unroll` with ``batched=True``: the step ``jax.vmap``-ed inside the loop."""
+    leaves = jax.tree_util.tree_leaves(xs)
+    if not leaves or any(a.ndim < 2 for a in leaves):
+        raise ValueError("xs: batched=True expects arrays with leading axes (batch, time)")
+    size = leaves[0].shape[0]
+    for name, tree in (("xs", xs), ("carry", carry)):
+        for a in jax.tree_util.tree_leaves(tree):
+            if a.ndim == 0 or a.shape[0] != size:
+                raise ValueError(f"{name}: batched=True expects a leading batch axis {size}")
+    controls = {k: options.pop(k) for k in list(options) if k not in _UNROLL_OPTIONS}
+    for name, value in controls.items():
+        if not (is_scalar_like(value) or value is None):
+            raise ValueError(f"{name}: batched=True takes shared scalar controls only")
+    check_choice("weight_grads", weight_grads, WEIGHT_GRADS)
+    if weight_grads == "in_loop":
+        run = jax.vmap(lambda c, x: unroll(cell, params, c, x, **options, **controls))
+        return run(carry, xs)
+    if options["boundary"] is not None or options["boundary_tap"] is not None:
+        raise ValueError(
+            "weight_grads: 'after_loop' does not take boundary or boundary_tap (synthetic "
+            "gradients); use 'in_loop'"
+        )
+    if taps.tapping():
+        raise ValueError(
+            "weight_grads: 'after_loop' cannot run under collect_taps (the taps would leave its "
+            "custom VJP); use 'in_loop'"
+        )
+    truncate, precompute = options["truncate"], options["precompute"]
+    if truncate is not None:
+        check_positive_int("truncate", truncate)
+    if not isinstance(precompute, bool):
+        raise TypeError(f"precompute: expected a bool, got {precompute!r}")
+    step, step_params = cell.step, params
+    length = _length(jax.tree_util.tree_map(lambda a: a[0], xs))
+    # time-major before the projection: its (T, B, ...) output then needs no transpose
+    time_major = jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), xs)
+    if precompute and has_input_projection(cell):
+        project = jax.vmap(cell.project_inputs, (None, 1), (None, 1))
+        step_params, time_major = project(params, time_major)
+        step = cell.step_projected
+    example = jax.tree_util.tree_map(lambda a: a[0], (carry, time_major))
+    example = (example[0], jax.tree_util.tree_map(lambda a: a[:, 0], time_major))
+    found, shapes = _linear_calls(step, step_params, *example, {}, controls)
+    run = _after_loop(step, options["remat"], truncate, length, found, shapes, size)
+    ys, carry = run(step_params, carry, time_major, {}, controls)
+    return jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), ys), carry
+
+
+_UNROLL_OPTIONS = ("boundary", "boundary_tap", "precompute", "remat", "truncate")
+
+
+class _Linears(threading.local):
+    def __init__(self):
+        self.items: list[_Recorder] = []
+
+
+_LINEARS = _Linears()
+
+
+def _product(x, w):
+    return x @ w if w.ndim == 2 else x @ w.reshape(w.shape[0], -1)
+
+
+def linear(x: jax.Array, w: jax.Array) -> jax.Array:
+    r""":math:`x W` over ``w``'s first axis: ``x (..., d)``, ``w (d, ...)`` → ``(..., e)``,
+    ``e = prod(w.shape[1:])``.
+
+    The product a cell's ``step`` writes for a weight matrix applied to an activation. In
+    :func:`unroll` with ``weight_grads="after_loop"``, where ``w`` is a leaf of the step's params,
+    its gradient :math:`\sum_t x_t^\top \delta_t` is formed after the loop as one matmul (module
+    doc); elsewhere it is ``x @ w.reshape(d, -1)``, nothing else.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from memjax.core.unroll import linear
+        >>> linear(jnp.ones(2), jnp.ones((2, 3, 4))).shape
+        (12,)
+    """
+    if _LINEARS.items:
+        return _LINEARS.items[-1](x, w)
+    return _product(x, w)
+
+
+class _Recorder:
+    r"""One step's :func:`linear` calls on the leaves ``ids`` (``id(leaf) -> index``): the
+    product with the weight detached, plus the step's probe (whose cotangent is
+    :math:`\delta_t`); the inputs :math:`x_t` kept in call order."""
+
+    def __init__(self, ids: dict[int, int], probes):
+        self.ids, self.probes = ids, probes
+        self.leaves: list[int] = []
+        self.inputs: list[jax.Array] = []
+
+    def __call__(self, x, w):
+        index = self.ids.get(id(w))
+        if index is None:  # not a leaf of the step's params: an ordinary product
+            return _product(x, w)
+        y = _product(x, jax.lax.stop_gradient(w))
+        if self.probes is not None:
+            y = y + self.probes[len(self.inputs)]
+        self.leaves.append(index)
+        self.inputs.append(jax.lax.stop_gradient(x))
+        return y
+
+
+def _recording(step, step_params, probes, remat, found=None):
+    """``one(carry, x, c, p, shared) -> ((y, inputs), carry)``: ``step`` with its :func:`linear`
+    calls on ``step_params``' leaves recorded (their leaf indices appended to ``found``)."""
+    ids = {id(leaf): i for i, leaf in enumerate(jax.tree_util.tree_leaves(step_params))}
+
+    def one(carry, x, c, p, shared):
+        recorder = _Recorder(ids, p)
+        _LINEARS.items.append(recorder)
+        try:
+            y, carry = step(step_params, carry, x, **c, **shared)
+        finally:
+            _LINEARS.items.pop()
+        if found is not None:
+            found.append(recorder.leaves)
+        return (y, recorder.inputs), carry
+
+    return jax.checkpoint(one) if remat else one
+
+
+def _linear_calls(step, step_params, carry, xs, per_step, shared):
+    """``(leaves, shapes)`` of one step's :func:`linear` calls on ``step_params``' leaves, in
+    call order: the leaf index of each weight and the ``ShapeDtypeStruct`` of its output."""
+    found: list[list[int]] = []
+
+    def first(step_params, carry, xs, per_step, shared):
+        one = _recording(step, step_params, None, False, found)
+        x, c = jax.tree_util.tree_map(lambda a: a[0], (xs, per_step))
+        (_, inputs), _ = one(carry, x, c, None, shared)
+        return [_product(x, w) for x, w in zip(inputs, _weights(step_params, found[0]))]
+
+    shapes = jax.eval_shape(first, step_params, carry, xs, per_step, shared)
+    return tuple(found[0]), shapes
+
+
+def _weights(step_params, leaves):
+    flat = jax.tree_util.tree_leaves(step_params)
+    return [flat[i] for i in leaves]
+
+
+def _after_loop(step, remat, truncate, length, leaves, shapes, batch):
+    """``run(step_params, carry, xs, per_step, shared) -> (ys, carry)`` with the gradients of
+    the weights that ``step`` applies by :func:`linear` (``leaves``, outputs ``shapes``)
+    formed after the loop (module doc); ``batch``: the batch size (``xs`` ``(T, B, ...)``, the
+    step vmapped inside) or ``None``."""
+
+    def loop(step_params, carry, xs, per_step, shared, probes):
+        one = _recording(step, step_params, probes, remat)
+        if batch is not None:
+            one = jax.vmap(one, in_axes=(0, 0, 0, 0, None))
+
+        def body(carry, inputs):
+            x, c, p = inputs
+            (y, inputs), carry = one(carry, x, c, p, shared)
+            return carry, (y, inputs)
+
+        seq = (xs, per_step, probes)
+        if truncate is None or truncate >= length:
+            carry, (ys, inputs) = jax.lax.scan(body, carry, seq)
+        else:
+            (ys, inputs), carry = _truncated(body, carry, seq, length, truncate, None, None)
+        return (ys, carry), inputs
+
+    def zeros():
+        lead = (length,) if batch is None else (length, batch)
+        return [jnp.zeros((*lead, *s.shape), s.dtype) for s in shapes]
+
+    @jax.custom_vjp
+    def run(step_params, carry, xs, per_step, shared):
+        return loop(step_params, carry, xs, per_step, shared, zeros())[0]
+
+    def run_fwd(step_params, carry, xs, per_step, shared):
+        out, vjp, inputs = jax.vjp(
+            loop, step_params, carry, xs, per_step, shared, zeros(), has_aux=True
+        )
+        return out, (vjp, inputs)
+
+    def run_bwd(residuals, cotangents):
+        vjp, inputs = residuals
+        d_params, d_carry, d_xs, d_per_step, d_shared, d_probes = vjp(cotangents)
+        flat, treedef = jax.tree_util.tree_flatten(d_params)
+        for index, x, delta in zip(leaves, inputs, d_probes):
+            # sum_t x_t^T delta_t over the time axis and any leading axes of x: one matmul
+            d = x.shape[-1]
+            grad = x.reshape(-1, d).T @ delta.reshape(-1, delta.shape[-1])
+            flat[index] = flat[index] + grad.reshape(flat[index].shape).astype(flat[index].dtype)
+        return treedef.unflatten(flat), d_carry, d_xs, d_per_step, d_shared
+
+    run.defvjp(run_fwd, run_bwd)
+    return run
 
 
 def has_input_projection(cell) -> bool:

@@ -55,6 +55,7 @@ from memjax.core.checks import check_array, check_choice, check_positive_int
 from memjax.core.controls import check_controls
 from memjax.core.spec import spec
 from memjax.core.token_step import step as memory_step
+from memjax.core.unroll import linear
 from memjax.nn.activations import ACTIVATIONS, activation
 from memjax.nn.dense import Dense
 from memjax.nn.lstm import LSTMCell
@@ -165,11 +166,11 @@ def controller_step_projected(controller, params, carry, pre, rest):
     :func:`project_controller`) and the remaining input ``rest`` (``(0,)`` or ``None``: none)."""
     has_rest = rest is not None and rest.shape[-1] > 0
     if isinstance(controller, LSTMCell):
-        z_x = pre + (rest @ params["w_r"]).reshape(pre.shape) if has_rest else pre
+        z_x = pre + linear(rest, params["w_r"]).reshape(pre.shape) if has_rest else pre
         return controller.step_projected(params, carry, z_x)
     mlp = controller.mlp
     phi = activation(mlp.activation)
-    h = phi(pre + rest @ params["w_r"] if has_rest else pre)
+    h = phi(pre + linear(rest, params["w_r"]) if has_rest else pre)
     for layer, p in zip(mlp.layers[1:], params["layers"]):
         h = phi(layer(p, h))
     return h, carry
@@ -274,7 +275,10 @@ class HeadCell:
 
     def _after_controller(self, params, carry: HeadCellCarry, h, controller, controls):
         h = taps.tap("controller", jnp.clip(h, -self.clip, self.clip))
-        xi = jnp.clip(self.interface(params["interface"], h), -self.clip, self.clip)
+        # the interface Dense as linear(...) + bias: the same product, whose weight gradient
+        # unroll(weight_grads="after_loop") forms after the loop
+        interface = params["interface"]
+        xi = jnp.clip(linear(h, interface["kernel"]) + interface["bias"], -self.clip, self.clip)
         parts = {name: taps.tap(name, a) for name, a in self.memory.split_interface(xi).items()}
         key, value, query = self.memory.head_arguments(parts)
         read, memory = memory_step(

@@ -48,6 +48,7 @@ import jax.numpy as jnp
 from memjax.core.checks import check_array, check_positive_int
 from memjax.core.controls import check_controls
 from memjax.core.spec import spec
+from memjax.core.unroll import linear
 from memjax.nn.channels import ChannelAxes
 
 __all__ = ["LSTMCarry", "LSTMCell"]
@@ -119,9 +120,10 @@ class LSTMCell:
         # one (d, 4·h) matmul per input, not an einsum over (d, 4, h): its reverse mode needs no
         # per-step transposed copy of the weights inside a scan (about a quarter of an NTM's
         # fwd+bwd time on CPU)
-        d_x, n_gates, d_h = params["w_x"].shape
-        z = x @ params["w_x"].reshape(d_x, n_gates * d_h)
-        z = z + carry.h @ params["w_h"].reshape(params["w_h"].shape[0], n_gates * d_h)
+        # (memjax.core.unroll.linear: x @ w.reshape(d, 4·h), whose weight gradient
+        # unroll(weight_grads="after_loop") forms after the loop)
+        _, n_gates, d_h = params["w_x"].shape
+        z = linear(x, params["w_x"]) + linear(carry.h, params["w_h"])
         return z.reshape(n_gates, d_h) + params["bias"]
 
     def step(self, params: dict, carry: LSTMCarry, x, /, **controls) -> tuple[jax.Array, LSTMCarry]:
@@ -155,8 +157,7 @@ class LSTMCell:
         check_array("z_x", z_x, shape=(4, self.d_hidden), floating=True)
         check_array("carry.h", carry.h, shape=(self.d_hidden,), floating=True)
         check_array("carry.c", carry.c, shape=(self.d_hidden,), floating=True)
-        w_h = params["w_h"]
-        return _update(carry, z_x + (carry.h @ w_h.reshape(w_h.shape[0], -1)).reshape(z_x.shape))
+        return _update(carry, z_x + linear(carry.h, params["w_h"]).reshape(z_x.shape))
 
 
 def _update(carry: LSTMCarry, z: jax.Array) -> tuple[jax.Array, LSTMCarry]:
