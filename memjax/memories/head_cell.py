@@ -133,7 +133,9 @@ def project_controller(controller, params, xs) -> tuple[dict, jax.Array]:
     """Hoist a controller's first layer on the leading ``d_x = xs.shape[-1]`` input columns out
     of the time loop: ``(step_params, pre)`` with ``pre`` = :math:`x_t W_x[{:}d_x] + b` for every
     ``t`` (LSTM: ``(T, 4, d_hidden)``; feed-forward: ``(T, d_hidden)``) in one matmul, and
-    ``step_params`` the rest (``w_r`` = the rows of the remaining columns).
+    ``step_params`` the rest: feed-forward ``w_r`` = the rows of the remaining columns; LSTM
+    ``w_rh`` = those rows stacked on ``w_h`` (``(d_r + d_hidden, 4·d_hidden)``), so that a step's
+    recurrent part :math:`[r \\| h_{t-1}] W_{rh}` is one matmul.
     :func:`controller_step_projected` finishes a step on :math:`[x_t \\| r_t]`.
 
     Example:
@@ -153,8 +155,9 @@ def project_controller(controller, params, xs) -> tuple[dict, jax.Array]:
         _, n_gates, d_h = w_x.shape
         z = xs @ w_x[:d_x].reshape(d_x, n_gates * d_h)
         z = z + params["bias"].reshape((1,) * (z.ndim - 1) + (-1,))
-        step_params = {"w_h": params["w_h"], "w_r": w_x[d_x:].reshape(-1, n_gates * d_h)}
-        return step_params, z.reshape(*xs.shape[:-1], n_gates, d_h)
+        w_r = w_x[d_x:].reshape(-1, n_gates * d_h)
+        w_rh = jnp.concatenate([w_r, params["w_h"].reshape(d_h, n_gates * d_h)])
+        return {"w_rh": w_rh}, z.reshape(*xs.shape[:-1], n_gates, d_h)
     first = params[0]
     pre = xs @ first["kernel"][:d_x]
     pre = pre + first["bias"].reshape((1,) * (pre.ndim - 1) + (-1,))
@@ -166,8 +169,8 @@ def controller_step_projected(controller, params, carry, pre, rest):
     :func:`project_controller`) and the remaining input ``rest`` (``(0,)`` or ``None``: none)."""
     has_rest = rest is not None and rest.shape[-1] > 0
     if isinstance(controller, LSTMCell):
-        z_x = pre + linear(rest, params["w_r"]).reshape(pre.shape) if has_rest else pre
-        return controller.step_projected(params, carry, z_x)
+        u = jnp.concatenate([rest, carry.h]) if has_rest else carry.h
+        return controller.update(carry, pre + linear(u, params["w_rh"]).reshape(pre.shape))
     mlp = controller.mlp
     phi = activation(mlp.activation)
     h = phi(pre + linear(rest, params["w_r"]) if has_rest else pre)

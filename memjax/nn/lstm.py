@@ -159,6 +159,15 @@ class LSTMCell:
         check_array("carry.c", carry.c, shape=(self.d_hidden,), floating=True)
         return _update(carry, z_x + linear(carry.h, params["w_h"]).reshape(z_x.shape))
 
+    def update(self, carry: LSTMCarry, z, /) -> tuple[jax.Array, LSTMCarry]:
+        """``(h_t, LSTMCarry(h_t, c_t))`` from the whole pre-activations ``z (4, d_hidden)``
+        (:math:`z_t` of the module doc, computed by the caller: e.g. one matmul of
+        :math:`[r_{t-1} \\| h_{t-1}]` against the stacked rows of ``w_x`` and ``w_h``)."""
+        check_array("z", z, shape=(4, self.d_hidden), floating=True)
+        check_array("carry.h", carry.h, shape=(self.d_hidden,), floating=True)
+        check_array("carry.c", carry.c, shape=(self.d_hidden,), floating=True)
+        return _update(carry, z)
+
 
 def _update(carry: LSTMCarry, z: jax.Array) -> tuple[jax.Array, LSTMCarry]:
     """The gates' nonlinearities and the state update from the pre-activations ``z (4, d_h)``."""

@@ -22,7 +22,7 @@ from memjax.nn.lstm import LSTMCell
 unroll_module = importlib.import_module("memjax.core.unroll")
 
 SMALL = {"memory_size": 5, "memory_width": 2, "dtype": "float64"}
-# (cell, options of the unroll): the deferred weights are the LSTM's w_x, w_h (w_r, w_h with
+# (cell, options of the unroll): the deferred weights are the LSTM's w_x, w_h (w_rh with
 # precompute), the interface kernel and the NMN's heads
 CASES = {
     "lstm_windows": (lambda: LSTMCell(3, 4, dtype="float64"), {"precompute": False, "truncate": 2}),
@@ -33,7 +33,7 @@ CASES = {
     ),
     "nmn_lstm_remat": (lambda: NMNCell(3, 4, **SMALL), {"precompute": False, "remat": True}),
 }
-DEFERRED = {"lstm_windows": 2, "ntm_lstm": 3, "mann_feedforward": 2, "nmn_lstm_remat": 8}
+DEFERRED = {"lstm_windows": 2, "ntm_lstm": 2, "mann_feedforward": 2, "nmn_lstm_remat": 8}
 VMAPPED = ("lstm_windows",)  # after_loop under an outer vmap too (fewer: compile time)
 B, T = 2, 3
 # XLA:CPU's cheapest optimisation level: the same maths, compiled in about half the time
