@@ -16,9 +16,12 @@ and checks both give the same outputs (max abs difference printed).
 read heads (NTM: 1 write head), batch 16, 50 steps, input 405. Forward = outputs of the 50
 steps; forward+backward = gradient of their sum of squares w.r.t. every parameter. Warm-up
 calls first (jit compile time reported separately), ``block_until_ready``, median of ``repeats``
-timed calls, both peers in the same process on the same machine. memjax runs twice: the plain
-step loop and ``unroll(precompute=True)`` (the controller's input projection of all steps as one
-matmul outside the scan). Then the SG update time (all with ``precompute=True``): one
+timed calls, both peers in the same process on the same machine. memjax runs three ways
+(:data:`VARIANTS`): the plain step loop under ``jax.vmap``; ``unroll(precompute=True)`` (the
+controller's input projection of all steps as one matmul outside the scan); and
+``unroll(precompute=True, weight_grads="after_loop", batched=True)`` (the batch inside the loop,
+and the gradients of the weights applied in the loop formed after it, each as one matmul over
+batch × time). Then the SG update time (all with ``precompute=True``): one
 :class:`memjax.controllers.SyntheticGradients` update (carry SG at windows of 10 steps, plus the
 write tap) against one update of truncated BPTT at the same window and of full BPTT.
 
@@ -222,17 +225,31 @@ def _interleaved(fns: dict, repeats: int) -> dict:
     return {k: (statistics.median(walls[k]), statistics.median(cpus[k])) for k in fns}
 
 
+VARIANTS = {  # tag: (label, unroll options)
+    "": ("step", {"precompute": False}),
+    "+": ("precompute", {"precompute": True}),
+    "*": ("after_loop", {"precompute": True, "weight_grads": "after_loop", "batched": True}),
+}
+
+
 def bench_cell(name, cell, torch_cls, xs, repeats):
-    """fwd and fwd+bwd of memjax without and with ``precompute=True`` (the controller's input
-    projection hoisted out of the scan) against the torch peer, all interleaved."""
+    """fwd and fwd+bwd of memjax in the :data:`VARIANTS` (the plain step loop under ``vmap``;
+    ``precompute=True``, the controller's input projection hoisted out of the scan; and with
+    ``weight_grads="after_loop"``, ``batched=True``: the weight gradients after the loop, one
+    matmul over batch × time) against the torch peer, all interleaved."""
     theta = cell.init_params(jax.random.key(0))
 
-    def forward(theta, xs, precompute):
-        run = lambda x: unroll(cell, theta, cell.init_carry(theta), x, precompute=precompute)[0]
+    def forward(theta, xs, options):
+        if options.get("batched"):
+            carry = jax.tree_util.tree_map(
+                lambda a: jnp.broadcast_to(a, (xs.shape[0], *a.shape)), cell.init_carry(theta)
+            )
+            return unroll(cell, theta, carry, xs, **options)[0]
+        run = lambda x: unroll(cell, theta, cell.init_carry(theta), x, **options)[0]
         return jax.vmap(run)(xs)
 
     fns, compile_s = {}, {}
-    for tag, pc in (("", False), ("+", True)):
+    for tag, (_, pc) in VARIANTS.items():
         fwd = jax.jit(lambda th, xs, pc=pc: forward(th, xs, pc))
         fwd_bwd = jax.jit(jax.grad(lambda th, xs, pc=pc: jnp.sum(forward(th, xs, pc) ** 2)))
         start = time.perf_counter()
@@ -246,7 +263,11 @@ def bench_cell(name, cell, torch_cls, xs, repeats):
     peer = torch_cls(theta)
     txs = torch.tensor(np.asarray(xs))
     with torch.no_grad():
-        diff = float(np.max(np.abs(peer.run(txs).numpy() - np.asarray(forward(theta, xs, True)))))
+        want = peer.run(txs).numpy()
+        diff = max(
+            float(np.max(np.abs(want - np.asarray(forward(theta, xs, options)))))
+            for _, options in VARIANTS.values()
+        )
 
     def torch_fwd():
         with torch.no_grad():
@@ -259,11 +280,11 @@ def bench_cell(name, cell, torch_cls, xs, repeats):
 
     torch_fwd()
     torch_fwd_bwd()
-    order = ("jf", "jf+", "tf", "jb", "jb+", "tb")
+    order = ("jf", "jf+", "jf*", "tf", "jb", "jb+", "jb*", "tb")
     fns.update(tf=torch_fwd, tb=torch_fwd_bwd)
     t = _interleaved({k: fns[k] for k in order}, repeats)
     row = {"cell": name, "max |memjax - torch|": diff}
-    for tag, label in (("", "step"), ("+", "precompute")):
+    for tag, (label, _) in VARIANTS.items():
         jc_f, (j_b, jc_b) = t["jf" + tag][1], t["jb" + tag]
         row[f"{label}: fwd CPU ratio"] = t["tf"][1] / jc_f
         row[f"{label}: fwd+bwd CPU ratio"] = t["tb"][1] / jc_b
