@@ -58,10 +58,17 @@ def unpack_bits(p, n: int) -> jax.Array:
 
 
 def pack_table(w) -> jax.Array:
-    """Dense weights ``(N, Q, K)`` → the word-major packed table ``(⌈N/32⌉, Q·K)``."""
+    """Dense weights ``(N, Q, K)`` → the word-major packed table ``(⌈N/32⌉, Q·K)``.
+
+    The 32 bits of a word are summed along the middle axis of ``(⌈N/32⌉, 32, Q·K)``, so the
+    table is produced in its own layout (a pack along the last axis followed by a transpose
+    lets XLA fuse the transpose into every reader of the table as a strided gather)."""
     w = jnp.asarray(w)
     n = w.shape[0]
-    return pack_bits(w.reshape(n, -1).T).T
+    bits = jnp.pad((w.reshape(n, -1) != 0).astype(jnp.uint32), [(0, words(n) * 32 - n), (0, 0)])
+    bits = bits.reshape(words(n), 32, -1)
+    shifts = jnp.arange(32, dtype=jnp.uint32).reshape(1, 32, 1)
+    return jnp.sum(bits << shifts, axis=1, dtype=jnp.uint32)
 
 
 def unpack_table(table, n: int, Q: int, K: int) -> jax.Array:

@@ -52,6 +52,7 @@ __all__ = [
     "choose",
     "count_set",
     "effective_table",
+    "encode",
     "expansivity",
     "inputs",
     "learn_draws",
@@ -59,6 +60,7 @@ __all__ = [
     "report",
     "select",
     "tie_noise",
+    "tie_order",
 ]
 
 # Backoff (step 14) subsets below the full evidence, by order; types U = 0, H = 1, D = 2, in the
@@ -151,15 +153,101 @@ def tie_noise(key, Q: int, K: int):
     return jax.random.uniform(jax.random.split(key)[1], (Q, K))
 
 
+def _tree(fn, parts):
+    """``fn`` folded over ``parts`` as a balanced tree (exact for ``max``/``min``)."""
+    while len(parts) > 1:
+        paired = [fn(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
+        parts = paired + parts[len(paired) * 2 :]
+    return parts[0]
+
+
+def _cm_max(v):
+    """Per-CM maximum over the last axis ``(…, K)`` → ``(…)``, as elementwise maxima of the K
+    cell slices: one fused loop, where a ``max`` reduction over a short minor axis is a
+    separate library call on XLA:CPU. The same values as ``jnp.max(v, axis=-1)``."""
+    return _tree(jnp.maximum, [v[..., k] for k in range(v.shape[-1])])
+
+
 def _pick_max(v, noise):
-    """Per CM, the max-V cell; ties broken by the largest ``noise`` (uniform ⇒ uniform pick)."""
-    vmax = jnp.max(v, axis=-1, keepdims=True)
-    return jnp.argmax(jnp.where(v == vmax, noise, -1.0), axis=-1).astype(jnp.int32)
+    """Per CM, the max-V cell; ties broken by the largest ``noise`` (uniform ⇒ uniform pick;
+    equal priorities: the first such cell, as ``argmax``). Elementwise over the K cells."""
+    K = v.shape[-1]
+    prio = jnp.where(v == _cm_max(v)[..., None], noise, -1.0)
+    top = _cm_max(prio)
+    first = [jnp.where(prio[..., k] == top, k, K) for k in range(K)]
+    return _tree(jnp.minimum, first).astype(jnp.int32)
+
+
+def _u_only(mac, raws) -> bool:
+    """Whether V is a monotone function of the U raw sums alone (U the only type, no backoff,
+    :math:`\\phi_U = 1`, and the integer key of :func:`_pick_max_raws` fits in int32)."""
+    return (
+        raws[1] is None
+        and raws[2] is None
+        and mac.backoff is None
+        and mac.phi_u == 1.0
+        and (mac.n_inputs + 2) * mac.K * mac.K < 2**31
+    )
+
+
+def tie_order(noise):
+    """The rank of every cell in its CM's tie-break order ``(Q, K)`` int32: 0 for the largest
+    ``noise``, equal priorities in cell order (as ``argmax`` breaks them)."""
+    K = noise.shape[-1]
+    earlier = (jnp.arange(K)[None, :] < jnp.arange(K)[:, None]).reshape(
+        (1,) * (noise.ndim - 1) + (K, K)
+    )
+    ahead = (noise[..., None, :] > noise[..., :, None]) | (
+        (noise[..., None, :] == noise[..., :, None]) & earlier
+    )
+    return jnp.sum(ahead, axis=-1, dtype=jnp.int32)
+
+
+def _pick_max_raws(mac, raw, count, order):
+    """:func:`_pick_max` for U alone with :math:`\\phi_U = 1`, on integers.
+
+    There :math:`V = \\operatorname{clip}(u/\\pi_U)` is a non-decreasing function of the raw
+    sum that ties exactly where the clipped sums tie, so the winner of a CM is the cell with the
+    largest key ``(c·K + (K−1−r))·K + k``: ``c`` the raw sum clipped like V (``0`` below
+    ``min_cutoff``, ``N+1`` at or above ``max_cutoff``), ``r`` the cell's rank
+    (:func:`tie_order`), ``k`` the cell. Keys are distinct within a CM, so one max gives the
+    cell (``key mod K``): the code :func:`_pick_max` picks on V, with one integer max."""
+    K = raw.shape[-1]
+    x = raw.astype(jnp.float32) / jnp.maximum(count, 1.0)
+    clipped = jnp.where(
+        x >= mac.max_cutoff, mac.n_inputs + 1, jnp.where(x < mac.min_cutoff, 0, raw)
+    )
+    key = (clipped * K + (K - 1 - order)) * K + jax.lax.broadcasted_iota(
+        jnp.int32, raw.shape, raw.ndim - 1
+    )
+    return (_cm_max(key) % K).astype(jnp.int32)
+
+
+def encode(mac, packed: Packed, inp: tuple, noise, order=None):
+    """Recognition's code alone (steps 1–4 and 9): ``(Q,)`` int32, ``-1`` when gated off.
+
+    The same code as :func:`choose` in ``"recognize"`` mode with draws ``noise``, without
+    G, η and ρ. With ``order = tie_order(noise)`` given and V a monotone function of the U raw
+    sums (U only, no backoff, :math:`\\phi_U = 1`) it is picked on integers
+    (:func:`_pick_max_raws`); otherwise from V."""
+    raws, counts = _raws(mac, packed, inp), _counts(inp)
+    pi_u = counts[0]
+    gate_max = mac.n_inputs if mac.gate_max is None else mac.gate_max
+    anything = jnp.zeros((), jnp.bool_)
+    for raw, count in zip(raws, counts):
+        if raw is not None:
+            anything = anything | (count > 0)
+    active = (pi_u >= mac.gate_min) & (pi_u <= gate_max) & anything
+    if order is not None and _u_only(mac, raws):
+        code = _pick_max_raws(mac, raws[0], pi_u, order)
+    else:
+        code = _pick_max(_evidence(mac, raws, counts, "recognize")[0], noise)
+    return jnp.where(active, code, -1)
 
 
 def _pick_tied(v, u):
     """Per CM, the ``⌊u·n⌋``-th of the ``n`` max-V cells (``u`` ``(Q,)`` uniform ⇒ uniform)."""
-    tied = v == jnp.max(v, axis=-1, keepdims=True)
+    tied = v == _cm_max(v)[..., None]
     n = jnp.sum(tied, axis=-1)
     r = jnp.minimum(jnp.floor(u * n).astype(jnp.int32), n - 1)
     return jnp.sum(jnp.cumsum(tied, axis=-1) <= r[:, None], axis=-1).astype(jnp.int32)
@@ -168,13 +256,15 @@ def _pick_tied(v, u):
 def _sample(rho, u):
     """Per CM, the first cell whose cumulative ρ reaches ``u`` ∈ [0, 1) (inverse CDF).
 
-    The cumulative sums are one product with the upper-triangular ones matrix (exact float32
-    sums in cell order; one kernel, where a scan-based cumsum takes several)."""
+    The cumulative sums are running float32 sums in cell order over the K cell slices (the
+    order a product with the upper-triangular ones matrix accumulates in), elementwise: inside
+    the learning loop a matrix product is a library call of its own."""
     K = rho.shape[-1]
-    upper = (jnp.arange(K)[:, None] <= jnp.arange(K)[None, :]).astype(rho.dtype)
-    cdf = jnp.matmul(rho, upper, precision=jax.lax.Precision.HIGHEST)
-    idx = jnp.sum(cdf < u[:, None] * cdf[:, -1:], axis=-1)
-    return jnp.minimum(idx, K - 1).astype(jnp.int32)
+    cdf = [rho[..., 0]]
+    for k in range(1, K):
+        cdf.append(cdf[-1] + rho[..., k])
+    below = [(c < u * cdf[-1]).astype(jnp.int32) for c in cdf]
+    return jnp.minimum(_tree(jnp.add, below), K - 1).astype(jnp.int32)
 
 
 def count_set(table) -> jax.Array:
@@ -196,7 +286,9 @@ def inputs(mac, x, h=None, d=None) -> tuple:
             return None
         a = jnp.asarray(a)
         dense = (a != 0) if mac.permanence is not None else None
-        return Input(pack_bits(a), jnp.sum(a != 0).astype(jnp.float32), dense)
+        words = pack_bits(a)  # π counted on the packed words: 32× fewer elements
+        count = jnp.sum(jax.lax.population_count(words), dtype=jnp.int32).astype(jnp.float32)
+        return Input(words, count, dense)
 
     return (one(x), one(h), one(d))
 
@@ -269,8 +361,11 @@ def _support(mac, parts, use):
     return v, anything
 
 
-def _familiarity(v):
-    return jnp.mean(jnp.max(v, axis=-1))
+def _familiarity(v, sliced: bool = True):
+    """Step 5: :math:`G = \\frac1Q \\sum_q \\max_{i \\in q} V(i)`. ``sliced``: the max
+    over a CM as :func:`_cm_max` (faster batched); else a ``max`` reduction (faster inside
+    the sequential learning loop, where each slice would be a kernel). The same values."""
+    return jnp.mean(_cm_max(v) if sliced else jnp.max(v, axis=-1), axis=-1)
 
 
 def backoff(mac, parts, v_all, g_all):
@@ -306,7 +401,7 @@ def backoff(mac, parts, v_all, g_all):
     return jnp.where(done, chosen_v, best_v), jnp.where(done, chosen_g, best_g)
 
 
-def _evidence(mac, raws, counts, mode):
+def _evidence(mac, raws, counts, mode, sliced: bool = True):
     """Steps 1–6 from the raw sums and counts: ``(V, G, η, active)``."""
     phis = (mac.phi_u, mac.phi_h, mac.phi_d)
     parts = [
@@ -316,7 +411,7 @@ def _evidence(mac, raws, counts, mode):
     gate_max = mac.n_inputs if mac.gate_max is None else mac.gate_max
     gate = (pi_u >= mac.gate_min) & (pi_u <= gate_max)
     v, anything = _support(mac, parts, (True, True, True))
-    g = _familiarity(v)
+    g = _familiarity(v, sliced)
     if mode == "recognize" and mac.backoff is not None:
         v, g = backoff(mac, parts, v, g)
     active = gate & anything
@@ -344,7 +439,7 @@ def select(mac, packed: Packed, inp: tuple, draws) -> tuple[Trace, Pending]:
     cells (a ``lax.cond``: only the branch taken runs)."""
     raws = _raws(mac, packed, inp)
     counts = _counts(inp)
-    v, _, eta, active = _evidence(mac, raws, counts, "learn")
+    v, _, eta, active = _evidence(mac, raws, counts, "learn", sliced=False)
     u_sample, u_tie = draws
     code = jax.lax.cond(
         packed.frozen,
@@ -365,7 +460,7 @@ def report(mac, trace: Trace) -> CSAResult:
     """The :class:`CSAResult` of a learning frame from its :class:`Trace`: steps 2–8 recomputed
     from the raw sums (the same functions :func:`select` ran, so the same V, G, η and ρ).
     Unbatched; ``vmap`` it over frames."""
-    v, g, eta, active = _evidence(mac, trace.raws, trace.counts, "learn")
+    v, g, eta, active = _evidence(mac, trace.raws, trace.counts, "learn", sliced=False)
     return CSAResult(trace.code, active, g, eta, v, _rho(mac, v, eta), trace.stored)
 
 

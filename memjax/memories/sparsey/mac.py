@@ -68,10 +68,11 @@ The cost per item is a fixed :math:`O(N Q K / 32)` word operations (bit-packed w
 "fixed-time storage and retrieval" claim (``experiments/benchmarks/sparsey_vs_numpy.py``).
 
 Learning is sequential (each code depends on the weights written before it), so :meth:`learn` is
-a ``lax.scan`` over items; :meth:`recognize` and :meth:`propose` (learning-mode codes without a
-write) are a ``vmap`` over a batch. Both take one item ``(N,)`` or a batch ``(B, N)``. The
-unbatched verbs :meth:`csa` and :meth:`learn_one` compose with ``jit``/``vmap``/``scan`` from
-outside (:mod:`memjax.memories.sparsey.hierarchy` vmaps the kernel over the macs of a level).
+a ``lax.scan`` over items; :meth:`recognize`, :meth:`encode` (recognition's codes alone) and
+:meth:`propose` (learning-mode codes without a write) are a ``vmap`` over a batch. All take one
+item ``(N,)`` or a batch ``(B, N)``. The unbatched verbs :meth:`csa` and :meth:`learn_one`
+compose with ``jit``/``vmap``/``scan`` from outside (:mod:`memjax.memories.sparsey.hierarchy`
+vmaps the kernel over the macs of a level).
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -86,6 +87,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from functools import partial
@@ -107,6 +109,7 @@ from memjax.memories.sparsey.csa import (
     choose,
     count_set,
     effective_table,
+    encode,
     expansivity,
     inputs,
     learn_draws,
@@ -114,6 +117,7 @@ from memjax.memories.sparsey.csa import (
     report,
     select,
     tie_noise,
+    tie_order,
 )
 
 __all__ = [
@@ -202,8 +206,14 @@ def as_prng_key(name: str, key) -> jax.Array:
     return key
 
 
+@functools.cache
+def _default_recognition_key():
+    with jax.ensure_compile_time_eval():  # a concrete key even when first asked inside jit
+        return jax.random.key(RECOGNITION_SEED)
+
+
 def _recognition_key(key):
-    return jax.random.key(RECOGNITION_SEED) if key is None else as_prng_key("key", key)
+    return _default_recognition_key() if key is None else as_prng_key("key", key)
 
 
 @spec
@@ -466,6 +476,41 @@ class SparseyMac:
         out = _batch_jit(self, state, xs, hs, ds, key, "recognize", ties == "shared")
         return jax.tree.map(lambda a: a[0], out) if single else out
 
+    def encode(
+        self,
+        state: SparseyState,
+        xs,
+        *,
+        key=None,
+        hs=None,
+        ds=None,
+        ties: str = "shared",
+        **controls,
+    ) -> jax.Array:
+        """Recognition codes alone: ``recognize(...).code`` — ``(B, Q)`` for a batch, ``(Q,)``
+        for one item — without G, η, V and ρ (what read-outs on the codes need).
+
+        Same arguments, draws and codes as :meth:`recognize`. With shared ties, U the only
+        input, no backoff and :math:`\\phi_U = 1` (the defaults), V is a monotone function of
+        the U raw sums, and each CM's winner is one integer max over keys built from the
+        clipped raw sums and the cells' tie-break ranks (:func:`memjax.memories.sparsey.csa.
+        encode`); otherwise the code is picked from V as in :meth:`recognize`.
+
+        Example:
+            >>> import jax, jax.numpy as jnp
+            >>> from memjax.memories.sparsey import SparseyMac
+            >>> mac = SparseyMac(n_inputs=64, Q=8, K=8)
+            >>> xs = (jax.random.uniform(jax.random.key(1), (5, 64)) < 0.1).astype(jnp.uint8)
+            >>> state, _ = mac.learn(mac.init_state(), xs, key=jax.random.key(0))
+            >>> bool((mac.encode(state, xs) == mac.recognize(state, xs).code).all())
+            True
+        """
+        check_controls(controls, where="SparseyMac.encode", also=RECOGNIZE_ARGS)
+        check_choice("ties", ties, TIES)
+        xs, hs, ds, single = self._batch(xs, hs, ds)
+        codes = _encode_jit(self, state, xs, hs, ds, _recognition_key(key), ties == "shared")
+        return codes[0] if single else codes
+
 
 def check_binary(name: str, x, shape) -> None:
     """Raise naming ``name`` unless ``x`` has ``shape``, is non-empty and holds only 0/1.
@@ -556,6 +601,19 @@ def _batch_jit(mac: SparseyMac, state, xs, hs, ds, key, mode, shared):
         return out._replace(stored=jnp.zeros((), jnp.bool_))
 
     return jax.vmap(one, in_axes=(0, 0, 0, None if shared else 0))(xs, hs, ds, draws)
+
+
+@partial(jax.jit, static_argnums=(6,))
+def _encode_jit(mac: SparseyMac, state, xs, hs, ds, key, shared):
+    packed = mac.pack_state(state)
+    if shared:  # one tie-break order for the batch: its ranks computed once
+        noise = tie_noise(key, mac.Q, mac.K)
+        order = tie_order(noise)
+        one = lambda x, h, d: encode(mac, packed, inputs(mac, x, h, d), noise, order)
+        return jax.vmap(one)(xs, hs, ds)
+    noise = jax.vmap(lambda k: tie_noise(k, mac.Q, mac.K))(item_keys(key, xs.shape[0], False))
+    one = lambda x, h, d, n: encode(mac, packed, inputs(mac, x, h, d), n)
+    return jax.vmap(one)(xs, hs, ds, noise)
 
 
 def code_overlap(a, b):
