@@ -1,10 +1,6 @@
 """Titans LMs: shapes, causality, streaming, MAC order, NNX/Equinox wrappers, learning."""
 
 import functools
-import json
-import pathlib
-import subprocess
-import sys
 
 import equinox as eqx
 import jax
@@ -231,10 +227,9 @@ def test_nnx_and_equinox_wrappers_match_core(kind):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-def copy_task_losses():
+def test_loss_falls_on_a_copy_task():
     """Copy a random 4-token pattern three more times: the repeats are predictable only by
-    looking back 4 tokens, so the loss falls far below chance only if the model learns to copy.
-    Returns the 50 training losses of a one-layer MAG model."""
+    looking back 4 tokens, so the loss falls far below chance only if the model learns to copy."""
     vocab, n, batch = 8, 4, 16
     model = build_model("mag", vocab, D, 1, window=16, chunk_size=4, num_persistent=2, depth=1)
     params = model.init_params(jax.random.key(0))
@@ -259,25 +254,7 @@ def copy_task_losses():
     for i in range(50):
         params, opt_state, loss = step(params, opt_state, jax.random.key(i))
         losses.append(float(loss))
-    return losses
-
-
-def test_loss_falls_on_a_copy_task():
-    """:func:`copy_task_losses`, in a fresh interpreter (same XLA flags): inside one xdist worker of
-    the full suite XLA:CPU's compiler segfaulted on this step after that worker's earlier tests,
-    which a test alone does not reproduce; a fresh process keeps the check and the suite alive."""
-    code = (
-        "import json, jax; jax.config.update('jax_numpy_rank_promotion', 'raise'); "
-        "from tests.titans_models.test_titans_models import copy_task_losses; "
-        "print(json.dumps(copy_task_losses()))"
-    )
-    root = pathlib.Path(__file__).resolve().parents[2]
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=600
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    losses = json.loads(out.stdout.strip().splitlines()[-1])
-    chance = np.log(8 - 1)
+    chance = np.log(vocab - 1)
     assert np.isfinite(losses).all()
     assert np.mean(losses[-5:]) < 0.3 * chance < np.mean(losses[:3]), losses
 
