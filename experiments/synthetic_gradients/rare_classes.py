@@ -27,12 +27,14 @@ the input has already revealed when the next window starts), and at θ₀ withou
 ``θ₀ only`` column).
 
 One command: ``python -m experiments.synthetic_gradients.rare_classes [--preset cpu|gpu|tpu]``
-writes ``results.md``, ``rare_classes.png`` and ``summary.json``.
+writes ``results.md``, ``rare_classes.png``, ``summary.json`` and ``curves.json`` (the plotted
+curves).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 
 import jax
@@ -117,6 +119,21 @@ def label(name: str, method: str, window: int) -> str:
     if method == "inner":
         return f"{name.upper()} inner-loop SG (window {window}; fast steps at test time)"
     return f"{name.upper()} SG"
+
+
+METHOD_NAMES = {"bptt": "BPTT", "tbptt": "truncated BPTT", "sg": "SG", "inner": "inner-loop SG"}
+
+
+def plot_title(methods) -> str:
+    """The plot's title, naming the methods the run compares (one method: just that one).
+
+    Example:
+        >>> plot_title(("bptt", "sg"))
+        'Rare classes in Omniglot episodes: BPTT vs SG'
+        >>> plot_title(("inner",))
+        'Rare classes in Omniglot episodes: inner-loop SG'
+    """
+    return "Rare classes in Omniglot episodes: " + " vs ".join(METHOD_NAMES[m] for m in methods)
 
 
 def main(argv=None) -> list[dict]:
@@ -282,10 +299,12 @@ def main(argv=None) -> list[dict]:
             "series": series,
             "xlabel": "updates",
             "ylabel": "rare-class 2nd-instance accuracy % (median)",
-            "title": "Rare classes in Omniglot episodes: BPTT vs SG",
+            "title": plot_title(config.methods),
             "chance": chance,
         },
     )
+    # the plotted curves, so that the plot can be redrawn without re-running the training
+    (run.out_dir / "curves.json").write_text(json.dumps(series, indent=1))
     return rows
 
 

@@ -93,3 +93,6 @@ def test_rare_classes_experiment_runs(tmp_path):
     assert "updates to 60 % (rare 2nd)" in rows[0]
     assert (tmp_path / "rare_classes.png").stat().st_size > 0
     assert json.loads((tmp_path / "summary.json").read_text())[0]["model"] == "LSTM T=4 SG"
+    steps, curve = json.loads((tmp_path / "curves.json").read_text())["LSTM T=4 SG"]
+    assert steps == [1, 2] and len(curve) == 2 and all(0 <= v <= 100 for v in curve)
+    assert rare_classes.plot_title(("sg",)) == "Rare classes in Omniglot episodes: SG"
