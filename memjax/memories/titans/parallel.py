@@ -279,16 +279,14 @@ def parallel_memory(
             weights).
         update: ``"token"`` (the paper) or ``"chunk"`` (titans-pytorch: one step per chunk;
             :mod:`memjax.memories.titans.update`).
-        remat: ``jax.checkpoint`` each chunk (reverse mode stores one carry per chunk: weights,
-            momentum and anchor, or weights and momentum with ``update="chunk"``).
+        remat: ``jax.checkpoint`` each chunk (reverse mode stores one carry per chunk).
         backward: ``"autodiff"`` (default): reverse mode differentiates the chunk body (with
-            ``update="chunk"`` a one-step body: :func:`step_coefficients`; at
-            ``grad_point="chunk_start"`` the factors and the anchor's reads in one forward pass;
-            the scan carries the weights and momentum only, since in that schedule the anchor
-            is the weights after the call's first chunk); ``"manual"``: the chunk body's
-            hand-written backward (:func:`~memjax.memories.titans.chunk_vjp.chunk_step`,
-            second-order terms as whole-chunk matmuls; with ``update="chunk"`` on the
-            :func:`step_coefficients`). Same gradients to float64 rounding; on a 2-core CPU the
+            ``update="chunk"`` a one-step body: :func:`step_coefficients`, and at
+            ``grad_point="chunk_start"`` the factors and the anchor's reads in one forward pass);
+            ``"manual"``: the chunk body's hand-written backward
+            (:func:`~memjax.memories.titans.chunk_vjp.chunk_step`, second-order terms as whole-chunk
+            matmuls; with ``update="chunk"`` on the :func:`step_coefficients`, whose reads never
+            need the ``C × C`` ones). Same gradients to float64 rounding; on a 2-core CPU the
             manual one measured 8-15% slower in forward+backward and compiles slower, so it is
             not the default.
 
@@ -345,28 +343,18 @@ def parallel_memory(
     # The closed-form coefficients do not depend on the carried weights: computed for all chunks
     # at once, outside the scan.
     if update == "chunk" and backward == "autodiff":
-        # the weights move only when a chunk completes, and so does the anchor: past the first
-        # chunk the anchor is the weights, so the scan carries (weights, momentum) alone and the
-        # first chunk reads the state's anchor; the anchor after the call is the weights if a
-        # chunk completed (``complete`` holds for a prefix of the chunks), else the old one
         coefs = jax.vmap(step_coefficients)(*gates)
-        first = jnp.arange(n) == 0
-        xs = (k, v, q, coefs, complete, gates[3][:, -1], first, live)
-        opts = (mlp, reduction, max_norm, read, grad_point, initial_weights)
-        step = partial(_stepped_chunk, *opts, carry.anchor)
-        (weights, momentum), ys = _scan_chunks(
-            jax.checkpoint(step) if remat else step, (carry.weights, carry.momentum), xs
-        )
-        carry = ChunkCarry(weights, momentum, tree_where(complete[0], weights, carry.anchor))
+        xs = (k, v, q, coefs, complete, gates[3][:, -1], live)
+        body = _stepped_chunk
     else:
         coef_fn = step_coefficients if update == "chunk" and read != "token" else chunk_coefficients
         coefs = jax.vmap(coef_fn)(*gates)
         xs = (k, v, q, coefs, complete, live)
         body = _manual_chunk if backward == "manual" else _autodiff_chunk
-        step = partial(body, mlp, reduction, max_norm, read, grad_point, initial_weights)
-        # remat: one jax.checkpoint per chunk (reverse mode stores one carry per chunk and
-        # re-runs the chunk's forward); without it the scan stores the chunk body's residuals.
-        carry, ys = _scan_chunks(jax.checkpoint(step) if remat else step, carry, xs)
+    step = partial(body, mlp, reduction, max_norm, read, grad_point, initial_weights)
+    # remat: one jax.checkpoint per chunk (reverse mode stores one carry per chunk and re-runs the
+    # chunk's forward); without it the scan stores the chunk body's residuals.
+    carry, ys = _scan_chunks(jax.checkpoint(step) if remat else step, carry, xs)
     ys = jax.lax.dynamic_slice_in_dim(ys.reshape(total, -1), offset, length, axis=0)
     new_offset = ((offset + length) % size).astype(jnp.int32)
     return ys, ChunkState(*carry, new_offset)
@@ -422,27 +410,22 @@ def _autodiff_chunk(mlp, reduction, max_norm, read, grad_point, initial_weights,
     return c, ys
 
 
-def _stepped_chunk(mlp, reduction, max_norm, read, grad_point, initial_weights, anchor0, c, xs):
+def _stepped_chunk(mlp, reduction, max_norm, read, grad_point, initial_weights, c, xs):
     """One scan step of ``update="chunk"`` (titans-pytorch's schedule, :func:`step_coefficients`):
     the chunk's summed update ``Σ_j θ_j u_j`` (with the gradient point at the anchor, its factors
     share one forward pass with the reads of the anchor), one momentum and one weights step
     (the weights' increment is the momentum's times the write flag, ``G_C = a_C n_C``), and the
-    reads (``"direct"``: the last token reads the new weights). The carry is ``(weights,
-    momentum)``; the anchor is ``anchor0`` in the call's first chunk and the weights after it."""
-    k, v, q, coef, _, write, first, _ = xs
-    weights, momentum = c
-    anchor = tree_where(first, anchor0, weights)
+    reads (``"direct"``: the last token reads the new weights)."""
+    k, v, q, coef, done, write, _ = xs
     if grad_point == "chunk_start":  # the anchor: one forward pass for the factors and reads
-        factors, _, ys = factor_forward(mlp, reduction, max_norm, anchor, k, v, q)
+        factors, _, ys = factor_forward(mlp, reduction, max_norm, c.anchor, k, v, q)
     else:
         factors = gradient_factors(mlp, reduction, max_norm, initial_weights, k, v)
-        ys = mlp(anchor, q)
+        ys = mlp(c.anchor, q)
     upd_s = factors_to_tree(mlp, factors, coef.n[-1])
     a = write.astype(coef.f.dtype)
-    beta, f, m = coef.beta[-1], coef.f[-1], coef.m[-1]
-    tm = jax.tree_util.tree_map
-    new_w = tm(lambda w, s, u: (beta * w + f * s - a * u).astype(w.dtype), weights, momentum, upd_s)
-    new_s = tm(lambda s, u: (m * s - u).astype(s.dtype), momentum, upd_s)
+    upd_w = jax.tree_util.tree_map(lambda u: a * u, upd_s)
+    c = apply_increments(c, upd_w, upd_s, coef, done)
     if read == "direct":
-        ys = jnp.concatenate([ys[:-1], mlp(new_w, q[-1:])])
-    return (new_w, new_s), ys
+        ys = jnp.concatenate([ys[:-1], mlp(c.weights, q[-1:])])
+    return c, ys
