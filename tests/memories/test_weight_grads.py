@@ -25,16 +25,19 @@ SMALL = {"memory_size": 5, "memory_width": 2, "dtype": "float64"}
 # (cell, options of the unroll): the deferred weights are the LSTM's w_x, w_h (w_rh with
 # precompute), the interface kernel and the NMN's heads
 CASES = {
-    "lstm_windows": (lambda: LSTMCell(3, 4, dtype="float64"), {"precompute": False, "truncate": 2}),
+    "lstm_windows_remat": (
+        lambda: LSTMCell(3, 4, dtype="float64"),
+        {"precompute": False, "truncate": 2, "remat": True},
+    ),
     "ntm_lstm": (lambda: NTMCell(3, 4, num_read_heads=2, **SMALL), {"precompute": True}),
     "mann_feedforward": (
         lambda: MANNCell(3, 4, num_heads=2, controller="feedforward", **SMALL),
         {"precompute": True},
     ),
-    "nmn_lstm_remat": (lambda: NMNCell(3, 4, **SMALL), {"precompute": False, "remat": True}),
+    "nmn_lstm": (lambda: NMNCell(3, 4, **SMALL), {"precompute": False}),
 }
-DEFERRED = {"lstm_windows": 2, "ntm_lstm": 2, "mann_feedforward": 2, "nmn_lstm_remat": 8}
-VMAPPED = ("lstm_windows",)  # after_loop under an outer vmap too (fewer: compile time)
+DEFERRED = {"lstm_windows_remat": 2, "ntm_lstm": 2, "mann_feedforward": 2, "nmn_lstm": 8}
+VMAPPED = ("lstm_windows_remat",)  # after_loop under an outer vmap too (fewer: compile time)
 B, T = 2, 3
 # XLA:CPU's cheapest optimisation level: the same maths, compiled in about half the time
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
