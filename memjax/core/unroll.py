@@ -6,6 +6,10 @@ stacked :math:`y` and the last carry.
 
 * ``remat=True`` wraps each step in ``jax.checkpoint``: reverse mode stores one carry per step and
   recomputes the step's internals.
+  ``remat="dots"`` uses the policy ``dots_with_no_batch_dims_saveable``: reverse mode also keeps
+  the step's products with a weight matrix (e.g. :math:`h_{t-1} W_h`) and recomputes only the
+  elementwise ops and the batched products around them, so no stacked buffer is filled per
+  intermediate activation (the gates, their nonlinearities, the clipped outputs, ...).
 * ``precompute=True`` hoists the part of every step that depends on the input alone out of the
   loop, for a cell with the optional input-projection hook (:class:`memjax.core.Cell`:
   ``project_inputs(params, xs) -> (step_params, ps)`` and ``step_projected(step_params, carry,
@@ -166,7 +170,7 @@ def unroll(
     xs,
     /,
     *,
-    remat: bool = False,
+    remat: bool | str = False,
     precompute: bool = False,
     truncate: int | None = None,
     boundary: Boundary | None = None,
@@ -182,7 +186,8 @@ def unroll(
         params: the cell's params.
         carry: the carry before step 0 (e.g. ``cell.init_carry(params)``).
         xs: the inputs, an array or pytree with leading time axis ``T``.
-        remat: ``jax.checkpoint`` each step.
+        remat: ``jax.checkpoint`` each step (``True``), or ``"dots"``: with the policy that keeps
+            the products without batch dimensions (module doc).
         precompute: use the cell's input-projection hook, where it has one (module doc).
         truncate: window length ``W`` of truncated backpropagation (``None``: no cut).
         boundary: ``fn(carry, index) -> gradient`` called at each cut (synthetic gradients).
@@ -197,6 +202,8 @@ def unroll(
     """
     also = ("batched", "boundary", "boundary_tap", "precompute", "remat", "truncate")
     check_controls(controls, where="unroll", also=(*also, "weight_grads"))
+    if not (isinstance(remat, bool) or remat == "dots"):
+        raise ValueError(f"remat: expected True, False or 'dots', got {remat!r}")
     if not isinstance(batched, bool):
         raise TypeError(f"batched: expected a bool, got {batched!r}")
     if batched:
@@ -259,7 +266,7 @@ def unroll(
         return step(step_params, carry, x, **c, **shared)
 
     if remat:
-        one = taps.checkpoint(one)
+        one = taps.checkpoint(one, **_remat_options(remat))
 
     def body(carry, inputs):
         x, c = inputs
@@ -323,6 +330,13 @@ def _unroll_batched(cell, params, carry, xs, *, weight_grads, **options):
 
 
 _UNROLL_OPTIONS = ("boundary", "boundary_tap", "precompute", "remat", "truncate")
+
+
+def _remat_options(remat) -> dict:
+    """``jax.checkpoint``'s keywords for ``remat`` (``True`` or ``"dots"``)."""
+    if remat == "dots":
+        return {"policy": jax.checkpoint_policies.dots_with_no_batch_dims_saveable}
+    return {}
 
 
 class _Linears(threading.local):
@@ -395,7 +409,7 @@ def _recording(step, step_params, probes, remat, found=None):
             found.append(recorder.leaves)
         return (y, recorder.inputs), carry
 
-    return jax.checkpoint(one) if remat else one
+    return jax.checkpoint(one, **_remat_options(remat)) if remat else one
 
 
 def _linear_calls(step, step_params, carry, xs, per_step, shared):

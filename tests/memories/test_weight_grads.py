@@ -32,7 +32,7 @@ CASES = {
     "ntm_lstm": (lambda: NTMCell(3, 4, num_read_heads=2, **SMALL), {"precompute": True}),
     "mann_feedforward": (
         lambda: MANNCell(3, 4, num_heads=2, controller="feedforward", **SMALL),
-        {"precompute": True},
+        {"precompute": True, "remat": "dots"},
     ),
     "nmn_lstm": (lambda: NMNCell(3, 4, **SMALL), {"precompute": False}),
 }
@@ -92,15 +92,19 @@ def results(request):
             run = lambda c, x: unroll(cell, theta, c, x, weight_grads="after_loop", **options)
             return _loss(*jax.vmap(run)(carry, xs))
 
+        def in_loop_dots(theta, carry, xs):
+            run = lambda c, x: unroll(cell, theta, c, x, **{**options, "remat": "dots"})
+            return _loss(*jax.vmap(run)(carry, xs))
+
         def batched(theta, carry, xs):
             out = unroll(cell, theta, carry, xs, weight_grads="after_loop", batched=True, **options)
             return _loss(*out)
 
         def all_runs(theta, carry, xs):
             grad = lambda f: jax.value_and_grad(f, argnums=(0, 1, 2))(theta, carry, xs)
-            runs = (
-                (reference, batched, vmapped) if request.param in VMAPPED else (reference, batched)
-            )
+            runs = (reference, batched)
+            if request.param in VMAPPED:  # + the default in-loop gradients with remat="dots"
+                runs = (*runs, vmapped, in_loop_dots)
             return [grad(f) for f in runs]
 
         compiled = jax.jit(all_runs).lower(theta, carry, xs).compile(FAST_COMPILE)
@@ -126,7 +130,7 @@ def _close(got, want):
 
 def test_after_loop_equals_the_step_loop(results):
     _, (want, *got), _ = results
-    for value_and_grads in got:  # batched=True, and under vmap where VMAPPED
+    for value_and_grads in got:  # batched=True; under vmap and in-loop "dots" where VMAPPED
         _close(value_and_grads, want)
     assert any(np.any(np.asarray(g) != 0) for g in jax.tree_util.tree_leaves(want[1][0]))
 
@@ -162,6 +166,8 @@ def test_bad_weight_grads_options_are_named():
         unroll(cell, theta, carry, xs, truncate=2, boundary_tap="b", weight_grads="after_loop")
     with pytest.raises(ValueError, match="weight_grads"):
         collect_taps(lambda: unroll(cell, theta, carry, xs, weight_grads="after_loop"), ())()
+    with pytest.raises(ValueError, match="remat"):
+        unroll(cell, theta, carry, xs, remat="all")
     with pytest.raises(TypeError, match="batched"):
         unroll(cell, theta, carry, xs, batched=1)
     with pytest.raises(ValueError, match="xs"):
