@@ -21,7 +21,8 @@ timed calls, both peers in the same process on the same machine. memjax runs thr
 controller's input projection of all steps as one matmul outside the scan); and
 ``unroll(precompute=True, weight_grads="after_loop", batched=True)`` (the batch inside the loop,
 and the gradients of the weights applied in the loop formed after it, each as one matmul over
-batch × time). Then the SG update time (all with ``precompute=True``): one
+batch × time); and the same with ``remat="dots"`` (each step checkpointed, keeping its weight
+products). Then the SG update time (all with ``precompute=True``): one
 :class:`memjax.controllers.SyntheticGradients` update (carry SG at windows of 10 steps, plus the
 write tap) against one update of truncated BPTT at the same window and of full BPTT.
 
@@ -229,6 +230,10 @@ VARIANTS = {  # tag: (label, unroll options)
     "": ("step", {"precompute": False}),
     "+": ("precompute", {"precompute": True}),
     "*": ("after_loop", {"precompute": True, "weight_grads": "after_loop", "batched": True}),
+    "^": (
+        "after_loop+dots",
+        {"precompute": True, "weight_grads": "after_loop", "batched": True, "remat": "dots"},
+    ),
 }
 
 
@@ -280,7 +285,7 @@ def bench_cell(name, cell, torch_cls, xs, repeats):
 
     torch_fwd()
     torch_fwd_bwd()
-    order = ("jf", "jf+", "jf*", "tf", "jb", "jb+", "jb*", "tb")
+    order = ("jf", "jf+", "jf*", "jf^", "tf", "jb", "jb+", "jb*", "jb^", "tb")
     fns.update(tf=torch_fwd, tb=torch_fwd_bwd)
     t = _interleaved({k: fns[k] for k in order}, repeats)
     row = {"cell": name, "max |memjax - torch|": diff}
