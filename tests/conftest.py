@@ -6,18 +6,18 @@
   the same and neither level uses fast-math; benchmarks and experiments run with XLA's defaults.
 * ``jax_numpy_rank_promotion="raise"``: implicit rank promotion is a bug in memjax code.
 * Tutorials run in small mode (``MEMJAX_SMALL=1``).
-* The persistent compilation cache that experiments switch on is off (``MEMJAX_CACHE_DIR=off``):
-  with it on, every later compile in an xdist worker also serialised its executable, and in the full
-  suite one worker segfaulted inside that serialisation (jax 0.10.2, XLA:CPU; not reproduced alone).
+* The persistent compilation cache that experiments switch on is off (``MEMJAX_CACHE_DIR=off``): CI
+  starts from an empty cache, so writing every executable would only add time.
   ``tests/train/test_cache.py`` and the export-cache tests turn it on in their own folders.
 * The experiments' ``jax.export`` cache of the train step is off (``MEMJAX_EXPORT_CACHE=off``): each
   test trains once, so exporting would only add compile time; ``tests/train/test_export_cache.py``
   switches it on where it is the subject.
 * Compiled executables are freed when a worker's memory mappings grow large: XLA:CPU maps ~18
-  regions per live executable and jax keeps every executable it compiled, so one xdist worker of
-  the full suite passes Linux's ``vm.max_map_count`` (65,530) and segfaults in its next compile
-  (stops 18–19: three tests in three runs). ``jax.clear_caches()`` after a test whenever the
-  process holds more than ``MAX_MAPS`` mappings keeps it far below; a cleared function is simply
+  regions per live executable and jax's caches keep them, so an xdist worker of the full suite
+  passed Linux's ``vm.max_map_count`` (65,530) and segfaulted in its next compile (four runs, four
+  different tests; with the limit lowered to 17,000 both workers segfaulted in
+  ``backend_compile_and_load`` as they reached it). ``jax.clear_caches()`` after a test whenever
+  the process holds more than ``MAX_MAPS`` mappings keeps it far below; a cleared function is
   recompiled on its next call.
 """
 
