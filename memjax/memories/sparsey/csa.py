@@ -17,6 +17,11 @@ once (steps 2–8 are a pure function of the raw sums and counts). The saturatio
 counts set U weights incrementally: a write into winner :math:`c_q` sets
 :math:`\pi_U - u(c_q)` new bits of that cell.
 
+Recognition (:func:`choose` in ``"recognize"`` mode, vmapped over a batch) takes per CM the
+max-V cell with a random tie-break (step 9); the per-CM maxima and the tie-break are
+elementwise over the K cell slices. :func:`encode` computes the code alone, for U-only
+evidence with :math:`\phi_U = 1` as one integer max per CM (see :func:`_pick_max_raws`).
+
 Example:
     >>> import jax, numpy as np
     >>> from memjax.memories.sparsey import SparseyMac

@@ -37,6 +37,7 @@ import numpy as np
 from memjax.core.checks import check_array, check_choice
 from memjax.core.controls import check_controls
 from memjax.core.spec import spec
+from memjax.memories.sparsey._batched import item_keys
 from memjax.memories.sparsey.csa import (
     CSAResult,
     apply_pending,
@@ -55,7 +56,6 @@ from memjax.memories.sparsey.mac import (
     _recognition_key,
     as_prng_key,
     check_binary,
-    item_keys,
 )
 
 

@@ -1,0 +1,97 @@
+"""The jitted batched drivers behind :class:`~memjax.memories.sparsey.SparseyMac`'s verbs:
+learning as one ``lax.scan`` over the items (steps 1–12 of the CSA per item, module
+:mod:`~memjax.memories.sparsey.csa`), and recognition, propose and encode as a ``vmap`` over a
+batch with the mac's tables packed once."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING
+
+import jax
+import jax.numpy as jnp
+
+from memjax.memories.sparsey.csa import (
+    Trace,
+    apply_pending,
+    choose,
+    encode,
+    inputs,
+    learn_draws,
+    no_pending,
+    report,
+    select,
+    tie_noise,
+    tie_order,
+)
+
+if TYPE_CHECKING:
+    from memjax.memories.sparsey.mac import SparseyMac
+
+
+def item_keys(key, n: int, shared: bool):
+    """Per-item keys of a batch: ``n`` split keys, or ``key`` repeated (one shared tie-break)."""
+    if shared:
+        return jnp.broadcast_to(key, (n,))
+    return jax.random.split(key, n)
+
+
+@jax.jit
+def _learn_jit(mac: SparseyMac, state, xs, hs, ds, key):
+    # Draws and packed inputs for every item up front (vectorised, outside the loop).
+    u_sample, u_tie = jax.vmap(lambda k: learn_draws(k, mac.Q))(jax.random.split(key, len(xs)))
+    inp = jax.vmap(lambda x, h, d: inputs(mac, x, h, d))(xs, hs, ds)
+    packed = mac.pack_state(state)
+
+    def body(carry, item):
+        packed, pend = carry
+        packed = apply_pending(mac, packed, pend)  # the previous item's write (module csa)
+        frame, a, b = item
+        trace, pend = select(mac, packed, frame, (a, b))
+        # One int32 row per item leaves the loop (one in-place write): code, stored, raw sums.
+        raws = [r.reshape(-1) for r in trace.raws if r is not None]
+        return (packed, pend), jnp.concatenate([trace.code, trace.stored[None], *raws])
+
+    first = no_pending(mac, jax.tree.map(lambda a: a[0], inp))
+    (packed, pend), rows = jax.lax.scan(body, (packed, first), (inp, u_sample, u_tie))
+    Q, QK = mac.Q, mac.Q * mac.K
+    raws, at = [], Q + 1
+    for i in inp:
+        raws.append(None if i is None else rows[:, at : at + QK].reshape(-1, Q, mac.K))
+        at += 0 if i is None else QK
+    counts = tuple(None if i is None else i.count for i in inp)
+    trace = Trace(rows[:, :Q], rows[:, Q].astype(jnp.bool_), tuple(raws), counts)
+    # V, G, eta and rho of every item at once, from the raw sums the loop left (module csa).
+    out = jax.vmap(lambda tr: report(mac, tr))(trace)
+    return mac.unpack_state(apply_pending(mac, packed, pend)), out
+
+
+@partial(jax.jit, static_argnums=(6, 7))
+def _batch_jit(mac: SparseyMac, state, xs, hs, ds, key, mode, shared):
+    packed = mac.pack_state(state)
+    draw = (
+        (lambda k: learn_draws(k, mac.Q))
+        if mode == "learn"
+        else (lambda k: tie_noise(k, mac.Q, mac.K))
+    )
+    # Shared ties: the one draw every item would make from the same key, made once.
+    draws = draw(key) if shared else jax.vmap(draw)(item_keys(key, xs.shape[0], False))
+
+    def one(x, h, d, dr):
+        out, _ = choose(mac, packed, inputs(mac, x, h, d), dr, mode)
+        return out._replace(stored=jnp.zeros((), jnp.bool_))
+
+    return jax.vmap(one, in_axes=(0, 0, 0, None if shared else 0))(xs, hs, ds, draws)
+
+
+@partial(jax.jit, static_argnums=(6,))
+def _encode_jit(mac: SparseyMac, state, xs, hs, ds, key, shared):
+    packed = mac.pack_state(state)
+    if shared:  # one tie-break order for the batch: its ranks computed once
+        noise = tie_noise(key, mac.Q, mac.K)
+        order = tie_order(noise)
+        one = lambda x, h, d: encode(mac, packed, inputs(mac, x, h, d), noise, order)
+        return jax.vmap(one)(xs, hs, ds)
+    noise = jax.vmap(lambda k: tie_noise(k, mac.Q, mac.K))(item_keys(key, xs.shape[0], False))
+    one = lambda x, h, d, n: encode(mac, packed, inputs(mac, x, h, d), n)
+    return jax.vmap(one)(xs, hs, ds, noise)
