@@ -168,6 +168,32 @@ def test_streaming_in_pieces_equals_whole(update):
     assert_trees_allclose((jnp.concatenate(outs), state), whole, rtol=1e-11, atol=1e-11)
 
 
+@pytest.mark.parametrize("grad_point", ["initial", "chunk_start"])
+def test_once_per_chunk_gradients_equal_the_token_loop(grad_point):
+    """jax.grad through ``update="chunk"``'s one-step body (``backward="autodiff"``, remat that
+    keeps the gradient factors' matmul outputs) == jax.grad through the token loop, w.r.t. the
+    weights, keys, values, queries and gates, over a stream of two calls (the second ends in a
+    partial chunk), float64, depth 2 with the residual wrapper and clipping."""
+    with float64():
+        memory = _memory(residual_norm=True, max_grad_norm=0.5)
+        w0 = _weights(memory)
+        k, v, q, gates = _inputs(11)
+
+        def loss(entry, w, k, v, q, gates):
+            opts = dict(chunk_size=4, update="chunk", grad_point=grad_point)
+            if grad_point == "initial":
+                opts["initial_weights"] = w
+            y1, s = entry(memory, w, k[:4], v[:4], q[:4], *(g[:4] for g in gates), **opts)
+            y2, s = entry(memory, s, k[4:], v[4:], q[4:], *(g[4:] for g in gates), **opts)
+            tail = sum(jnp.sum(jnp.tanh(a)) for a in jax.tree_util.tree_leaves(s[:3]))
+            return jnp.sum(jnp.sin(y1)) + jnp.sum(jnp.cos(y2)) + tail
+
+        grad = jax.jit(jax.grad(loss, argnums=(1, 2, 3, 4, 5)), static_argnums=0)
+        fast = grad(parallel_memory, w0, k, v, q, gates)
+        slow = grad(recurrent_memory, w0, k, v, q, gates)
+    assert_trees_allclose(fast, slow, rtol=1e-10, atol=1e-10, what=grad_point)
+
+
 @pytest.mark.parametrize(
     "granularity, grad_point", [("token", "chunk_start"), ("chunk_step", "initial")]
 )

@@ -37,6 +37,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
 
 from memjax.core.checks import check_choice, check_positive_int
 from memjax.core.spec import spec
@@ -221,6 +222,17 @@ def output_gradient(mlp: MemoryMLP, reduction: str, out, keys, values, gamma):
     return g, gamma_grad
 
 
+FACTOR_NAME = "titans_factor_matmul"
+"""The ``jax.ad_checkpoint.checkpoint_name`` of :func:`factor_forward`'s matmul outputs (the
+pre-activations and the delta recurrence's products): a ``jax.checkpoint`` policy
+``save_only_these_names(FACTOR_NAME)`` keeps them for the backward instead of re-running those
+matmuls."""
+
+
+def _named(x):
+    return checkpoint_name(x, FACTOR_NAME)
+
+
 def factor_forward(mlp: MemoryMLP, reduction: str, max_norm, weights, keys, values, queries=None):
     """:func:`gradient_factors` and the residuals its hand-written backward needs:
     ``(factors, (inputs, pre_activations, unclipped deltas, unclipped gamma_grad, norm_sq))``
@@ -236,7 +248,7 @@ def factor_forward(mlp: MemoryMLP, reduction: str, max_norm, weights, keys, valu
     inputs, pre = [], []
     for i, layer in enumerate(layers):
         inputs.append(h[:size])
-        z = h @ layer["w"]
+        z = _named(h @ layer["w"])
         if mlp.bias:
             z = z + layer["b"][None, :]
         pre.append(z[:size])
@@ -248,7 +260,7 @@ def factor_forward(mlp: MemoryMLP, reduction: str, max_norm, weights, keys, valu
     g, gamma_grad = output_gradient(mlp, reduction, h, keys, values, gamma)
     deltas = [g]
     for i in range(mlp.depth - 2, -1, -1):
-        g = (g @ layers[i + 1]["w"].T) * act_grad(pre[i])
+        g = (_named(g @ layers[i + 1]["w"].T)) * act_grad(pre[i])
         deltas.insert(0, g)
     raw, raw_gamma, norm_sq = tuple(deltas), gamma_grad, None
     if max_norm is not None:
