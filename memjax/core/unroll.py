@@ -321,8 +321,10 @@ def _unroll_batched(cell, params, carry, xs, *, weight_grads, **options):
         project = jax.vmap(cell.project_inputs, (None, 1), (None, 1))
         step_params, time_major = project(params, time_major)
         step = cell.step_projected
-    example = jax.tree_util.tree_map(lambda a: a[0], (carry, time_major))
-    example = (example[0], jax.tree_util.tree_map(lambda a: a[:, 0], time_major))
+    example = (  # one sequence's carry and inputs (T, ...)
+        jax.tree_util.tree_map(lambda a: a[0], carry),
+        jax.tree_util.tree_map(lambda a: a[:, 0], time_major),
+    )
     found, shapes = _linear_calls(step, step_params, *example, {}, controls)
     run = _after_loop(step, options["remat"], truncate, length, found, shapes, size)
     ys, carry = run(step_params, carry, time_major, {}, controls)
