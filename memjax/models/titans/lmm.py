@@ -87,8 +87,8 @@ complete, so its state differs after a partial chunk — its outputs for the cal
 one more than ``T / C``); per chunk and head the dual form costs ``O(C·|W| + C²·Σ_l (d_in_l +
 d_out_l))`` flops and holds ``O(C·Σ_l (d_in_l + d_out_l) + C²)`` intermediates, plus the carried
 state (3 copies of the weights per head). Reverse mode stores one carry per chunk (remat), and
-with ``gate_granularity="chunk_step"`` also each chunk's gradient-factor matmul outputs
-(``O(C·Σ_l d_out_l)``, so the backward does not re-run them).
+with ``gate_granularity="chunk_step"`` and ``backward="autodiff"`` also each chunk's
+gradient-factor matmul outputs (``O(C·Σ_l d_out_l)``, so the backward does not re-run them).
 
 Example:
     >>> import jax, jax.numpy as jnp
