@@ -204,9 +204,9 @@ def inner_loop_gradients(sg: SyntheticGradients, loss_fn: Callable) -> Callable:
         sg._check_batch(xs, context)
         if predictions is not None:
             raise ValueError("predictions: not supported in mode='inner_loop'")
+        mask = _mask(sg, theta)  # validates fast_params before any array work
         ctx_ext = context if sg.d_context else jnp.zeros((*xs.shape[:2], 0), xs.dtype)
         eta = jnp.where(jnp.asarray(step) < sg.warmup_steps, 0.0, sg.inner_lr)
-        mask = _mask(sg, theta)
 
         def meta(theta, phi):
             per = jax.vmap(
