@@ -18,12 +18,29 @@ from memjax.memories.ntm import NTMCell
 
 BITS, MAX_LEN, BATCH, STEPS = 3, 3, 16, 300
 CELL = NTMCell(BITS + 1, 32, memory_size=8, memory_width=6, num_read_heads=1)
+# XLA:CPU's cheapest optimisation level: the same maths (and random numbers), compiled in about
+# half the time; the programs here run once or twice, so compiling dominates (eager random
+# draws would compile one program per op: slower still)
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 def copy_batch(key, batch):
-    """``memjax.data.copy_task`` with lengths 1..MAX_LEN, as float32 NumPy arrays."""
+    """``memjax.data.copy_task`` with lengths 1..MAX_LEN, as float32 arrays."""
     b = copy_task(key, batch, max_len=MAX_LEN, width=BITS, min_len=1)
-    return tuple(np.asarray(a, np.float32) for a in (b.inputs, b.targets, b.mask))
+    return tuple(jnp.asarray(a, jnp.float32) for a in (b.inputs, b.targets, b.mask))
+
+
+def setup():
+    """Params (the cell's init, a random linear read-out), training and held-out batches."""
+    theta = CELL.init_params(jax.random.key(0))
+    readout = {
+        "kernel": 0.1 * jax.random.normal(jax.random.key(1), (CELL.d_output, BITS)),
+        "bias": jnp.zeros(BITS),
+    }
+    train = tuple(
+        a.reshape(STEPS, BATCH, *a.shape[1:]) for a in copy_batch(jax.random.key(2), STEPS * BATCH)
+    )
+    return (theta, readout), train, copy_batch(jax.random.key(3), 64)
 
 
 def logits(params, xs):
@@ -47,19 +64,10 @@ def bit_errors(out, target, mask):
 
 
 def test_ntm_copy_bit_errors_fall():
-    train = tuple(
-        jnp.asarray(a.reshape(STEPS, BATCH, *a.shape[1:]))
-        for a in copy_batch(jax.random.key(2), STEPS * BATCH)
-    )
-    ev_x, ev_y, ev_m = copy_batch(jax.random.key(3), 64)
-    theta = CELL.init_params(jax.random.key(0))
-    readout = {
-        "kernel": 0.1 * jax.random.normal(jax.random.key(1), (CELL.d_output, BITS)),
-        "bias": jnp.zeros(BITS),
-    }
-    params, opt = (theta, readout), optax.adam(1e-2)
+    params, train, (ev_x, ev_y, ev_m) = jax.jit(setup).lower().compile(FAST_COMPILE)()
+    ev_x, ev_y, ev_m = np.asarray(ev_x), np.asarray(ev_y), np.asarray(ev_m)
+    opt = optax.adam(1e-2)
 
-    @jax.jit
     def fit(params):
         def update(state, batch):
             params, opt_state = state
@@ -70,10 +78,11 @@ def test_ntm_copy_bit_errors_fall():
         (params, _), losses = jax.lax.scan(update, (params, opt.init(params)), train)
         return params, losses
 
-    evaluate = jax.jit(logits)
-    before = bit_errors(evaluate(params, jnp.asarray(ev_x)), ev_y, ev_m)
-    trained, losses = fit(params)
-    after = bit_errors(evaluate(trained, jnp.asarray(ev_x)), ev_y, ev_m)
+    ev_xs = jnp.asarray(ev_x)
+    evaluate = jax.jit(logits).lower(params, ev_xs).compile(FAST_COMPILE)
+    before = bit_errors(evaluate(params, ev_xs), ev_y, ev_m)
+    trained, losses = jax.jit(fit).lower(params).compile(FAST_COMPILE)(params)
+    after = bit_errors(evaluate(trained, ev_xs), ev_y, ev_m)
     chance = BITS * float(np.mean(np.sum(ev_m, 1))) / 2
     assert np.all(np.isfinite(np.asarray(losses)))
     assert before > 0.5 * chance, (before, chance)
