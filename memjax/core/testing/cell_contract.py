@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -62,11 +63,22 @@ def _normal(seed: int, shape, dtype) -> jax.Array:
     return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), dtype)
 
 
+def _init_impl(cell, key, noise):
+    params = jax.tree_util.tree_map(lambda p, n: p + 0.1 * n, cell.init_params(key), noise)
+    return params, cell.init_carry(params)
+
+
+# Params and carry come from one jitted init per cell spec and dtype (the seed is a traced key),
+# not from op-by-op eager dispatch, which compiles every op of the init at every new shape.
+_init = jax.jit(_init_impl, static_argnums=0)
+
+
 def _setup(factory: CellFactory, dtype: str, length: int, seed: int):
     cell = factory(dtype)
-    params = cell.init_params(jax.random.key(seed))
-    params = jax.tree_util.tree_map(lambda p: p + 0.1 * _normal(seed + 1, p.shape, p.dtype), params)
-    carry = cell.init_carry(params)
+    key = jax.random.key(seed)
+    shapes = jax.eval_shape(cell.init_params, key)
+    noise = jax.tree_util.tree_map(lambda p: _normal(seed + 1, p.shape, p.dtype), shapes)
+    params, carry = _init(cell, key, noise)
     xs = _normal(seed + 2, (length, *input_shape(cell)), dtype)
     return cell, params, carry, xs
 
@@ -236,10 +248,18 @@ def check_boundary_injects_gradient(factory: CellFactory, length: int = 5, windo
 
 
 def check_cell_unknown_control_raises(factory: CellFactory, length: int = 3) -> None:
-    """``unroll`` rejects a control name no memjax component knows, naming it."""
-    cell, params, carry, xs = _setup(factory, "float32", length, 9)
+    """``unroll`` rejects a control name no memjax component knows, naming it.
+
+    The call is traced abstractly (``jax.eval_shape``): argument checks run in Python before any
+    computation, so nothing is compiled or run.
+    """
+    cell = factory("float32")
+    key = jax.random.key(9)
+    noise = jax.eval_shape(cell.init_params, key)
+    params, carry = jax.eval_shape(functools.partial(_init_impl, cell), key, noise)
+    xs = jax.ShapeDtypeStruct((length, *input_shape(cell)), jnp.float32)
     try:
-        unroll(cell, params, carry, xs, thetta=0.5)
+        jax.eval_shape(lambda p, c, x: unroll(cell, p, c, x, thetta=0.5), params, carry, xs)
     except ValueError as exc:
         assert "'thetta'" in str(exc) and "'theta'" in str(exc), f"unhelpful error: {exc}"
     else:

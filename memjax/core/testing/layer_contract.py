@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import jax
@@ -78,10 +79,19 @@ def layer_inputs(layer, length: int, seed: int, dtype="float32"):
     return jnp.asarray(rng.standard_normal((length, layer.d_model)), dtype)
 
 
+def _init_impl(layer, key):
+    params = layer.init_params(key)
+    return params, layer.init_state(params)
+
+
+# Params and state come from one jitted init per layer spec and dtype (the seed is a traced key),
+# not from op-by-op eager dispatch, which compiles every op of the init at every new shape.
+_init = jax.jit(_init_impl, static_argnums=0)
+
+
 def _setup(case: LayerCase, dtype: str, seed: int, length: int | None = None):
     layer = case.factory(dtype)
-    params = layer.init_params(jax.random.key(seed))
-    state = layer.init_state(params)
+    params, state = _init(layer, jax.random.key(seed))
     xs = layer_inputs(layer, length or case.length, seed + 1, dtype)
     return layer, params, state, xs
 
@@ -182,10 +192,16 @@ def check_layer_no_retrace(case: LayerCase) -> None:
 
 
 def check_layer_unknown_control_raises(case: LayerCase) -> None:
-    """``apply`` rejects a control name no memjax component knows, naming it."""
-    layer, params, state, xs = _setup(case, "float32", 6, length=3)
+    """``apply`` rejects a control name no memjax component knows, naming it.
+
+    The call is traced abstractly (``jax.eval_shape``): argument checks run in Python before any
+    computation, so nothing is compiled or run.
+    """
+    layer = case.factory("float32")
+    params, state = jax.eval_shape(functools.partial(_init_impl, layer), jax.random.key(6))
+    xs = jax.eval_shape(lambda: layer_inputs(layer, 3, 6, "float32"))
     try:
-        layer.apply(params, state, xs, thetta=0.5)
+        jax.eval_shape(lambda p, s, x: layer.apply(p, s, x, thetta=0.5), params, state, xs)
     except ValueError as exc:
         assert "'thetta'" in str(exc), f"error does not name the control: {exc}"
     else:
