@@ -205,3 +205,6 @@ suppress_warnings = ["mystnb.unknown_mime_type", "mystnb.lexer"]
 html_theme = "sphinx_book_theme"
 html_title = "memjax"
 html_theme_options = {"show_toc_level": 2}
+# viewcode's source pages (most of the site's pages) render without the navigation sidebar: its
+# global toctree is most of the build time, and a source page is reached from its [source] link
+html_sidebars = {"_modules/**": []}
