@@ -31,9 +31,9 @@ def test_niah_writes_table2_shaped_results(tmp_path):
             "--set",
             "needles=(passkey,number)",
             "--set",
-            "train_lens=(240,)",
+            "train_lens=(80,)",
             "--set",
-            "eval_lens=(256,)",
+            "eval_lens=(96,)",
             "--set",
             "d_model=8",
             "--set",
@@ -52,10 +52,10 @@ def test_niah_writes_table2_shaped_results(tmp_path):
     )
     assert [r["model"] for r in rows] == ["gated_delta", "swa"]
     for r in rows:
-        assert set(r["scores"]) == {"passkey@256", "number@256"}
+        assert set(r["scores"]) == {"passkey@96", "number@96"}
         assert all(0.0 <= s <= 1.0 for pair in r["scores"].values() for s in pair)
     table, summary = _outputs(tmp_path, "niah.png")
-    assert "PK 256" in table and "N 256" in table and "gated_delta" in table
+    assert "PK 96" in table and "N 96" in table and "gated_delta" in table
     assert summary == rows
 
 
@@ -107,7 +107,7 @@ def test_mqar_capacity_grid(tmp_path):
             "--set",
             "trials=1",
             "--set",
-            "passes=2",
+            "passes=1",
         ]
     )
     assert [(r["depth L_M"], r["width d"]) for r in rows] == [(1, 4), (2, 4)]

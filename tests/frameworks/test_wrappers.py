@@ -1,5 +1,7 @@
 """Flax NNX and Equinox wrappers: parity with the core, training, detach, reset, errors."""
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -136,6 +138,7 @@ def test_training_trajectories_agree_and_state_is_not_trained():
     assert float(jnp.abs(nnx_layer.raw_state().memory.weights).sum()) > 0
 
 
+@functools.cache  # shared by the detach tests: one compile per policy
 def _two_segment_grad(detach):
     """Gradient of a loss over two consecutive calls, inside one differentiated function."""
     layer = mnnx.MemoryLayer(SPEC, rngs=nnx.Rngs(0), batch_shape=(B,), detach=detach)
@@ -145,7 +148,7 @@ def _two_segment_grad(detach):
         layer(_inputs(0))
         return jnp.sum(layer(_inputs(1)) ** 2)
 
-    grads = nnx.grad(loss_fn, argnums=nnx.DiffState(0, nnx.Param))(layer)
+    grads = nnx.jit(nnx.grad(loss_fn, argnums=nnx.DiffState(0, nnx.Param)))(layer)
     is_var = lambda x: isinstance(x, nnx.Variable)
     return layer.raw_params(), jax.tree_util.tree_map(lambda v: v[...], grads, is_leaf=is_var)
 
@@ -159,7 +162,7 @@ def test_detach_policy_matches_core(detach):
         s1 = tree_stop_gradient(s1) if detach else s1
         return jnp.sum(_core_call(p, s1, _inputs(1))[0] ** 2)
 
-    want = jax.grad(core)(params)
+    want = jax.jit(jax.grad(core))(params)
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
