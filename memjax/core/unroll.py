@@ -200,12 +200,12 @@ def unroll(
             matmul over batch and time (module doc). Shared scalar controls only.
         **controls: per-step arrays (leading axis ``T``) or shared scalars for ``cell.step``.
     """
-    also = ("batched", "boundary", "boundary_tap", "precompute", "remat", "truncate")
-    check_controls(controls, where="unroll", also=(*also, "weight_grads"))
+    check_controls(controls, where="unroll", also=("batched", *_UNROLL_OPTIONS, "weight_grads"))
     if not (isinstance(remat, bool) or remat == "dots"):
         raise ValueError(f"remat: expected True, False or 'dots', got {remat!r}")
     if not isinstance(batched, bool):
         raise TypeError(f"batched: expected a bool, got {batched!r}")
+    _check_options(truncate, boundary, boundary_tap, precompute, weight_grads)
     if batched:
         return _unroll_batched(
             cell,
@@ -221,32 +221,6 @@ def unroll(
             **controls,
         )
     length = _length(xs)
-    if truncate is not None:
-        check_positive_int("truncate", truncate)
-    if boundary is not None and not callable(boundary):
-        raise TypeError(
-            f"boundary: expected a callable (carry, index) -> gradient, got {boundary!r}"
-        )
-    if (boundary is not None or boundary_tap is not None) and truncate is None:
-        raise ValueError(
-            "truncate: boundary and boundary_tap need truncation windows; pass truncate"
-        )
-    if boundary_tap is not None and not isinstance(boundary_tap, str):
-        raise TypeError(f"boundary_tap: expected a tap name (str), got {boundary_tap!r}")
-    if not isinstance(precompute, bool):
-        raise TypeError(f"precompute: expected a bool, got {precompute!r}")
-    check_choice("weight_grads", weight_grads, WEIGHT_GRADS)
-    if weight_grads == "after_loop":
-        if boundary is not None or boundary_tap is not None:
-            raise ValueError(
-                "weight_grads: 'after_loop' does not take boundary or boundary_tap (synthetic "
-                "gradients); use 'in_loop'"
-            )
-        if taps.tapping():
-            raise ValueError(
-                "weight_grads: 'after_loop' cannot run under collect_taps (the taps would leave "
-                "its custom VJP); use 'in_loop'"
-            )
     per_step, shared = split_controls(controls, length, "step")
     step, step_params = cell.step, params
     if precompute and has_input_projection(cell):
@@ -294,25 +268,10 @@ def _unroll_batched(cell, params, carry, xs, *, weight_grads, **options):
     for name, value in controls.items():
         if not (is_scalar_like(value) or value is None):
             raise ValueError(f"{name}: batched=True takes shared scalar controls only")
-    check_choice("weight_grads", weight_grads, WEIGHT_GRADS)
     if weight_grads == "in_loop":
         run = jax.vmap(lambda c, x: unroll(cell, params, c, x, **options, **controls))
         return run(carry, xs)
-    if options["boundary"] is not None or options["boundary_tap"] is not None:
-        raise ValueError(
-            "weight_grads: 'after_loop' does not take boundary or boundary_tap (synthetic "
-            "gradients); use 'in_loop'"
-        )
-    if taps.tapping():
-        raise ValueError(
-            "weight_grads: 'after_loop' cannot run under collect_taps (the taps would leave its "
-            "custom VJP); use 'in_loop'"
-        )
     truncate, precompute = options["truncate"], options["precompute"]
-    if truncate is not None:
-        check_positive_int("truncate", truncate)
-    if not isinstance(precompute, bool):
-        raise TypeError(f"precompute: expected a bool, got {precompute!r}")
     step, step_params = cell.step, params
     length = _length(jax.tree_util.tree_map(lambda a: a[0], xs))
     # time-major before the projection: its (T, B, ...) output then needs no transpose
@@ -332,6 +291,37 @@ def _unroll_batched(cell, params, carry, xs, *, weight_grads, **options):
 
 
 _UNROLL_OPTIONS = ("boundary", "boundary_tap", "precompute", "remat", "truncate")
+
+
+def _check_options(truncate, boundary, boundary_tap, precompute, weight_grads) -> None:
+    """:func:`unroll`'s option errors, each naming its argument (both the plain and the batched
+    path)."""
+    if truncate is not None:
+        check_positive_int("truncate", truncate)
+    if boundary is not None and not callable(boundary):
+        raise TypeError(
+            f"boundary: expected a callable (carry, index) -> gradient, got {boundary!r}"
+        )
+    if (boundary is not None or boundary_tap is not None) and truncate is None:
+        raise ValueError(
+            "truncate: boundary and boundary_tap need truncation windows; pass truncate"
+        )
+    if boundary_tap is not None and not isinstance(boundary_tap, str):
+        raise TypeError(f"boundary_tap: expected a tap name (str), got {boundary_tap!r}")
+    if not isinstance(precompute, bool):
+        raise TypeError(f"precompute: expected a bool, got {precompute!r}")
+    check_choice("weight_grads", weight_grads, WEIGHT_GRADS)
+    if weight_grads == "after_loop":
+        if boundary is not None or boundary_tap is not None:
+            raise ValueError(
+                "weight_grads: 'after_loop' does not take boundary or boundary_tap (synthetic "
+                "gradients); use 'in_loop'"
+            )
+        if taps.tapping():
+            raise ValueError(
+                "weight_grads: 'after_loop' cannot run under collect_taps (the taps would leave "
+                "its custom VJP); use 'in_loop'"
+            )
 
 
 def _remat_options(remat) -> dict:
