@@ -237,12 +237,11 @@ def encode(mac, packed: Packed, inp: tuple, noise, order=None):
     (:func:`_pick_max_raws`); otherwise from V."""
     raws, counts = _raws(mac, packed, inp), _counts(inp)
     pi_u = counts[0]
-    gate_max = mac.n_inputs if mac.gate_max is None else mac.gate_max
     anything = jnp.zeros((), jnp.bool_)
     for raw, count in zip(raws, counts):
         if raw is not None:
             anything = anything | (count > 0)
-    active = (pi_u >= mac.gate_min) & (pi_u <= gate_max) & anything
+    active = _gate(mac, pi_u) & anything
     if order is not None and _u_only(mac, raws):
         code = _pick_max_raws(mac, raws[0], pi_u, order)
     else:
@@ -354,6 +353,12 @@ def _normalised(mac, raw, count, phi):
     return x, count > 0, phi
 
 
+def _gate(mac, pi_u):
+    """Step 1's activation gate: ``gate_min ≤ π_U ≤ gate_max`` (``None``: ``n_inputs``)."""
+    gate_max = mac.n_inputs if mac.gate_max is None else mac.gate_max
+    return (pi_u >= mac.gate_min) & (pi_u <= gate_max)
+
+
 def _support(mac, parts, use):
     """Step 4 over the types in ``use`` that are present: V and whether any is present."""
     v = jnp.ones((mac.Q, mac.K), jnp.float32)
@@ -413,8 +418,7 @@ def _evidence(mac, raws, counts, mode, sliced: bool = True):
         None if raws[t] is None else _normalised(mac, raws[t], counts[t], phis[t]) for t in range(3)
     ]
     pi_u = counts[0]
-    gate_max = mac.n_inputs if mac.gate_max is None else mac.gate_max
-    gate = (pi_u >= mac.gate_min) & (pi_u <= gate_max)
+    gate = _gate(mac, pi_u)
     v, anything = _support(mac, parts, (True, True, True))
     g = _familiarity(v, sliced)
     if mode == "recognize" and mac.backoff is not None:
