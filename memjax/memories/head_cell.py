@@ -278,10 +278,7 @@ class HeadCell:
 
     def _after_controller(self, params, carry: HeadCellCarry, h, controller, controls):
         h = taps.tap("controller", jnp.clip(h, -self.clip, self.clip))
-        # the interface Dense as linear(...) + bias: the same product, whose weight gradient
-        # unroll(weight_grads="after_loop") forms after the loop
-        interface = params["interface"]
-        xi = jnp.clip(linear(h, interface["kernel"]) + interface["bias"], -self.clip, self.clip)
+        xi = jnp.clip(self.interface(params["interface"], h), -self.clip, self.clip)
         parts = {name: taps.tap(name, a) for name, a in self.memory.split_interface(xi).items()}
         key, value, query = self.memory.head_arguments(parts)
         read, memory = memory_step(

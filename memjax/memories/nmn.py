@@ -71,7 +71,6 @@ from memjax.core.checks import check_array, check_choice
 from memjax.core.controls import check_controls
 from memjax.core.protocol import Memory
 from memjax.core.spec import spec
-from memjax.core.unroll import linear
 from memjax.memories import addressing
 from memjax.memories.head_cell import (
     check_controller_fields,
@@ -304,14 +303,14 @@ class NMNCell:
         return self._after_read_controller(params, carry, h_r, s_r)
 
     def _after_read_controller(self, params: dict, carry: NMNCarry, h_r, s_r):
-        memory, c = self.memory, self._controllers()
+        memory, c, heads = self.memory, self._controllers(), self._heads()
         shape_m = (self.memory_size, self.memory_width)
         check_array("carry.memory.memory", carry.memory.memory, shape=shape_m, floating=True)
 
         def clip(a):
             return jnp.clip(a, -self.clip, self.clip)
 
-        q = taps.tap("read", clip(_dense(params["read_head"], clip(h_r))))
+        q = taps.tap("read", clip(heads["read_head"](params["read_head"], clip(h_r))))
         z = taps.tap("attention", memory.attention(carry.memory, q))
         m = memory.read_at(carry.memory, z)
         qm = jnp.concatenate([q, m])
@@ -324,12 +323,5 @@ class NMNCell:
             carry.write_controller,
             o if self.write_input == "output" else qm,
         )
-        u = taps.tap("write", clip(_dense(params["write_head"], clip(h_w))))
+        u = taps.tap("write", clip(heads["write_head"](params["write_head"], clip(h_w))))
         return o, NMNCarry(s_r, s_o, s_w, memory.write_at(carry.memory, z, u))
-
-
-def _dense(params: dict, x: jax.Array) -> jax.Array:
-    """A head's Dense (:class:`memjax.nn.dense.Dense`) as :func:`memjax.core.unroll.linear` plus
-    the bias: the same product, whose weight gradient ``unroll(weight_grads="after_loop")``
-    forms after the loop."""
-    return linear(x, params["kernel"]) + params["bias"]
