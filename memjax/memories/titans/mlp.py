@@ -260,7 +260,7 @@ def factor_forward(mlp: MemoryMLP, reduction: str, max_norm, weights, keys, valu
     g, gamma_grad = output_gradient(mlp, reduction, h, keys, values, gamma)
     deltas = [g]
     for i in range(mlp.depth - 2, -1, -1):
-        g = (_named(g @ layers[i + 1]["w"].T)) * act_grad(pre[i])
+        g = _named(g @ layers[i + 1]["w"].T) * act_grad(pre[i])
         deltas.insert(0, g)
     raw, raw_gamma, norm_sq = tuple(deltas), gamma_grad, None
     if max_norm is not None:
