@@ -18,10 +18,6 @@ from memjax.memories.ntm import NTMCell
 
 BITS, MAX_LEN, BATCH, STEPS = 3, 3, 16, 300
 CELL = NTMCell(BITS + 1, 32, memory_size=8, memory_width=6, num_read_heads=1)
-# XLA:CPU's cheapest optimisation level: the same maths (and random numbers), compiled in about
-# half the time; the programs here run once or twice, so compiling dominates (eager random
-# draws would compile one program per op: slower still)
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 def copy_batch(key, batch):
@@ -64,7 +60,7 @@ def bit_errors(out, target, mask):
 
 
 def test_ntm_copy_bit_errors_fall():
-    params, train, (ev_x, ev_y, ev_m) = jax.jit(setup).lower().compile(FAST_COMPILE)()
+    params, train, (ev_x, ev_y, ev_m) = jax.jit(setup)()
     ev_x, ev_y, ev_m = np.asarray(ev_x), np.asarray(ev_y), np.asarray(ev_m)
     opt = optax.adam(1e-2)
 
@@ -79,9 +75,9 @@ def test_ntm_copy_bit_errors_fall():
         return params, losses
 
     ev_xs = jnp.asarray(ev_x)
-    evaluate = jax.jit(logits).lower(params, ev_xs).compile(FAST_COMPILE)
+    evaluate = jax.jit(logits)
     before = bit_errors(evaluate(params, ev_xs), ev_y, ev_m)
-    trained, losses = jax.jit(fit).lower(params).compile(FAST_COMPILE)(params)
+    trained, losses = jax.jit(fit)(params)
     after = bit_errors(evaluate(trained, ev_xs), ev_y, ev_m)
     chance = BITS * float(np.mean(np.sum(ev_m, 1))) / 2
     assert np.all(np.isfinite(np.asarray(losses)))

@@ -19,9 +19,6 @@ from memjax.core.spec import spec
 from memjax.core.testing.memory_contract import float64
 
 B, T, W, D_IN, D_OUT, ETA = 3, 7, 3, 4, 2, 0.2
-# XLA:CPU's cheapest optimisation level: the same maths, compiled in less time (each program
-# here runs once or twice, so compiling dominates)
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 @spec
@@ -77,7 +74,7 @@ def test_fast_steps_with_the_true_gradient_are_explicit_inner_loop_sgd():
         phi = {"out": ({"kernel": jnp.concatenate([eye, -eye]), "bias": jnp.zeros(D_OUT)},)}
         xs, aux = rng.normal(size=(B, T, D_IN)), rng.normal(size=(B, T, D_OUT))
         want_ys, want_losses = _numpy_inner_sgd(np.asarray(theta["w"]), xs, aux)
-        predict = jax.jit(inner_loop_predict(sg), compiler_options=FAST_COMPILE)
+        predict = jax.jit(inner_loop_predict(sg))
         ys = predict(theta, phi, jnp.asarray(xs), jnp.asarray(aux))
         np.testing.assert_allclose(np.asarray(ys), want_ys, rtol=1e-12, atol=1e-12)
         # the fast steps act (later windows differ from θ0's predictions) ...
@@ -88,7 +85,7 @@ def test_fast_steps_with_the_true_gradient_are_explicit_inner_loop_sgd():
         # ... and training scores exactly these predictions
         loss = lambda ys, a: 0.5 * jnp.sum((ys - a) ** 2)
         xs, aux = jnp.asarray(xs), jnp.asarray(aux)
-        out = jax.jit(sg.gradients(loss), compiler_options=FAST_COMPILE)(theta, phi, xs, aux, aux)
+        out = jax.jit(sg.gradients(loss))(theta, phi, xs, aux, aux)
         np.testing.assert_allclose(float(out.loss), np.mean(want_losses), rtol=1e-12)
 
 

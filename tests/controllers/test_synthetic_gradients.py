@@ -21,15 +21,6 @@ from memjax.memories.nmn import NMNCell
 from memjax.nn.lstm import LSTMCell
 
 B, T, W = 2, 6, 3
-# XLA:CPU's cheapest optimisation level: the same maths, compiled in about half the time (each
-# program here runs a few times, so compiling dominates)
-jit = functools.partial(
-    jax.jit,
-    compiler_options={
-        "xla_backend_optimization_level": 0,
-        "xla_llvm_disable_expensive_passes": True,
-    },
-)
 
 
 def _cell(dtype="float64"):
@@ -82,7 +73,7 @@ def _windows_loss(cell, theta, x, a, perts, detach):
     return total
 
 
-@functools.partial(jit, static_argnums=0)
+@functools.partial(jax.jit, static_argnums=0)
 def _reference(cell, theta, xs, aux, detach):
     """Mean loss, its θ gradient and the carry gradients at window starts, by Python windows."""
     carry = cell.init_carry(theta)
@@ -133,9 +124,9 @@ def test_oracle_sg_equals_bptt_and_truncation_cuts_exactly(nmn64):
             diagnose=False,
         )
         phi = _phi(sg, theta)
-        fn = jit(sg.gradients(loss_fn))
+        fn = jax.jit(sg.gradients(loss_fn))
         loss, want, oracle_carry = refs[0.0]
-        oracle_write = jit(lambda t: sg.true_targets(loss_fn, t, xs, aux))(theta)["write"]
+        oracle_write = jax.jit(lambda t: sg.true_targets(loss_fn, t, xs, aux))(theta)["write"]
         oracle = {"write": oracle_write, "carry": oracle_carry}
 
         out = fn(theta, phi, xs, aux, step=1, predictions=oracle)
@@ -186,9 +177,9 @@ def test_sg_predicted_at_the_tap_equals_a_separate_forward_pass(monkeypatch, nmn
         )
         phi = _phi(sg, theta)
         assert sg._inline_targets(theta, {}, jax.eval_shape(cell.init_carry, theta)) == ("write",)
-        inline = jit(sg.gradients(loss_fn))(theta, phi, xs, aux)
+        inline = jax.jit(sg.gradients(loss_fn))(theta, phi, xs, aux)
         monkeypatch.setattr(module, "_INLINE", False)
-        separate = jit(sg.gradients(loss_fn))(theta, phi, xs, aux)
+        separate = jax.jit(sg.gradients(loss_fn))(theta, phi, xs, aux)
         _assert_close(inline, separate, rtol=1e-12, atol=1e-14)
         assert abs(float(inline.metrics["cosine/write"])) > 1e-3  # a live, non-zero SG
 
@@ -251,7 +242,7 @@ def test_inner_loop_without_fast_steps_is_bptt_and_phi_is_meta_learned(nmn64):
             diagnose=False,
         )
         phi = _phi(sg, theta)
-        fn = jit(sg.gradients(loss_fn))
+        fn = jax.jit(sg.gradients(loss_fn))
         warm = fn(theta, phi, xs, aux, step=0)
         _assert_close(warm.theta_grads, want)
         out = fn(theta, phi, xs, aux, step=1)
@@ -285,7 +276,7 @@ def test_plain_lstm_through_the_wrappers():
     )
     nnx_layer = nnx_memory(layer)
     eqx_layer, _ = eqx.nn.make_with_state(eqx_memory())(layer, key=jax.random.key(0))
-    fn = jit(sg.gradients(loss_fn))
+    fn = jax.jit(sg.gradients(loss_fn))
     for theta in (nnx_layer.raw_params(), eqx_layer.params):
         phi = _phi(sg, theta)
         out = fn(theta, phi, xs, aux)

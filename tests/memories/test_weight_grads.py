@@ -39,8 +39,6 @@ CASES = {
 DEFERRED = {"lstm_windows_remat": 2, "ntm_lstm": 2, "mann_feedforward": 2, "nmn_lstm": 8}
 VMAPPED = ("lstm_windows_remat",)  # after_loop under an outer vmap too (fewer: compile time)
 B, T = 2, 3
-# XLA:CPU's cheapest optimisation level: the same maths, compiled in about half the time
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 def _reference(cell, theta, carry, xs, truncate):
@@ -107,7 +105,7 @@ def results(request):
                 runs = (*runs, vmapped, in_loop_dots)
             return [grad(f) for f in runs]
 
-        compiled = jax.jit(all_runs).lower(theta, carry, xs).compile(FAST_COMPILE)
+        compiled = jax.jit(all_runs)
         out = jax.device_get(compiled(theta, carry, xs))
         found = []
 
