@@ -10,6 +10,15 @@ stacked :math:`y` and the last carry.
   the step's products with a weight matrix (e.g. :math:`h_{t-1} W_h`) and recomputes only the
   elementwise ops and the batched products around them, so no stacked buffer is filled per
   intermediate activation (the gates, their nonlinearities, the clipped outputs, ...).
+* ``checkpoint_every=k`` checkpoints *segments* of ``k`` steps instead (Griewank-style
+  segment checkpointing; Chen et al. 2016, "Training Deep Nets with Sublinear Memory Cost"):
+  reverse mode stores only the carry entering each segment (``T/k`` carries, e.g. ``T/k``
+  memories instead of ``T``) and re-runs the segment's forward before its backward, where the
+  segment's per-step residuals live in one ``k``-step buffer. With ``remat="dots"`` the
+  segment keeps the steps' weight products (same policy), so the re-run is the elementwise
+  work only; with ``remat=False`` nothing but the carries is kept. Exact: the same values and
+  gradients as without it (the re-run repeats the same operations). Not with ``truncate``,
+  nor under :func:`memjax.core.taps.collect_taps`.
 * ``precompute=True`` hoists the part of every step that depends on the input alone out of the
   loop, for a cell with the optional input-projection hook (:class:`memjax.core.Cell`:
   ``project_inputs(params, xs) -> (step_params, ps)`` and ``step_projected(step_params, carry,
@@ -177,6 +186,7 @@ def unroll(
     boundary_tap: str | None = None,
     weight_grads: str = "in_loop",
     batched: bool = False,
+    checkpoint_every: int | None = None,
     **controls,
 ) -> tuple[Any, Carry]:
     """Run ``cell.step`` over the leading axis of ``xs``; return ``(ys, carry)`` (module doc).
@@ -198,14 +208,21 @@ def unroll(
             ``jax.vmap``-ed over it inside the loop and ``ys`` is ``(B, T, ...)`` — the values of
             ``jax.vmap`` of the unbatched call, with ``"after_loop"``'s weight gradients one
             matmul over batch and time (module doc). Shared scalar controls only.
+        checkpoint_every: checkpoint segments of this many steps: reverse mode stores the
+            carry every ``k`` steps only and re-runs each segment forward (module doc).
         **controls: per-step arrays (leading axis ``T``) or shared scalars for ``cell.step``.
     """
-    check_controls(controls, where="unroll", also=("batched", *_UNROLL_OPTIONS, "weight_grads"))
+    check_controls(
+        controls,
+        where="unroll",
+        also=("batched", *_UNROLL_OPTIONS, "weight_grads", "checkpoint_every"),
+    )
     if not (isinstance(remat, bool) or remat == "dots"):
         raise ValueError(f"remat: expected True, False or 'dots', got {remat!r}")
     if not isinstance(batched, bool):
         raise TypeError(f"batched: expected a bool, got {batched!r}")
     _check_options(truncate, boundary, boundary_tap, precompute, weight_grads)
+    _check_segments(checkpoint_every, truncate)
     if batched:
         return _unroll_batched(
             cell,
@@ -218,6 +235,7 @@ def unroll(
             boundary=boundary,
             boundary_tap=boundary_tap,
             weight_grads=weight_grads,
+            checkpoint_every=checkpoint_every,
             **controls,
         )
     length = _length(xs)
@@ -233,13 +251,13 @@ def unroll(
         step = cell.step_projected
     if weight_grads == "after_loop":
         leaves, shapes = _linear_calls(step, step_params, carry, xs, per_step, shared)
-        run = _after_loop(step, remat, truncate, length, leaves, shapes, None)
+        run = _after_loop(step, remat, truncate, length, leaves, shapes, None, checkpoint_every)
         return run(step_params, carry, xs, per_step, shared)
 
     def one(carry, x, c):
         return step(step_params, carry, x, **c, **shared)
 
-    if remat:
+    if remat and checkpoint_every is None:
         one = taps.checkpoint(one, **_remat_options(remat))
 
     def body(carry, inputs):
@@ -248,13 +266,16 @@ def unroll(
         return carry, y
 
     seq = (xs, per_step)
+    if checkpoint_every is not None:
+        carry, ys = _segmented(body, carry, seq, length, checkpoint_every, remat)
+        return ys, carry
     if truncate is None or truncate >= length:
         carry, ys = taps.scan(body, carry, seq)
         return ys, carry
     return _truncated(body, carry, seq, length, truncate, boundary, boundary_tap)
 
 
-def _unroll_batched(cell, params, carry, xs, *, weight_grads, **options):
+def _unroll_batched(cell, params, carry, xs, *, weight_grads, checkpoint_every, **options):
     """:func:`unroll` with ``batched=True``: the step ``jax.vmap``-ed inside the loop."""
     leaves = jax.tree_util.tree_leaves(xs)
     if not leaves or any(a.ndim < 2 for a in leaves):
@@ -269,7 +290,11 @@ def _unroll_batched(cell, params, carry, xs, *, weight_grads, **options):
         if not (is_scalar_like(value) or value is None):
             raise ValueError(f"{name}: batched=True takes shared scalar controls only")
     if weight_grads == "in_loop":
-        run = jax.vmap(lambda c, x: unroll(cell, params, c, x, **options, **controls))
+        run = jax.vmap(
+            lambda c, x: unroll(
+                cell, params, c, x, checkpoint_every=checkpoint_every, **options, **controls
+            )
+        )
         return run(carry, xs)
     truncate, precompute = options["truncate"], options["precompute"]
     step, step_params = cell.step, params
@@ -285,7 +310,9 @@ def _unroll_batched(cell, params, carry, xs, *, weight_grads, **options):
         jax.tree_util.tree_map(lambda a: a[:, 0], time_major),
     )
     found, shapes = _linear_calls(step, step_params, *example, {}, controls)
-    run = _after_loop(step, options["remat"], truncate, length, found, shapes, size)
+    run = _after_loop(
+        step, options["remat"], truncate, length, found, shapes, size, checkpoint_every
+    )
     ys, carry = run(step_params, carry, time_major, {}, controls)
     return jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), ys), carry
 
@@ -322,6 +349,45 @@ def _check_options(truncate, boundary, boundary_tap, precompute, weight_grads) -
                 "weight_grads: 'after_loop' cannot run under collect_taps (the taps would leave "
                 "its custom VJP); use 'in_loop'"
             )
+
+
+def _check_segments(checkpoint_every, truncate) -> None:
+    """The ``checkpoint_every`` errors, naming the argument."""
+    if checkpoint_every is None:
+        return
+    check_positive_int("checkpoint_every", checkpoint_every)
+    if truncate is not None:
+        raise ValueError(
+            "checkpoint_every: not with truncate (a window already bounds what reverse mode "
+            "keeps); pass one of them"
+        )
+    if taps.tapping():
+        raise ValueError(
+            "checkpoint_every: cannot run under collect_taps (the taps would leave the "
+            "checkpointed segments)"
+        )
+
+
+def _segmented(body, carry, seq, length, every, remat):
+    """``lax.scan(body, carry, seq)`` as segments of ``every`` steps, each a ``jax.checkpoint``
+    (``remat``'s policy): ``(carry, ys)`` (module doc, ``checkpoint_every``)."""
+    segment = jax.checkpoint(
+        lambda carry, part: jax.lax.scan(body, carry, part), **_remat_options(remat)
+    )
+    n_full, rest = divmod(length, every)
+    ys_parts = []
+    if n_full:
+        main = jax.tree_util.tree_map(
+            lambda a: a[: n_full * every].reshape(n_full, every, *a.shape[1:]), seq
+        )
+        carry, ys = jax.lax.scan(segment, carry, main)
+        ys_parts.append(_merge_windows(ys))
+    if rest:
+        carry, ys = segment(carry, _slice(seq, n_full * every, length))
+        ys_parts.append(ys)
+    if len(ys_parts) == 1:
+        return carry, ys_parts[0]
+    return carry, jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *ys_parts)
 
 
 def _remat_options(remat) -> dict:
@@ -424,14 +490,14 @@ def _weights(step_params, leaves):
     return [flat[i] for i in leaves]
 
 
-def _after_loop(step, remat, truncate, length, leaves, shapes, batch):
+def _after_loop(step, remat, truncate, length, leaves, shapes, batch, every=None):
     """``run(step_params, carry, xs, per_step, shared) -> (ys, carry)`` with the gradients of
     the weights that ``step`` applies by :func:`linear` (``leaves``, outputs ``shapes``)
     formed after the loop (module doc); ``batch``: the batch size (``xs`` ``(T, B, ...)``, the
-    step vmapped inside) or ``None``."""
+    step vmapped inside) or ``None``; ``every``: ``checkpoint_every``."""
 
     def loop(step_params, carry, xs, per_step, shared, probes):
-        one = _recording(step, step_params, probes, remat)
+        one = _recording(step, step_params, probes, remat if every is None else False)
         if batch is not None:
             one = jax.vmap(one, in_axes=(0, 0, 0, 0, None))
 
@@ -441,7 +507,9 @@ def _after_loop(step, remat, truncate, length, leaves, shapes, batch):
             return carry, (y, inputs)
 
         seq = (xs, per_step, probes)
-        if truncate is None or truncate >= length:
+        if every is not None:
+            carry, (ys, inputs) = _segmented(body, carry, seq, length, every, remat)
+        elif truncate is None or truncate >= length:
             carry, (ys, inputs) = jax.lax.scan(body, carry, seq)
         else:
             (ys, inputs), carry = _truncated(body, carry, seq, length, truncate, None, None)

