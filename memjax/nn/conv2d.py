@@ -23,20 +23,29 @@ extra row/column of padding at the high end: the TensorFlow / ``lax`` convention
 the bias is otherwise zero.
 
 **Implementation** (``impl``; the same :math:`y` up to float rounding, the same params):
-``"xla"`` (the default) is the single ``conv_general_dilated`` above. ``"wide"`` computes the
-convolution with the kernel zero-padded to :data:`WIDE_CHANNELS` = 17 output channels and keeps
-the first :math:`C_{out}` outputs: the padded filters are zero and touch no kept output (each
-output channel is its own filter's sum), so :math:`y` is unchanged, but XLA:CPU (jax 0.10) sends a
-convolution with at most 16 channels on both sides to the Eigen kernel and one with more to a
-YNNPACK fusion, which on narrow, pruned convs runs up to 2.3× faster per call (median 1.5×
-over 55 shapes, batch 64, CPU time) despite the padded work
-(``experiments/benchmarks/pruning.md``). XLA's cost analysis counts the padded filters, so
-count FLOPs with ``"xla"``. ``"auto"`` picks ``"wide"`` where that measurement found
-it faster — :math:`\max(C_{in}, C_{out}) \le 16`, :math:`C_{in}` even or 1 (an odd
-:math:`C_{in} > 1` runs 1.2–3.7× *slower* wide), no groups (:func:`wide_pays`) — and ``"xla"``
-elsewhere. The choice is made from static shapes at trace time and does not depend on the
-backend, so ``"auto"`` also runs (padding for nothing) on GPU and TPU: use it for CPU inference,
-and measure the whole network (in a deep ResNet the per-conv gain was lost).
+``"xla"`` (the default) is the single ``conv_general_dilated`` above. Every other option
+computes the convolution with the kernel zero-padded to :math:`C' \ge C_{out}` output channels
+(:func:`computed_width`) and keeps the first :math:`C_{out}` outputs: each output channel is
+its own filter's sum, so the zero filters touch no kept output and :math:`y` is unchanged; only
+the kernel XLA picks changes. XLA:CPU's (jax 0.10) convolution time depends on the *width*,
+not only the FLOPs, and the padded conv is often faster despite the padded work
+(``experiments/benchmarks/pruning.md``, batch 64, CPU time):
+
+* ``"wide"``: :math:`C' = 17` (:data:`WIDE_CHANNELS`) for a conv with at most 16 channels on both
+  sides, which XLA:CPU sends to the Eigen kernel while one with more goes to a YNNPACK fusion
+  (0.44–1.01 of the CPU time on narrow pruned convs when :math:`C_{in}` is even or 1; an odd
+  :math:`C_{in} > 1` runs 1.2–3.7× *slower* wide).
+* ``"pad8"``, ``"pad16"``: :math:`C'` = :math:`C_{out}` rounded up to a multiple of 8 or 16.
+* ``"auto"``: ``"wide"`` where :func:`wide_pays` (:math:`\max(C_{in}, C_{out}) \le 16`,
+  :math:`C_{in}` even or 1); for :math:`8 < C_{out} \le 64` with :math:`C_{in} > 16` the next
+  multiple of 16, except that :math:`C_{out} \bmod 16 \in \{4, 8\}` below 48 is kept (a
+  measured rule: 64→25/26/28 cost 1.4–1.6× 64→32, 64→52/56/60 1.6–1.7× 64→64, while 20, 24, 36
+  and 40 are as cheap as or cheaper than their padded widths, at 4×4–32×32); otherwise unpadded.
+
+Groups are never padded (``"wide"``, ``"pad8"`` and ``"pad16"`` need ``groups=1``). XLA's cost
+analysis counts the padded filters, so count FLOPs with ``"xla"``. The choice is made from
+static shapes at trace time and does not depend on the backend, so the padded options also run
+(padding for nothing) on GPU and TPU: use them for CPU inference, and measure the whole network.
 
 **Channel axes** (:mod:`memjax.nn.channels`): ``kernel`` ``out=3``, ``in_=2``; ``bias`` ``out=0``.
 With ``groups > 1`` axis 2 holds the ``C_in / G`` inputs *of each group*, not the layer's input
@@ -67,13 +76,14 @@ from memjax.core.spec import spec
 from memjax.nn.channels import ChannelAxes
 from memjax.nn.dense import INITS, init_kernel
 
-__all__ = ["IMPLS", "WIDE_CHANNELS", "Conv2D", "wide_pays"]
+__all__ = ["IMPLS", "WIDE_CHANNELS", "Conv2D", "computed_width", "wide_pays"]
 
-IMPLS = ("xla", "wide", "auto")
+IMPLS = ("xla", "wide", "auto", "pad8", "pad16")
 """The ``impl`` options of :class:`Conv2D` (module doc)."""
 
 WIDE_CHANNELS = 17
-"""Output channels ``impl="wide"`` pads a narrow convolution's kernel to (module doc)."""
+"""Output channels ``impl="wide"`` (and ``"auto"`` where :func:`wide_pays`) pads a narrow
+convolution's kernel to (module doc)."""
 
 
 def wide_pays(in_channels: int, out_channels: int, groups: int = 1) -> bool:
@@ -88,6 +98,36 @@ def wide_pays(in_channels: int, out_channels: int, groups: int = 1) -> bool:
         and max(in_channels, out_channels) < WIDE_CHANNELS
         and (in_channels == 1 or in_channels % 2 == 0)
     )
+
+
+def _round_up(c: int, m: int) -> int:
+    return -(-c // m) * m
+
+
+def computed_width(in_channels: int, out_channels: int, impl: str, groups: int = 1) -> int:
+    """The output channels a :class:`Conv2D` with this ``impl`` computes before keeping the
+    first ``out_channels`` (module doc): ``out_channels`` itself where nothing is padded.
+
+    Example:
+        >>> [computed_width(16, 6, i) for i in ("xla", "wide", "auto", "pad8", "pad16")]
+        [6, 17, 17, 8, 16]
+        >>> [computed_width(64, c, "auto") for c in (25, 36, 40, 44, 52, 56, 64)]
+        [32, 36, 40, 48, 64, 64, 64]
+    """
+    check_choice("impl", impl, IMPLS)
+    if groups != 1 or impl == "xla":
+        return out_channels
+    narrow = max(in_channels, out_channels) < WIDE_CHANNELS
+    if impl == "wide":
+        return WIDE_CHANNELS if narrow else out_channels
+    if impl in ("pad8", "pad16"):
+        return _round_up(out_channels, 8 if impl == "pad8" else 16)
+    if wide_pays(in_channels, out_channels, groups):
+        return WIDE_CHANNELS
+    measured = 8 < out_channels <= 64  # the range the rule was measured on
+    if narrow or not measured or (out_channels % 16 in (4, 8) and out_channels < 48):
+        return out_channels
+    return _round_up(out_channels, 16)
 
 
 def _pair(name: str, value) -> tuple[int, int]:
@@ -170,8 +210,8 @@ class Conv2D:
         if not jnp.issubdtype(jnp.dtype(self.dtype), jnp.floating):
             raise TypeError(f"dtype: expected a floating dtype, got {self.dtype!r}")
         check_choice("impl", self.impl, IMPLS)
-        if self.impl == "wide" and self.groups != 1:
-            raise ValueError(f"impl: 'wide' needs groups=1, got groups={self.groups}")
+        if self.impl in ("wide", "pad8", "pad16") and self.groups != 1:
+            raise ValueError(f"impl: {self.impl!r} needs groups=1, got groups={self.groups}")
 
     @property
     def kernel_shape(self) -> tuple[int, int, int, int]:
@@ -218,11 +258,9 @@ class Conv2D:
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
             feature_group_count=self.groups,
         )
-        narrow = max(self.in_channels, self.out_channels) < WIDE_CHANNELS
-        if (self.impl == "wide" and narrow) or (
-            self.impl == "auto" and wide_pays(self.in_channels, self.out_channels, self.groups)
-        ):
-            pad = ((0, 0), (0, 0), (0, 0), (0, WIDE_CHANNELS - self.out_channels))
+        width = computed_width(self.in_channels, self.out_channels, self.impl, self.groups)
+        if width > self.out_channels:
+            pad = ((0, 0), (0, 0), (0, 0), (0, width - self.out_channels))
             y = conv(x.astype(dtype), jnp.pad(kernel, pad))[..., : self.out_channels]
         else:
             y = conv(x.astype(dtype), kernel)

@@ -1,5 +1,6 @@
-"""Conv2D ``impl="wide"`` / ``"auto"`` against a NumPy loop convolution and ``impl="xla"``; the
-ResNet ``conv_impl`` option leaves logits and gradients unchanged."""
+"""Conv2D ``impl`` options (``"wide"``, ``"auto"``, ``"pad8"``, ``"pad16"``) against a NumPy loop
+convolution and ``impl="xla"``; the ResNet ``conv_impl`` option leaves logits and gradients
+unchanged."""
 
 import dataclasses
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from memjax.models.cnn import ResNet
-from memjax.nn.conv2d import WIDE_CHANNELS, Conv2D, wide_pays
+from memjax.nn.conv2d import IMPLS, WIDE_CHANNELS, Conv2D, computed_width, wide_pays
 from tests.nn.test_dense_conv2d import numpy_conv2d
 
 CASES = [  # (c_in, c_out, kwargs): narrow (padded), odd C_in (auto: xla), wide enough already
@@ -18,6 +19,7 @@ CASES = [  # (c_in, c_out, kwargs): narrow (padded), odd C_in (auto: xla), wide 
     (4, 5, dict(kernel_size=(2, 3), stride=1, padding="VALID", dilation=(2, 1))),
     (3, 8, dict(kernel_size=3, stride=1, padding=1)),
     (20, 4, dict(kernel_size=3, stride=2, padding=1, use_bias=False)),
+    (18, 25, dict(kernel_size=3, stride=1, padding=1)),  # auto, pad8, pad16: 32 computed
 ]
 
 
@@ -39,24 +41,27 @@ def test_wide_and_auto_match_numpy_loop(case):
         kw.get("dilation", (1, 1)) if isinstance(kw.get("dilation"), tuple) else (1, 1),
         1,
     )
-    for impl in ("xla", "wide", "auto"):
+    # apply depends on impl only through computed_width: one compile per distinct width
+    widths = {computed_width(c_in, c_out, impl): impl for impl in reversed(IMPLS)}
+    for impl in widths.values():
         layer = dataclasses.replace(conv, impl=impl)
         y = jax.jit(layer.apply)(params, jnp.asarray(x))
         assert y.shape == expected.shape, impl
         np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-5, atol=1e-5, err_msg=impl)
 
 
-def test_wide_gradients_equal_xla_gradients():
-    conv = Conv2D(8, 6, 3, padding=1)
+@pytest.mark.parametrize("impl, c_out", [("wide", 6), ("auto", 26)])
+def test_padded_gradients_equal_xla_gradients(impl, c_out):
+    conv = Conv2D(8, c_out, 3, padding=1)
     params = conv.init_params(jax.random.key(0))
     x = jax.random.normal(jax.random.key(1), (2, 5, 5, 8))
-    g = jax.random.normal(jax.random.key(2), (2, 5, 5, 6))
+    g = jax.random.normal(jax.random.key(2), (2, 5, 5, c_out))
 
     def grads(impl):
         layer = dataclasses.replace(conv, impl=impl)
         return jax.jit(jax.grad(lambda p, x: jnp.sum(layer(p, x) * g), (0, 1)))(params, x)
 
-    for a, b in zip(jax.tree.leaves(grads("wide")), jax.tree.leaves(grads("xla"))):
+    for a, b in zip(jax.tree.leaves(grads(impl)), jax.tree.leaves(grads("xla"))):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
@@ -65,6 +70,25 @@ def test_auto_rule():
     assert not wide_pays(3, 16)  # odd C_in > 1 is slower padded
     assert not wide_pays(16, WIDE_CHANNELS) and not wide_pays(32, 8)  # already the fast kernel
     assert not wide_pays(8, 8, groups=2)
+
+
+def test_computed_widths():
+    # pad8 / pad16 round C_out up; xla never pads; wide pads only convs <= 16 on both sides
+    assert [computed_width(32, c, "pad8") for c in (8, 9, 25, 40)] == [8, 16, 32, 40]
+    assert [computed_width(32, c, "pad16") for c in (8, 17, 25, 40)] == [16, 32, 32, 48]
+    assert computed_width(64, 25, "xla") == 25 and computed_width(64, 25, "wide") == 25
+    assert computed_width(16, 6, "wide") == WIDE_CHANNELS == computed_width(3, 6, "wide")
+    # auto: wide where wide_pays; a narrow conv with an odd C_in > 1 unpadded; C_out % 16 in
+    # {4, 8} below 48 kept (measured cheap); else the next multiple of 16
+    assert computed_width(16, 6, "auto") == WIDE_CHANNELS and computed_width(3, 6, "auto") == 6
+    assert [computed_width(64, c, "auto") for c in (20, 24, 25, 36, 44, 56, 64)] == [
+        20, 24, 32, 36, 48, 64, 64,
+    ]  # fmt: skip
+    assert computed_width(32, 13, "auto") == 16
+    assert computed_width(64, 6, "auto") == 6 and computed_width(128, 100, "auto") == 100
+    assert all(computed_width(8, 6, i, groups=2) == 6 for i in ("auto", "xla"))
+    with pytest.raises(ValueError, match="impl"):
+        computed_width(8, 6, "pad4")
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU kernel choice")
@@ -86,15 +110,19 @@ def test_wide_changes_the_xla_cpu_kernel_of_a_narrow_conv():
 def test_bad_impl():
     with pytest.raises(ValueError, match="impl"):
         Conv2D(4, 4, impl="fast")
-    with pytest.raises(ValueError, match="impl"):
-        Conv2D(4, 4, groups=2, impl="wide")
+    for impl in ("wide", "pad8", "pad16"):
+        with pytest.raises(ValueError, match="impl"):
+            Conv2D(4, 4, groups=2, impl=impl)
     with pytest.raises(ValueError, match="conv_impl"):
         ResNet(1, (4, 8, 16), conv_impl="patches")
 
 
 def test_resnet_conv_impl_keeps_logits_and_survives_surgery_and_folding():
     net = ResNet(1, (4, 8, 16), num_classes=3, in_channels=2, mid_widths=(2, 6, 5))
-    params, state = jax.jit(net.init_params)(jax.random.key(0)), net.init_state()
+    rng = np.random.default_rng(0)  # NumPy draws: no threefry program to compile
+    shapes = jax.eval_shape(net.init_params, jax.random.key(0))
+    params = jax.tree.map(lambda a: jnp.asarray(0.3 * rng.normal(size=a.shape), a.dtype), shapes)
+    state = net.init_state()
     x = jax.random.normal(jax.random.key(1), (3, 8, 8, 2))
     auto = dataclasses.replace(net, conv_impl="auto")
 

@@ -27,11 +27,12 @@ logits as ``apply(..., train=False)`` up to rounding, one elementwise pass fewer
 
 **Conv implementation** (``conv_impl``, :class:`~memjax.nn.Conv2D` ``impl``): ``"auto"``
 computes the convs with at most 16 channels on both sides (the stage-1 convs, and the narrow
-convs pruning leaves) zero-padded to 17 output channels, which XLA:CPU runs on a faster kernel;
-the same logits up to rounding and the same params (``dataclasses.replace(net,
-conv_impl="auto")`` on a trained or pruned network). Trace groups with the default ``"xla"``.
-Measure before relying on it: in ``experiments/benchmarks/pruning.md`` it cuts a pruned
-ResNet-20's CPU time by 11–37 % but not a pruned ResNet-56's (the gain shrinks with depth).
+convs pruning leaves) zero-padded to 17 output channels, and the pruned widths XLA:CPU runs
+slowly (25–31, 41–47, 49–63 and odd widths between 9 and 15 when the input is wider than 16)
+padded to the next multiple of 16 (:func:`memjax.nn.conv2d.computed_width`); the same logits
+up to rounding and the same params (``dataclasses.replace(net, conv_impl="auto")`` on a
+trained or pruned network). Trace groups and count FLOPs with the default ``"xla"``. Measure
+before relying on it (``experiments/benchmarks/pruning.md``).
 
 Layers are ``stem``, ``blocks/<b>/conv1``, ``blocks/<b>/conv2`` (``b`` counts blocks over all
 stages) and ``fc``; taps ``"<layer>:in"``, ``":out"`` (pre-BN) and ``":act"`` (after the ReLU
@@ -92,7 +93,7 @@ class ResNet:
         fold_bn: inference form with every BatchNorm folded into its conv (module doc;
             made by :meth:`folded`, evaluation only).
         conv_impl: every conv's :class:`~memjax.nn.Conv2D` ``impl`` (module doc): ``"xla"``,
-            or ``"auto"`` for the narrow convs of a pruned network on CPU.
+            or ``"auto"`` (``"pad8"``, ``"pad16"``) for a pruned network on CPU.
     """
 
     blocks_per_stage: int = 9
