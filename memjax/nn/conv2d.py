@@ -37,10 +37,10 @@ not only the FLOPs, and the padded conv is often faster despite the padded work
   :math:`C_{in} > 1` runs 1.2–3.7× *slower* wide).
 * ``"pad8"``, ``"pad16"``: :math:`C'` = :math:`C_{out}` rounded up to a multiple of 8 or 16.
 * ``"auto"``: ``"wide"`` where :func:`wide_pays` (:math:`\max(C_{in}, C_{out}) \le 16`,
-  :math:`C_{in}` even or 1); for :math:`8 < C_{out} \le 64` with :math:`C_{in} > 16` the next
-  multiple of 16, except that :math:`C_{out} \bmod 16 \in \{4, 8\}` below 48 is kept (a
-  measured rule: 64→25/26/28 cost 1.4–1.6× 64→32, 64→52/56/60 1.6–1.7× 64→64, while 20, 24, 36
-  and 40 are as cheap as or cheaper than their padded widths, at 4×4–32×32); otherwise unpadded.
+  :math:`C_{in}` even or 1); for :math:`C_{in} > 16` and :math:`C_{out}` in 9–15, 25–31,
+  41–47 or 49–63 the next multiple of 16 (a measured rule, 4×4–32×32: 64→25–28 cost 1.4–1.6×
+  64→32 and 64→52–60 1.6–1.7× 64→64, while 17–24 and 33–40 gain nothing padded and lose
+  5–24 % padded to 32 or 48); otherwise unpadded.
 
 Groups are never padded (``"wide"``, ``"pad8"`` and ``"pad16"`` need ``groups=1``). XLA's cost
 analysis counts the padded filters, so count FLOPs with ``"xla"``. The choice is made from
@@ -111,8 +111,8 @@ def computed_width(in_channels: int, out_channels: int, impl: str, groups: int =
     Example:
         >>> [computed_width(16, 6, i) for i in ("xla", "wide", "auto", "pad8", "pad16")]
         [6, 17, 17, 8, 16]
-        >>> [computed_width(64, c, "auto") for c in (25, 36, 40, 44, 52, 56, 64)]
-        [32, 36, 40, 48, 64, 64, 64]
+        >>> [computed_width(64, c, "auto") for c in (19, 25, 36, 40, 44, 52, 56, 64)]
+        [19, 32, 36, 40, 48, 64, 64, 64]
     """
     check_choice("impl", impl, IMPLS)
     if groups != 1 or impl == "xla":
@@ -124,8 +124,8 @@ def computed_width(in_channels: int, out_channels: int, impl: str, groups: int =
         return _round_up(out_channels, 8 if impl == "pad8" else 16)
     if wide_pays(in_channels, out_channels, groups):
         return WIDE_CHANNELS
-    measured = 8 < out_channels <= 64  # the range the rule was measured on
-    if narrow or not measured or (out_channels % 16 in (4, 8) and out_channels < 48):
+    slow = out_channels % 16 > 8 or out_channels > 48  # measured for 8 < C_out <= 64
+    if narrow or not 8 < out_channels <= 64 or not slow:
         return out_channels
     return _round_up(out_channels, 16)
 

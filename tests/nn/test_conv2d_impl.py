@@ -78,11 +78,11 @@ def test_computed_widths():
     assert [computed_width(32, c, "pad16") for c in (8, 17, 25, 40)] == [16, 32, 32, 48]
     assert computed_width(64, 25, "xla") == 25 and computed_width(64, 25, "wide") == 25
     assert computed_width(16, 6, "wide") == WIDE_CHANNELS == computed_width(3, 6, "wide")
-    # auto: wide where wide_pays; a narrow conv with an odd C_in > 1 unpadded; C_out % 16 in
-    # {4, 8} below 48 kept (measured cheap); else the next multiple of 16
+    # auto: wide where wide_pays; a narrow conv with an odd C_in > 1 unpadded; C_out in 9-15,
+    # 25-31, 41-47, 49-63 to the next multiple of 16 (measured slow); else unpadded
     assert computed_width(16, 6, "auto") == WIDE_CHANNELS and computed_width(3, 6, "auto") == 6
-    assert [computed_width(64, c, "auto") for c in (20, 24, 25, 36, 44, 56, 64)] == [
-        20, 24, 32, 36, 48, 64, 64,
+    assert [computed_width(64, c, "auto") for c in (17, 24, 25, 31, 33, 40, 41, 49, 64)] == [
+        17, 24, 32, 32, 33, 40, 48, 64, 64,
     ]  # fmt: skip
     assert computed_width(32, 13, "auto") == 16
     assert computed_width(64, 6, "auto") == 6 and computed_width(128, 100, "auto") == 100
