@@ -305,8 +305,9 @@ def latency_rows(net, params, state, groups, table, ratios, repeats, round_to, i
     return cost_table(models, refs, flops, lat, describe)
 
 
-def vgg_rows(ratios, repeats, round_to):
-    """VGG-16-BN (CIFAR, 32x32) at global ratios over its 13 convs, L1 scores, folded BN."""
+def vgg_rows(ratios, repeats, round_to, impls=("xla",)):
+    """VGG-16-BN (CIFAR, 32x32) at global ratios over its 13 convs, L1 scores, folded BN; each
+    network with each conv impl, against the dense one with the same impl."""
     net = VGG()
     params, state = random_variables(net)
     groups = trace_groups(
@@ -330,12 +331,20 @@ def vgg_rows(ratios, repeats, round_to):
         masks = masks_from_scores(table, groups, ratio=ratio, round_to=round_to)
         small = materialize(net, params, groups, masks, model_state=state, fold_bn=True)
         models[f"{r:g}"] = small
+    models = {
+        f"{k} | {impl}": (dataclasses.replace(m[0], conv_impl=impl), *m[1:])
+        for k, m in models.items()
+        for impl in impls
+    }
     flops, lat = measure(models, (32, 32, 3), repeats, warmup=1)
 
     def describe(k, spec):
-        return {"ratio": k, "BN": "folded", "conv widths": "/".join(map(str, spec.widths))}
+        ratio, impl = k.rsplit(" | ", 1)
+        widths = "/".join(map(str, spec.widths))
+        return {"ratio": ratio, "BN": "folded", "conv impl": impl, "conv widths": widths}
 
-    return cost_table(models, {k: "0" for k in models}, flops, lat, describe)
+    refs = {k: "0 | " + k.rsplit(" | ", 1)[1] for k in models}
+    return cost_table(models, refs, flops, lat, describe)
 
 
 # (label, mid ratio, round_to, stream widths per stage or None): the experiment's cpu preset
@@ -538,7 +547,7 @@ def main(argv=None):
         (
             "vgg",
             f"VGG-16-BN after surgery (32x32, folded BN, round_to={args.round_to})",
-            lambda: vgg_rows(vgg_ratios, args.vgg_repeats, args.round_to),
+            lambda: vgg_rows(vgg_ratios, args.vgg_repeats, args.round_to, impls),
         ),
     ]
     for key, title, run in parts:

@@ -37,11 +37,12 @@ import dataclasses
 
 import jax
 
-from memjax.core.checks import check_array, check_positive_int
+from memjax.core.checks import check_array, check_choice, check_positive_int
 from memjax.core.spec import spec
 from memjax.core.taps import tap
 from memjax.models.cnn.layers import fold_batchnorm, global_avg_pool, max_pool, tapped, width
 from memjax.nn import BatchNorm, Conv2D, Dense
+from memjax.nn.conv2d import IMPLS
 
 __all__ = ["VGG", "VGG16"]
 
@@ -62,6 +63,8 @@ class VGG:
         dtype: dtype of the params.
         fold_bn: inference form with every BatchNorm folded in (module doc; made by
             :meth:`folded`, evaluation only).
+        conv_impl: every conv's :class:`~memjax.nn.Conv2D` ``impl`` (same logits up to
+            rounding; ``"auto"`` for a pruned network on CPU).
     """
 
     cfg: tuple = VGG16
@@ -72,8 +75,10 @@ class VGG:
     init: str = "he_normal"
     dtype: str = "float32"
     fold_bn: bool = False
+    conv_impl: str = "xla"
 
     def __post_init__(self):
+        check_choice("conv_impl", self.conv_impl, IMPLS)
         if not isinstance(self.fold_bn, bool):
             raise TypeError(f"fold_bn: expected a bool, got {self.fold_bn!r}")
         if not isinstance(self.cfg, tuple) or not any(c != "M" for c in self.cfg):
@@ -94,7 +99,7 @@ class VGG:
     def _convs(self) -> list[Conv2D]:
         ins = (self.in_channels, *self.widths[:-1])
         return [
-            Conv2D(i, o, 3, padding=1, init=self.init, dtype=self.dtype)
+            Conv2D(i, o, 3, padding=1, init=self.init, dtype=self.dtype, impl=self.conv_impl)
             for i, o in zip(ins, self.widths)
         ]
 
@@ -188,6 +193,7 @@ class VGG:
             self.init,
             self.dtype,
             self.fold_bn,
+            self.conv_impl,
         )
 
     def folded(self, params: dict, state: dict) -> tuple[VGG, dict, dict]:
