@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from memjax.models.cnn import ResNet
+from memjax.models.cnn import VGG, ResNet
 from memjax.nn.conv2d import IMPLS, WIDE_CHANNELS, Conv2D, computed_width, wide_pays
 from tests.nn.test_dense_conv2d import numpy_conv2d
 
@@ -136,3 +136,19 @@ def test_resnet_conv_impl_keeps_logits_and_survives_surgery_and_folding():
     assert folded.conv_impl == "auto"
     np.testing.assert_allclose(logits(folded, fp, fs), want, atol=1e-4)
     assert auto.pruned({}).conv_impl == "auto"
+
+
+def test_vgg_conv_impl_keeps_logits_and_survives_surgery_and_folding():
+    net = VGG(cfg=(4, "M", 25), hidden=8, num_classes=3, in_channels=2)  # pad16: 25 -> 32
+    rng = np.random.default_rng(0)
+    shapes = jax.eval_shape(net.init_params, jax.random.key(0))
+    params = jax.tree.map(lambda a: jnp.asarray(0.3 * rng.normal(size=a.shape), a.dtype), shapes)
+    state, x = net.init_state(), jnp.asarray(rng.normal(size=(2, 8, 8, 2)), jnp.float32)
+    auto = dataclasses.replace(net, conv_impl="pad16")
+    want, got = (
+        jax.jit(lambda p, s, x, n=n: n.apply(p, s, x, train=False)[0]) for n in (net, auto)
+    )
+    np.testing.assert_allclose(got(params, state, x), want(params, state, x), rtol=1e-5, atol=1e-5)
+    assert auto.folded(params, state)[0].conv_impl == "pad16" == auto.pruned({}).conv_impl
+    with pytest.raises(ValueError, match="conv_impl"):
+        VGG(conv_impl="fast")
