@@ -1,14 +1,19 @@
 """Per-conv profile for the pruning benchmark: which XLA:CPU kernel runs each conv, and what
 :class:`memjax.nn.Conv2D` ``impl="wide"`` buys on the narrow ones.
 
-    python -m experiments.benchmarks.pruning_profile          # prints both tables
+    python -m experiments.benchmarks.pruning_profile          # prints all three tables
+    python -m experiments.benchmarks.pruning_profile --parts widths --repeats 15
 
 ``conv_profile``: every distinct 3×3 conv of ResNet-56 at 32×32, batch 64, at the dense widths
 (16/32/64) and the ratio-0.5 widths (8/16/32): the kernel XLA:CPU picks (a YNNPACK fusion or the
 Eigen convolution, read from the compiled HLO) for ``impl="xla"`` and ``"wide"``, and the median
 wall and CPU time of each. ``wide_grid``: narrow convs (at most 16 channels on both sides) over
 input sizes 8/16/32, strides 1/2 and channel pairs, ``"wide"`` against ``"xla"`` in CPU time: the
-measurement behind ``impl="auto"`` (:func:`memjax.nn.conv2d.wide_pays`).
+measurement behind ``impl="auto"`` (:func:`memjax.nn.conv2d.wide_pays`). ``width_grid``: convs
+whose input is wider than 16 (C_in 32 or 64) over output widths 9–64 and sizes 4–32, each at
+its own width (``"xla"``) and with the filters zero-padded to the next multiple of 8
+(``"pad8"``) and 16 (``"pad16"``), in CPU time: the measurement behind ``"auto"``'s padding of
+pruned widths (:func:`memjax.nn.conv2d.computed_width`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from memjax.nn import Conv2D
-from memjax.nn.conv2d import wide_pays
+from memjax.nn.conv2d import computed_width, wide_pays
 from memjax.pruning import measure_latencies
 from memjax.train import write_results_table
 
@@ -135,15 +140,62 @@ def grid_summary(rows) -> str:
     return "; ".join(out)
 
 
+WIDTH_OUTS = (12, 13, 20, 24, 25, 26, 28, 36, 40, 44, 52, 56, 60)
+
+
+def width_grid(repeats, batch=64, sizes=(4, 8, 16, 32), ins=(32, 64), outs=WIDTH_OUTS):
+    """Wide-input convs (stride 1) at their own width against the filters padded to the next
+    multiple of 8 and 16, CPU time (interleaved, median); what ``"auto"`` computes."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for hw in sizes:
+        calls = {}
+        for cin in ins:
+            for cout in outs:
+                if cout > cin:
+                    continue
+                x, params = _inputs(rng, batch, hw, cin, cout)
+                for impl in ("xla", "pad8", "pad16"):
+                    width = computed_width(cin, cout, impl)
+                    if (cin, cout, width) not in calls:
+                        layer = conv_layer(cin, cout, 1, impl)
+                        calls[(cin, cout, width)] = (jax.jit(layer.apply), (params, x))
+        lat = measure_latencies(calls, repeats=repeats)
+        for cin, cout, width in calls:
+            if width != cout:
+                continue
+            base = lat[(cin, cout, cout)].cpu_s
+            ratio = {i: lat[(cin, cout, computed_width(cin, cout, i))].cpu_s / base for i in (
+                "pad8", "pad16")}  # fmt: skip
+            rows.append(
+                {
+                    "input": f"{hw}x{hw}",
+                    "C_in->C_out": f"{cin}->{cout}",
+                    "CPU ms, own width": base * 1e3,
+                    "pad8 / own": ratio["pad8"],
+                    "pad16 / own": ratio["pad16"],
+                    "auto computes": computed_width(cin, cout, "auto"),
+                }
+            )
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--parts", default="profile,wide,widths", help="comma list of tables")
     args = ap.parse_args(argv)
-    rows = conv_profile(args.repeats)
-    print(write_results_table(None, rows, title="ResNet-56 convs", float_format=".3g"))
-    grid = wide_grid(args.repeats)
-    print(write_results_table(None, grid, title="wide vs xla", float_format=".3g"))
-    print(grid_summary(grid))
+    parts = set(args.parts.split(","))
+    if "profile" in parts:
+        rows = conv_profile(args.repeats)
+        print(write_results_table(None, rows, title="ResNet-56 convs", float_format=".3g"))
+    if "wide" in parts:
+        grid = wide_grid(args.repeats)
+        print(write_results_table(None, grid, title="wide vs xla", float_format=".3g"))
+        print(grid_summary(grid))
+    if "widths" in parts:
+        rows = width_grid(args.repeats)
+        print(write_results_table(None, rows, title="padded widths", float_format=".3g"))
 
 
 if __name__ == "__main__":
