@@ -328,7 +328,8 @@ def test_prefix_apply_and_memory_read():
     params = layer.init_params(jax.random.key(0))
     ys, state = jax.jit(layer.prefix_apply)(params)
     want, _ = jax.jit(layer.apply)(params, layer.empty_state(params), params["persistent"])
-    np.testing.assert_array_equal(ys, want)
+    # two separately compiled float32 programs: equal to rounding, not bit for bit
+    np.testing.assert_allclose(ys, want, rtol=1e-5, atol=1e-6)
     assert_trees_allclose(state, jax.jit(layer.init_state)(params), rtol=1e-6, atol=1e-6)
     assert layer.persistent_tokens(params) is params["persistent"]
     q = jax.random.normal(jax.random.key(1), (5, H, D // H))
