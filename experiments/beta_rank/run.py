@@ -14,9 +14,9 @@ give the same shapes: FLOPs match exactly), materialise, and fine-tune as a runn
 transition is the surgery (SGD, momentum 0.9, weight decay 5e-4, lr x0.1 at 1/3 and 2/3 of the
 phase, unweighted cross-entropy: the paper's ``tuning.py`` schedule, shortened). Then FLOPs (XLA
 cost analysis), parameters, and latency of the dense and pruned networks (batch 1 and 64,
-interleaved rounds, wall and CPU time, once per ``conv_impls`` entry — ``"xla"`` and ``"auto"``,
-:class:`memjax.nn.Conv2D` — with dense and pruned on the same one), and the stability fraction
-of the selections over calibration batches. Writes ``results.md``, ``summary.json`` and
+interleaved rounds, wall and CPU time, BatchNorm as trained and folded, once per ``conv_impls``
+entry — ``"xla"`` and ``"auto"``, :class:`memjax.nn.Conv2D` — with dense and pruned on the same
+one), and the stability fraction of the selections over calibration batches. Writes ``results.md``, ``summary.json`` and
 ``minority_recall.png`` into the run folder.
 """
 
@@ -120,52 +120,57 @@ def mean_std(values):
 
 def latency_table(net, params, state, pruned_models, config, in_channels):
     """FLOPs, params and interleaved latency (wall and CPU time) of the dense and each pruned
-    network, once per conv implementation in ``config.conv_impls`` (dense and pruned with the
-    same one; FLOPs counted with ``"xla"``, which does not pad)."""
+    network, with BatchNorm as trained and folded into the convs (``ResNet.folded``), once per
+    conv implementation in ``config.conv_impls`` (each against the dense network with the same
+    BN form and implementation; FLOPs counted with ``"xla"``, which does not pad)."""
     rows = []
-    models = {"dense": (net, params, state), **pruned_models}
+    models = {}
+    for name, (spec, p, s) in {"dense": (net, params, state), **pruned_models}.items():
+        models[(name, "as trained")] = (spec, p, s)
+        models[(name, "folded")] = spec.folded(p, s)
     for size in config.latency_sizes:
         one = jax.ShapeDtypeStruct((1, size, size, in_channels), jnp.float32)
         flops = {}
-        for name, (spec, p, s) in models.items():
+        for key, (spec, p, s) in models.items():
             fn = lambda p, x, spec=spec, s=s: spec.apply(p, s, x, train=False)[0]
-            flops[name] = xla_flops(fn, p, one)
+            flops[key] = xla_flops(fn, p, one)
         lat = {}
         for b in (1, 64):
             x = jax.random.normal(jax.random.key(0), (b, size, size, in_channels))
             calls = {}
             for impl in config.conv_impls:
-                for name, (spec, p, s) in models.items():
+                for key, (spec, p, s) in models.items():
                     spec = dataclasses.replace(spec, conv_impl=impl)
                     fn = lambda p, x, spec=spec, s=s: spec.apply(p, s, x, train=False)[0]
-                    calls[(impl, name)] = (fn, (p, x))
+                    calls[(impl, key)] = (fn, (p, x))
             lat[b] = measure_latencies(calls, repeats=config.latency_repeats)
         for impl in config.conv_impls:
-            for name, (_, p, _) in models.items():
-                big = lat[64][(impl, name)]
+            for key, (_, p, _) in models.items():
+                name, bn = key
+                big = lat[64][(impl, key)]
                 row = {
                     "input": f"{size}x{size}",
+                    "BN": bn,
                     "conv impl": impl,
                     "network": name,
-                    "MFLOPs (XLA)": flops[name] / 1e6,
+                    "MFLOPs (XLA)": flops[key] / 1e6,
                     "params": count_params(p),
-                    "ms b=1": lat[1][(impl, name)].median_s * 1e3,
+                    "ms b=1": lat[1][(impl, key)].median_s * 1e3,
                     "ms b=64": big.median_s * 1e3,
                     "CPU ms b=64": big.cpu_s * 1e3,
                 }
                 if name != "dense":
-                    dense = lat[64][(impl, "dense")]
-                    f_cut = 1 - flops[name] / flops["dense"]
+                    ref = ("dense", bn)
+                    dense, dense_p = lat[64][(impl, ref)], models[ref][1]
+                    f_cut = 1 - flops[key] / flops[ref]
                     l_cut = 1 - big.median_s / dense.median_s
                     c_cut = 1 - big.cpu_s / dense.cpu_s
                     row.update(
                         {
                             "FLOPs cut %": 100 * f_cut,
-                            "params cut %": 100 * (1 - count_params(p) / count_params(params)),
+                            "params cut %": 100 * (1 - count_params(p) / count_params(dense_p)),
                             "latency cut % b=1": 100
-                            * (
-                                1 - lat[1][(impl, name)].median_s / lat[1][(impl, "dense")].median_s
-                            ),
+                            * (1 - lat[1][(impl, key)].median_s / lat[1][(impl, ref)].median_s),
                             "latency cut % b=64": 100 * l_cut,
                             "CPU-time cut % b=64": 100 * c_cut,
                             "latency/FLOPs cut b=64": l_cut / f_cut,
@@ -307,7 +312,11 @@ def main(argv=None):
     )
     text += "\n" + "\n".join(f"- **{k}**: {v}" for k, v in notes.items()) + "\n"
     series = {}
-    cut = {r["network"]: r["FLOPs cut %"] for r in cost_rows if "FLOPs cut %" in r}
+    cut = {
+        r["network"]: r["FLOPs cut %"]
+        for r in cost_rows
+        if "FLOPs cut %" in r and r["BN"] == "as trained"
+    }
     for method in config.methods:
         xs, ys = [], []
         for ratio in config.ratios:
@@ -373,7 +382,7 @@ def stability(net, params, state, split, config):
 def render(records, cost_rows, sf_rows, config, counts, names, minority):
     from memjax.train import write_results_table
 
-    cut = {r["network"]: r for r in cost_rows if "FLOPs cut %" in r}
+    cut = {r["network"]: r for r in cost_rows if "FLOPs cut %" in r and r["BN"] == "as trained"}
     rows = []
     for ratio in (0.0, *config.ratios):
         for method in ("baseline",) if ratio == 0.0 else config.methods:
