@@ -309,7 +309,8 @@ def plot(path, config: Config, results: list[dict]) -> None:
     legend_outside(axes[0, -1])
     seeds = config.seed_list()
     fig.suptitle(
-        f"S-NIAH ({config.template} template), trained at {config.train_lens}, "
+        f"S-NIAH ({config.template} template), trained at "
+        f"{' → '.join(map(str, config.train_lens))} characters, "
         f"mean of {len(seeds)} seed(s)",
         fontsize=10,
     )
