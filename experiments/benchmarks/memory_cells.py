@@ -22,7 +22,9 @@ controller's input projection of all steps as one matmul outside the scan); and
 ``unroll(precompute=True, weight_grads="after_loop", batched=True)`` (the batch inside the loop,
 and the gradients of the weights applied in the loop formed after it, each as one matmul over
 batch × time); and the same with ``remat="dots"`` (each step checkpointed, keeping its weight
-products). Then the SG update time (all with ``precompute=True``): one
+products); and the same with ``checkpoint_every=5`` (segment checkpointing: reverse mode keeps
+the carry, e.g. the memory, every 5 steps only and re-runs each 5-step segment). Then the SG
+update time (all with ``precompute=True``): one
 :class:`memjax.controllers.SyntheticGradients` update (carry SG at windows of 10 steps, plus the
 write tap) against one update of truncated BPTT at the same window and of full BPTT.
 
@@ -234,6 +236,16 @@ VARIANTS = {  # tag: (label, unroll options)
         "after_loop+dots",
         {"precompute": True, "weight_grads": "after_loop", "batched": True, "remat": "dots"},
     ),
+    "%": (
+        "after_loop+dots+segments",
+        {
+            "precompute": True,
+            "weight_grads": "after_loop",
+            "batched": True,
+            "remat": "dots",
+            "checkpoint_every": 5,
+        },
+    ),
 }
 
 
@@ -285,7 +297,7 @@ def bench_cell(name, cell, torch_cls, xs, repeats):
 
     torch_fwd()
     torch_fwd_bwd()
-    order = ("jf", "jf+", "jf*", "jf^", "tf", "jb", "jb+", "jb*", "jb^", "tb")
+    order = (*("jf" + t for t in VARIANTS), "tf", *("jb" + t for t in VARIANTS), "tb")
     fns.update(tf=torch_fwd, tb=torch_fwd_bwd)
     t = _interleaved({k: fns[k] for k in order}, repeats)
     row = {"cell": name, "max |memjax - torch|": diff}
