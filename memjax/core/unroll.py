@@ -16,9 +16,9 @@ stacked :math:`y` and the last carry.
   memories instead of ``T``) and re-runs the segment's forward before its backward, where the
   segment's per-step residuals live in one ``k``-step buffer. With ``remat="dots"`` the
   segment keeps the steps' weight products (same policy), so the re-run is the elementwise
-  work only; with ``remat=False`` nothing but the carries is kept. Exact: the same values and
-  gradients as without it (the re-run repeats the same operations). Not with ``truncate``,
-  nor under :func:`memjax.core.taps.collect_taps`.
+  work only; with ``remat=False`` (or ``True``) nothing but the carries is kept. Exact: the
+  same values and gradients as without it (the re-run repeats the same operations). Not with
+  ``truncate``, nor under :func:`memjax.core.taps.collect_taps`.
 * ``precompute=True`` hoists the part of every step that depends on the input alone out of the
   loop, for a cell with the optional input-projection hook (:class:`memjax.core.Cell`:
   ``project_inputs(params, xs) -> (step_params, ps)`` and ``step_projected(step_params, carry,
