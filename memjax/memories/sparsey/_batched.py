@@ -1,7 +1,12 @@
 """The jitted batched drivers behind :class:`~memjax.memories.sparsey.SparseyMac`'s verbs:
 learning as one ``lax.scan`` over the items (steps 1–12 of the CSA per item, module
 :mod:`~memjax.memories.sparsey.csa`), and recognition, propose and encode as a ``vmap`` over a
-batch with the mac's tables packed once."""
+batch with the mac's tables packed once.
+
+On XLA:CPU the learning loop of :meth:`SparseyMac.learn` is compiled as **one kernel**
+(:func:`scan_one_kernel`): the thunk runtime otherwise runs every fusion of the loop body as a
+kernel of its own, and an item's work (a few thousand word operations) costs less than
+dispatching its ~20 kernels. Same HLO, same values (codes, flags and floats identical)."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
+from jax.experimental.xla_metadata import set_xla_metadata
 
 from memjax.memories.sparsey.csa import (
     Trace,
@@ -36,8 +42,33 @@ def item_keys(key, n: int, shared: bool):
     return jax.random.split(key, n)
 
 
-@jax.jit
-def _learn_jit(mac: SparseyMac, state, xs, hs, ds, key):
+def scan_one_kernel(body, init, xs):
+    """``jax.lax.scan(body, init, xs)``, on CPU compiled as one kernel.
+
+    The scan is a nested ``jit`` whose call carries XLA's frontend attributes
+    ``xla_cpu_small_call="true"`` (XLA:CPU's thunk emitter compiles a call so tagged into a
+    single kernel: the code path its small-while-loop hoisting uses) and ``inlineable="false"``
+    (so the call is not inlined); inside it both are set back to the defaults. Only this loop is
+    affected: no global flag, no other executable. Other platforms run the plain scan
+    (``lax.platform_dependent``). The kernel emitter has no library fusions, so the body must
+    lower to XLA's own elementwise and reduction code (the Sparsey learning body does; where
+    it does not, compilation fails with ``UNIMPLEMENTED`` and :meth:`SparseyMac.learn` falls
+    back to the plain scan)."""
+    run = lambda c, x: jax.lax.scan(body, c, x)
+
+    def one_kernel_loop(c, x):  # inside: the defaults again (inner calls inline as usual)
+        with set_xla_metadata(xla_cpu_small_call="false", inlineable="true"):
+            return run(c, x)
+
+    def cpu(c, x):
+        with set_xla_metadata(xla_cpu_small_call="true", inlineable="false"):
+            return jax.jit(one_kernel_loop)(c, x)
+
+    return jax.lax.platform_dependent(init, xs, cpu=cpu, default=run)
+
+
+@partial(jax.jit, static_argnums=(6,))
+def _learn_jit(mac: SparseyMac, state, xs, hs, ds, key, one_kernel=False):
     # Draws and packed inputs for every item up front (vectorised, outside the loop).
     u_sample, u_tie = jax.vmap(lambda k: learn_draws(k, mac.Q))(jax.random.split(key, len(xs)))
     inp = jax.vmap(lambda x, h, d: inputs(mac, x, h, d))(xs, hs, ds)
@@ -53,7 +84,8 @@ def _learn_jit(mac: SparseyMac, state, xs, hs, ds, key):
         return (packed, pend), jnp.concatenate([trace.code, trace.stored[None], *raws])
 
     first = no_pending(mac, jax.tree.map(lambda a: a[0], inp))
-    (packed, pend), rows = jax.lax.scan(body, (packed, first), (inp, u_sample, u_tie))
+    scan = scan_one_kernel if one_kernel else jax.lax.scan
+    (packed, pend), rows = scan(body, (packed, first), (inp, u_sample, u_tie))
     Q, QK = mac.Q, mac.Q * mac.K
     raws, at = [], Q + 1
     for i in inp:
@@ -64,6 +96,29 @@ def _learn_jit(mac: SparseyMac, state, xs, hs, ds, key):
     # V, G, eta and rho of every item at once, from the raw sums the loop left (module csa).
     out = jax.vmap(lambda tr: report(mac, tr))(trace)
     return mac.unpack_state(apply_pending(mac, packed, pend)), out
+
+
+_PLAIN_LOOP = set()  # (mac, shapes) whose learning loop did not compile as one kernel
+ONE_KERNEL_MIN_ITEMS = 16  # shorter runs gain nothing (and a 1-trip loop is simplified away)
+
+
+def _learn(mac, state, xs, hs, ds, key):
+    """``_learn_jit`` with the loop as one kernel (:func:`scan_one_kernel`) when called
+    eagerly on at least ``ONE_KERNEL_MIN_ITEMS`` items; under an outer trace, for shorter runs
+    and for any configuration whose loop the kernel emitter cannot compile, the plain
+    ``lax.scan`` (the same values)."""
+    args = (state, xs, hs, ds, key)
+    traced = any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(args))
+    sig = (mac, *((a.shape, a.dtype) for a in jax.tree.leaves((state, xs, hs, ds))))
+    if traced or xs.shape[0] < ONE_KERNEL_MIN_ITEMS or sig in _PLAIN_LOOP:
+        return _learn_jit(mac, *args)
+    try:
+        return _learn_jit(mac, *args, True)
+    except jax.errors.JaxRuntimeError as e:
+        if "UNIMPLEMENTED" not in str(e):
+            raise
+        _PLAIN_LOOP.add(sig)
+        return _learn_jit(mac, *args)
 
 
 @partial(jax.jit, static_argnums=(6, 7))

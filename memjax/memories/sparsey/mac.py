@@ -99,7 +99,7 @@ import numpy as np
 from memjax.core.checks import check_array, check_choice, check_positive_int, check_prng_key
 from memjax.core.controls import check_controls
 from memjax.core.spec import spec
-from memjax.memories.sparsey._batched import _batch_jit, _encode_jit, _learn_jit
+from memjax.memories.sparsey._batched import _batch_jit, _encode_jit, _learn
 from memjax.memories.sparsey.bits import pack_table, unpack_table
 from memjax.memories.sparsey.csa import (
     CSAResult,
@@ -427,7 +427,7 @@ class SparseyMac:
         check_controls(controls, where="SparseyMac.learn", also=LEARN_ARGS)
         xs, hs, ds, single = self._batch(xs, hs, ds)
         key = as_prng_key("key", key)
-        state, out = _learn_jit(self, state, xs, hs, ds, key)
+        state, out = _learn(self, state, xs, hs, ds, key)
         return state, (jax.tree.map(lambda a: a[0], out) if single else out)
 
     def propose(self, state: SparseyState, xs, *, key, hs=None, ds=None, **controls) -> CSAResult:

@@ -1,0 +1,89 @@
+"""The learning loop compiled as one kernel (``_batched.scan_one_kernel``): the same state and
+per-item results as the plain ``lax.scan`` (freezing, permanence and an H input in one mac), the
+tag really on the loop's call, the plain scan under an outer trace, and the fallback when the
+kernel emitter cannot compile a loop."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from memjax.memories.sparsey import SparseyMac, _batched
+
+MAC = SparseyMac(n_inputs=64, Q=4, K=8, n_h=16, saturation=0.2, permanence=12)
+
+
+def patterns(rng, n, size, active):
+    xs = np.zeros((n, size), np.uint8)
+    for i in range(n):
+        xs[i, rng.choice(size, active, replace=False)] = 1
+    return xs
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    xs, hs = patterns(rng, 40, 64, 12), patterns(rng, 40, 16, 3)
+    return MAC.init_state(), xs, hs, jax.random.key(3)
+
+
+def same(a, b):
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    return len(la) == len(lb) and all(
+        x.shape == y.shape and bool((np.asarray(x) == np.asarray(y)).all()) for x, y in zip(la, lb)
+    )
+
+
+@pytest.fixture(scope="module")
+def plain(data):
+    state, xs, hs, key = data
+    return _batched._learn_jit(MAC, state, xs, hs, None, key)
+
+
+def test_one_kernel_loop_equals_plain_scan(data, plain):
+    state, xs, hs, key = data
+    lowered = _batched._learn_jit.lower(MAC, state, xs, hs, None, key, True)
+    hlo = lowered.compile().as_text()
+    tagged = [ln for ln in hlo.splitlines() if " call(" in ln and 'xla_cpu_small_call="true"' in ln]
+    assert sum("jit(one_kernel_loop)" in ln for ln in tagged) == 1  # the learning loop's call
+    fast = _batched._learn_jit(MAC, state, xs, hs, None, key, True)
+    assert same(fast, plain)
+    # The public verb takes the one-kernel path and gives the same again.
+    assert same(MAC.learn(state, xs, hs=hs, key=key), plain)
+    out = plain[1]
+    assert bool(out.stored.any()) and not bool(out.stored.all())  # the mac froze on the way
+    assert bool(plain[0].frozen)
+
+
+def test_outer_trace_and_fallback_use_the_plain_scan(data, plain, monkeypatch):
+    state, xs, hs, key = data
+    inner = jax.jit(lambda s, x, h: MAC.learn(s, x, hs=h, key=key))
+    assert same(inner(state, xs, hs), plain)
+
+    calls = []
+    real = _batched._learn_jit
+
+    def refusing(mac, *args):
+        calls.append(len(args))
+        if len(args) == 6 and args[5]:
+            raise jax.errors.JaxRuntimeError("UNIMPLEMENTED: Fusion kind not implemented on CPU")
+        return real(mac, *args)
+
+    monkeypatch.setattr(_batched, "_learn_jit", refusing)
+    monkeypatch.setattr(_batched, "_PLAIN_LOOP", set())
+    assert same(MAC.learn(state, xs, hs=hs, key=key), plain)
+    assert calls == [6, 5]  # tried as one kernel, then the plain scan
+    assert same(MAC.learn(state, xs, hs=hs, key=key), plain)
+    assert calls == [6, 5, 5]  # remembered: no second attempt
+
+
+def test_other_runtime_errors_propagate(data, monkeypatch):
+    state, xs, hs, key = data
+
+    def failing(mac, *args):
+        raise jax.errors.JaxRuntimeError("INTERNAL: something else")
+
+    monkeypatch.setattr(_batched, "_learn_jit", failing)
+    with pytest.raises(jax.errors.JaxRuntimeError, match="something else"):
+        MAC.learn(state, xs, hs=hs, key=key)
