@@ -23,12 +23,12 @@ extra row/column of padding at the high end: the TensorFlow / ``lax`` convention
 the bias is otherwise zero.
 
 **Implementation** (``impl``; the same :math:`y` up to float rounding, the same params):
-``"xla"`` (the default) is the single ``conv_general_dilated`` above. Every other option
-computes the convolution with the kernel zero-padded to :math:`C' \ge C_{out}` output channels
-(:func:`computed_width`) and keeps the first :math:`C_{out}` outputs: each output channel is
-its own filter's sum, so the zero filters touch no kept output and :math:`y` is unchanged; only
-the kernel XLA picks changes. XLA:CPU's (jax 0.10) convolution time depends on the *width*,
-not only the FLOPs, and the padded conv is often faster despite the padded work
+``"xla"`` (the default) is the single ``conv_general_dilated`` above. The other options but
+``"dot"`` compute the convolution with the kernel zero-padded to :math:`C' \ge C_{out}` output
+channels (:func:`computed_width`) and keep the first :math:`C_{out}` outputs: each output channel
+is its own filter's sum, so the zero filters touch no kept output and :math:`y` is unchanged; only
+the kernel XLA picks changes. XLA:CPU's (jax 0.10) convolution time depends on the *width*, not
+only the FLOPs, and the padded conv is often faster despite the padded work
 (``experiments/benchmarks/pruning.md``, batch 64, CPU time):
 
 * ``"wide"``: :math:`C' = 17` (:data:`WIDE_CHANNELS`) for a conv with at most 16 channels on both
@@ -36,16 +36,24 @@ not only the FLOPs, and the padded conv is often faster despite the padded work
   (0.44–1.01 of the CPU time on narrow pruned convs when :math:`C_{in}` is even or 1; an odd
   :math:`C_{in} > 1` runs 1.2–3.7× *slower* wide).
 * ``"pad8"``, ``"pad16"``: :math:`C'` = :math:`C_{out}` rounded up to a multiple of 8 or 16.
+* ``"dot"``: no padding of channels; the convolution as one matrix product, the
+  :math:`k_h k_w` shifted (strided, dilated) slices of the padded input stacked on the channel
+  axis in the kernel's :math:`(u, v, c)` order times the kernel reshaped to
+  :math:`(k_h k_w C_{in}/G) \times C_{out}` — the sum above, term by term (``groups=1``).
 * ``"auto"``: ``"wide"`` where :func:`wide_pays` (:math:`\max(C_{in}, C_{out}) \le 16`,
   :math:`C_{in}` even or 1); for :math:`C_{in} > 16` and :math:`C_{out}` in 9–15, 25–31,
   41–47 or 49–63 the next multiple of 16 (a measured rule, 4×4–32×32: 64→25–28 cost 1.4–1.6×
   64→32 and 64→52–60 1.6–1.7× 64→64, while 17–24 and 33–40 gain nothing padded and lose
-  5–24 % padded to 32 or 48); otherwise unpadded.
+  5–24 % padded to 32 or 48); otherwise unpadded; and ``"dot"`` where the output has at most
+  :data:`DOT_POSITIONS` = 4 positions per image (:math:`H' W' \le 4`): XLA:CPU sends such convs
+  to a kernel that ran a 2×2 512→512 conv (VGG-16's last block at 32×32) in 1.3 s at batch 64,
+  against 18 ms as ``"dot"`` (at 4×4 the two are even).
 
-Groups are never padded (``"wide"``, ``"pad8"`` and ``"pad16"`` need ``groups=1``). XLA's cost
-analysis counts the padded filters, so count FLOPs with ``"xla"``. The choice is made from
-static shapes at trace time and does not depend on the backend, so the padded options also run
-(padding for nothing) on GPU and TPU: use them for CPU inference, and measure the whole network.
+Groups are never padded (``"wide"``, ``"pad8"``, ``"pad16"`` and ``"dot"`` need ``groups=1``).
+XLA's cost analysis counts the padded filters (and ``"dot"``'s padded taps), so count FLOPs with
+``"xla"``. The choice is made from static shapes at trace time and does not depend on the backend,
+so the padded options also run (padding for nothing) on GPU and TPU: use them for CPU inference,
+and measure the whole network.
 
 **Channel axes** (:mod:`memjax.nn.channels`): ``kernel`` ``out=3``, ``in_=2``; ``bias`` ``out=0``.
 With ``groups > 1`` axis 2 holds the ``C_in / G`` inputs *of each group*, not the layer's input
@@ -76,10 +84,14 @@ from memjax.core.spec import spec
 from memjax.nn.channels import ChannelAxes
 from memjax.nn.dense import INITS, init_kernel
 
-__all__ = ["IMPLS", "WIDE_CHANNELS", "Conv2D", "computed_width", "wide_pays"]
+__all__ = ["DOT_POSITIONS", "IMPLS", "WIDE_CHANNELS", "Conv2D", "computed_width", "wide_pays"]
 
-IMPLS = ("xla", "wide", "auto", "pad8", "pad16")
+IMPLS = ("xla", "wide", "auto", "pad8", "pad16", "dot")
 """The ``impl`` options of :class:`Conv2D` (module doc)."""
+
+DOT_POSITIONS = 4
+"""``impl="auto"`` computes a conv whose output has at most this many positions per image
+(:math:`H' W'`) as ``"dot"`` (module doc)."""
 
 WIDE_CHANNELS = 17
 """Output channels ``impl="wide"`` (and ``"auto"`` where :func:`wide_pays`) pads a narrow
@@ -115,7 +127,7 @@ def computed_width(in_channels: int, out_channels: int, impl: str, groups: int =
         [19, 32, 36, 40, 48, 64, 64, 64]
     """
     check_choice("impl", impl, IMPLS)
-    if groups != 1 or impl == "xla":
+    if groups != 1 or impl in ("xla", "dot"):
         return out_channels
     narrow = max(in_channels, out_channels) < WIDE_CHANNELS
     if impl == "wide":
@@ -210,7 +222,7 @@ class Conv2D:
         if not jnp.issubdtype(jnp.dtype(self.dtype), jnp.floating):
             raise TypeError(f"dtype: expected a floating dtype, got {self.dtype!r}")
         check_choice("impl", self.impl, IMPLS)
-        if self.impl in ("wide", "pad8", "pad16") and self.groups != 1:
+        if self.impl in ("wide", "pad8", "pad16", "dot") and self.groups != 1:
             raise ValueError(f"impl: {self.impl!r} needs groups=1, got groups={self.groups}")
 
     @property
@@ -259,13 +271,56 @@ class Conv2D:
             feature_group_count=self.groups,
         )
         width = computed_width(self.in_channels, self.out_channels, self.impl, self.groups)
-        if width > self.out_channels:
+        x = x.astype(dtype)
+        if self.impl == "dot" or (self.impl == "auto" and self._few_positions(x.shape)):
+            y = self._as_dot(x, kernel)
+        elif width > self.out_channels:
             pad = ((0, 0), (0, 0), (0, 0), (0, width - self.out_channels))
-            y = conv(x.astype(dtype), jnp.pad(kernel, pad))[..., : self.out_channels]
+            y = conv(x, jnp.pad(kernel, pad))[..., : self.out_channels]
         else:
-            y = conv(x.astype(dtype), kernel)
+            y = conv(x, kernel)
         if self.use_bias:
             y = y + jnp.reshape(params["bias"], (1, 1, 1, self.out_channels))
         return y
 
     __call__ = apply
+
+    def _pads_and_out(self, shape):
+        """Explicit ``((lo, hi), (lo, hi))`` padding and the output size ``(H', W')``."""
+        (kh, kw), (sh, sw) = _pair("kernel_size", self.kernel_size), _pair("stride", self.stride)
+        dh, dw = _pair("dilation", self.dilation)
+        span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
+        pads = self.padding_pairs
+        if isinstance(pads, str):
+            pads = tuple(jax.lax.padtype_to_pads(shape[1:3], span, (sh, sw), pads))
+        out = tuple(
+            (n + lo + hi - k) // s + 1
+            for n, (lo, hi), k, s in zip(shape[1:3], pads, span, (sh, sw))
+        )
+        return pads, out
+
+    def _few_positions(self, shape) -> bool:
+        _, (ho, wo) = self._pads_and_out(shape)
+        return self.groups == 1 and ho * wo <= DOT_POSITIONS
+
+    def _as_dot(self, x, kernel):
+        """The conv as one product: the ``k_h k_w`` shifted, strided input slices stacked on the
+        channel axis in the kernel's (u, v, c) order, times the kernel as a matrix."""
+        (kh, kw), (sh, sw) = _pair("kernel_size", self.kernel_size), _pair("stride", self.stride)
+        dh, dw = _pair("dilation", self.dilation)
+        pads, (ho, wo) = self._pads_and_out(x.shape)
+        xp = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+        n, c = x.shape[0], x.shape[3]
+        cols = [
+            jax.lax.slice(
+                xp,
+                (0, u * dh, v * dw, 0),
+                (n, u * dh + (ho - 1) * sh + 1, v * dw + (wo - 1) * sw + 1, c),
+                (1, sh, sw, 1),
+            )
+            for u in range(kh)
+            for v in range(kw)
+        ]
+        cols = jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]
+        y = cols.reshape(n * ho * wo, kh * kw * c) @ kernel.reshape(kh * kw * c, -1)
+        return y.reshape(n, ho, wo, self.out_channels)

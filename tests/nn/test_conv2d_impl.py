@@ -42,7 +42,7 @@ def test_wide_and_auto_match_numpy_loop(case):
         1,
     )
     # apply depends on impl only through computed_width: one compile per distinct width
-    widths = {computed_width(c_in, c_out, impl): impl for impl in reversed(IMPLS)}
+    widths = {(i == "dot", computed_width(c_in, c_out, i)): i for i in reversed(IMPLS)}
     for impl in widths.values():
         layer = dataclasses.replace(conv, impl=impl)
         y = jax.jit(layer.apply)(params, jnp.asarray(x))
@@ -50,7 +50,27 @@ def test_wide_and_auto_match_numpy_loop(case):
         np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-5, atol=1e-5, err_msg=impl)
 
 
-@pytest.mark.parametrize("impl, c_out", [("wide", 6), ("auto", 26)])
+def test_auto_computes_few_positions_as_one_dot():
+    """``auto`` on a 2x2 output (at most DOT_POSITIONS) takes the "dot" path: same y as NumPy."""
+    conv = Conv2D(6, 5, 3, padding=1)
+    x = np.random.default_rng(3).normal(size=(3, 2, 2, 6)).astype(np.float32)
+    params = {"kernel": conv.init_params(jax.random.key(0))["kernel"], "bias": jnp.arange(5.0)}
+    assert conv._few_positions(x.shape) and not conv._few_positions((3, 3, 2, 6))
+    want = numpy_conv2d(
+        x.astype(np.float64),
+        np.asarray(params["kernel"], np.float64),
+        np.arange(5.0),
+        (1, 1),
+        ((1, 1), (1, 1)),
+        (1, 1),
+        1,
+    )
+    auto = jax.jit(dataclasses.replace(conv, impl="auto").apply)
+    np.testing.assert_allclose(np.asarray(auto(params, jnp.asarray(x))), want, rtol=1e-5, atol=1e-5)
+    assert "dot" in auto.lower(params, jnp.asarray(x)).as_text()
+
+
+@pytest.mark.parametrize("impl, c_out", [("wide", 6), ("auto", 26), ("dot", 6)])
 def test_padded_gradients_equal_xla_gradients(impl, c_out):
     conv = Conv2D(8, c_out, 3, padding=1)
     params = conv.init_params(jax.random.key(0))
@@ -110,7 +130,7 @@ def test_wide_changes_the_xla_cpu_kernel_of_a_narrow_conv():
 def test_bad_impl():
     with pytest.raises(ValueError, match="impl"):
         Conv2D(4, 4, impl="fast")
-    for impl in ("wide", "pad8", "pad16"):
+    for impl in ("wide", "pad8", "pad16", "dot"):
         with pytest.raises(ValueError, match="impl"):
             Conv2D(4, 4, groups=2, impl=impl)
     with pytest.raises(ValueError, match="conv_impl"):
