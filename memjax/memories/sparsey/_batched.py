@@ -69,23 +69,26 @@ def scan_one_kernel(body, init, xs):
 
 @partial(jax.jit, static_argnums=(6,))
 def _learn_jit(mac: SparseyMac, state, xs, hs, ds, key, one_kernel=False):
-    # Draws and packed inputs for every item up front (vectorised, outside the loop).
-    u_sample, u_tie = jax.vmap(lambda k: learn_draws(k, mac.Q))(jax.random.split(key, len(xs)))
+    # Packed inputs for every item up front (vectorised, outside the loop); the draws too for
+    # the plain scan, while the one-kernel loop draws each item's from its key (the same
+    # integer threefry bits, so the same uniforms) where a batched draw is ~20 kernels.
+    keys = jax.random.split(key, len(xs))
+    draws = keys if one_kernel else jax.vmap(lambda k: learn_draws(k, mac.Q))(keys)
     inp = jax.vmap(lambda x, h, d: inputs(mac, x, h, d))(xs, hs, ds)
     packed = mac.pack_state(state)
 
     def body(carry, item):
         packed, pend = carry
         packed = apply_pending(mac, packed, pend)  # the previous item's write (module csa)
-        frame, a, b = item
-        trace, pend = select(mac, packed, frame, (a, b))
+        frame, dr = item
+        trace, pend = select(mac, packed, frame, learn_draws(dr, mac.Q) if one_kernel else dr)
         # One int32 row per item leaves the loop (one in-place write): code, stored, raw sums.
         raws = [r.reshape(-1) for r in trace.raws if r is not None]
         return (packed, pend), jnp.concatenate([trace.code, trace.stored[None], *raws])
 
     first = no_pending(mac, jax.tree.map(lambda a: a[0], inp))
     scan = scan_one_kernel if one_kernel else jax.lax.scan
-    (packed, pend), rows = scan(body, (packed, first), (inp, u_sample, u_tie))
+    (packed, pend), rows = scan(body, (packed, first), (inp, draws))
     Q, QK = mac.Q, mac.Q * mac.K
     raws, at = [], Q + 1
     for i in inp:
