@@ -16,8 +16,8 @@ phase, unweighted cross-entropy: the paper's ``tuning.py`` schedule, shortened).
 cost analysis), parameters, and latency of the dense and pruned networks (batch 1 and 64,
 interleaved rounds, wall and CPU time, BatchNorm as trained and folded, once per ``conv_impls``
 entry — ``"xla"`` and ``"auto"``, :class:`memjax.nn.Conv2D` — with dense and pruned on the same
-one), and the stability fraction of the selections over calibration batches. Writes ``results.md``, ``summary.json`` and
-``minority_recall.png`` into the run folder.
+one), and the stability fraction of the selections over calibration batches. Writes
+``results.md``, ``summary.json`` and ``minority_recall.png`` into the run folder.
 """
 
 from __future__ import annotations
