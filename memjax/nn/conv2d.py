@@ -41,10 +41,11 @@ only the FLOPs, and the padded conv is often faster despite the padded work
   axis in the kernel's :math:`(u, v, c)` order times the kernel reshaped to
   :math:`(k_h k_w C_{in}/G) \times C_{out}` — the sum above, term by term (``groups=1``).
 * ``"auto"``: ``"wide"`` where :func:`wide_pays` (:math:`\max(C_{in}, C_{out}) \le 16`,
-  :math:`C_{in}` even or 1); for :math:`C_{in} > 16` and :math:`C_{out}` in 9–15, 25–31,
-  41–47 or 49–63 the next multiple of 16 (a measured rule, 4×4–32×32: 64→25–28 cost 1.4–1.6×
-  64→32 and 64→52–60 1.6–1.7× 64→64, while 17–24 and 33–40 gain nothing padded and lose
-  5–24 % padded to 32 or 48); otherwise unpadded; and ``"dot"`` where the output has at most
+  :math:`C_{in}` even or 1); for a conv with more than 16 channels on a side and
+  :math:`C_{out}` in 9–15, 25–31, 41–47 or 49–63 the next multiple of 16 (a measured rule,
+  4×4–32×32: 64→25–28 cost 1.1–1.7× 64→32 and 64→52–60 1.3–1.5× 64→64, 12→25–28 and 6→25
+  1.2–1.4× their 32-wide forms, while 17–24 and 33–40 gain nothing padded and lose 5–24 %
+  padded to 32 or 48); otherwise unpadded; and ``"dot"`` where the output has at most
   :data:`DOT_POSITIONS` = 4 positions per image (:math:`H' W' \le 4`): XLA:CPU sends such convs
   to a kernel that ran a 2×2 512→512 conv (VGG-16's last block at 32×32) in 1.3 s at batch 64,
   against 18 ms as ``"dot"`` (at 4×4 the two are even).

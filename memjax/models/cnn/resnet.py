@@ -28,7 +28,7 @@ logits as ``apply(..., train=False)`` up to rounding, one elementwise pass fewer
 **Conv implementation** (``conv_impl``, :class:`~memjax.nn.Conv2D` ``impl``): ``"auto"``
 computes the convs with at most 16 channels on both sides (the stage-1 convs, and the narrow
 convs pruning leaves) zero-padded to 17 output channels, and the pruned widths XLA:CPU runs
-slowly (9–15, 25–31, 41–47 and 49–63 when the input is wider than 16) padded to the next
+slowly (25–31, 41–47, 49–63, and 9–15 when the input is wider than 16) padded to the next
 multiple of 16 (:func:`memjax.nn.conv2d.computed_width`); the same logits
 up to rounding and the same params (``dataclasses.replace(net, conv_impl="auto")`` on a
 trained or pruned network). Trace groups and count FLOPs with the default ``"xla"``. Measure
