@@ -104,7 +104,7 @@ def test_computed_widths():
     assert [computed_width(64, c, "auto") for c in (17, 24, 25, 31, 33, 40, 41, 49, 64)] == [
         17, 24, 32, 32, 33, 40, 48, 64, 64,
     ]  # fmt: skip
-    assert computed_width(32, 13, "auto") == 16
+    assert computed_width(32, 13, "auto") == 16 and computed_width(12, 25, "auto") == 32
     assert computed_width(64, 6, "auto") == 6 and computed_width(128, 100, "auto") == 100
     assert all(computed_width(8, 6, i, groups=2) == 6 for i in ("auto", "xla"))
     with pytest.raises(ValueError, match="impl"):
