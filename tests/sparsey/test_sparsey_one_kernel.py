@@ -38,19 +38,25 @@ def same(a, b):
 @pytest.fixture(scope="module")
 def plain(data):
     state, xs, hs, key = data
-    return _batched._learn_jit(MAC, state, xs, hs, None, key)
+    return _batched._learn_jit(MAC, state, xs, hs, None, key, False, True)
 
 
 def test_one_kernel_loop_equals_plain_scan(data, plain):
     state, xs, hs, key = data
-    lowered = _batched._learn_jit.lower(MAC, state, xs, hs, None, key, True)
+    lowered = _batched._learn_jit.lower(MAC, state, xs, hs, None, key, True, True)
     hlo = lowered.compile().as_text()
     tagged = [ln for ln in hlo.splitlines() if " call(" in ln and 'xla_cpu_small_call="true"' in ln]
     assert sum("jit(one_kernel_loop)" in ln for ln in tagged) == 1  # the learning loop's call
-    fast = _batched._learn_jit(MAC, state, xs, hs, None, key, True)
+    fast = _batched._learn_jit(MAC, state, xs, hs, None, key, True, True)
     assert same(fast, plain)
-    # The public verb takes the one-kernel path and gives the same again.
+    # The public verb takes the one-kernel path and gives the same again; report="scalars"
+    # the same without V and rho.
     assert same(MAC.learn(state, xs, hs=hs, key=key), plain)
+    st, lean = MAC.learn(state, xs, hs=hs, key=key, report="scalars")
+    assert lean.support is None and lean.rho is None
+    assert same((st, lean), (plain[0], plain[1]._replace(support=None, rho=None)))
+    with pytest.raises(ValueError, match="report"):
+        MAC.learn(state, xs, hs=hs, key=key, report="some")
     out = plain[1]
     assert bool(out.stored.any()) and not bool(out.stored.all())  # the mac froze on the way
     assert bool(plain[0].frozen)
@@ -65,17 +71,17 @@ def test_outer_trace_and_fallback_use_the_plain_scan(data, plain, monkeypatch):
     real = _batched._learn_jit
 
     def refusing(mac, *args):
-        calls.append(len(args))
-        if len(args) == 6 and args[5]:
+        calls.append(args[5])  # one_kernel
+        if args[5]:
             raise jax.errors.JaxRuntimeError("UNIMPLEMENTED: Fusion kind not implemented on CPU")
         return real(mac, *args)
 
     monkeypatch.setattr(_batched, "_learn_jit", refusing)
     monkeypatch.setattr(_batched, "_PLAIN_LOOP", set())
     assert same(MAC.learn(state, xs, hs=hs, key=key), plain)
-    assert calls == [6, 5]  # tried as one kernel, then the plain scan
+    assert calls == [True, False]  # tried as one kernel, then the plain scan
     assert same(MAC.learn(state, xs, hs=hs, key=key), plain)
-    assert calls == [6, 5, 5]  # remembered: no second attempt
+    assert calls == [True, False, False]  # remembered: no second attempt
 
 
 def test_other_runtime_errors_propagate(data, monkeypatch):

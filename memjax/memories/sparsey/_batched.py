@@ -67,8 +67,8 @@ def scan_one_kernel(body, init, xs):
     return jax.lax.platform_dependent(init, xs, cpu=cpu, default=run)
 
 
-@partial(jax.jit, static_argnums=(6,))
-def _learn_jit(mac: SparseyMac, state, xs, hs, ds, key, one_kernel=False):
+@partial(jax.jit, static_argnums=(6, 7))
+def _learn_jit(mac: SparseyMac, state, xs, hs, ds, key, one_kernel, full):
     # Packed inputs for every item up front (vectorised, outside the loop); the draws too for
     # the plain scan, while the one-kernel loop draws each item's from its key (the same
     # integer threefry bits, so the same uniforms) where a batched draw is ~20 kernels.
@@ -98,6 +98,8 @@ def _learn_jit(mac: SparseyMac, state, xs, hs, ds, key, one_kernel=False):
     trace = Trace(rows[:, :Q], rows[:, Q].astype(jnp.bool_), tuple(raws), counts)
     # V, G, eta and rho of every item at once, from the raw sums the loop left (module csa).
     out = jax.vmap(lambda tr: report(mac, tr))(trace)
+    if not full:  # report="scalars": V and rho are never computed (dead code in this jit)
+        out = out._replace(support=None, rho=None)
     return mac.unpack_state(apply_pending(mac, packed, pend)), out
 
 
@@ -105,23 +107,23 @@ _PLAIN_LOOP = set()  # (mac, shapes) whose learning loop did not compile as one 
 ONE_KERNEL_MIN_ITEMS = 16  # shorter runs gain nothing (and a 1-trip loop is simplified away)
 
 
-def _learn(mac, state, xs, hs, ds, key):
+def _learn(mac, state, xs, hs, ds, key, full=True):
     """``_learn_jit`` with the loop as one kernel (:func:`scan_one_kernel`) when called
     eagerly on at least ``ONE_KERNEL_MIN_ITEMS`` items; under an outer trace, for shorter runs
     and for any configuration whose loop the kernel emitter cannot compile, the plain
-    ``lax.scan`` (the same values)."""
+    ``lax.scan`` (the same values). ``full=False``: without V and ρ."""
     args = (state, xs, hs, ds, key)
     traced = any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(args))
     sig = (mac, *((a.shape, a.dtype) for a in jax.tree.leaves((state, xs, hs, ds))))
     if traced or xs.shape[0] < ONE_KERNEL_MIN_ITEMS or sig in _PLAIN_LOOP:
-        return _learn_jit(mac, *args)
+        return _learn_jit(mac, *args, False, full)
     try:
-        return _learn_jit(mac, *args, True)
+        return _learn_jit(mac, *args, True, full)
     except jax.errors.JaxRuntimeError as e:
         if "UNIMPLEMENTED" not in str(e):
             raise
         _PLAIN_LOOP.add(sig)
-        return _learn_jit(mac, *args)
+        return _learn_jit(mac, *args, False, full)
 
 
 @partial(jax.jit, static_argnums=(6, 7))

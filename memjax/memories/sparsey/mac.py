@@ -133,7 +133,8 @@ SIGMOIDS = ("logistic", "rinkus_alt")
 RECOGNITION_SEED = 0  # recognition's tie-break key when none is given: jax.random.key(0)
 # Keyword arguments of the verbs, listed (beside the known controls) when a name is unknown.
 CSA_ARGS = ("key", "mode", "h", "d")
-LEARN_ARGS = ("key", "hs", "ds")
+LEARN_ARGS = ("key", "hs", "ds", "report")
+REPORTS = ("full", "scalars")
 RECOGNIZE_ARGS = ("key", "hs", "ds", "ties")
 
 
@@ -394,7 +395,9 @@ class SparseyMac:
     # ------------------------------------------------------------------ batched verbs
     def _batch(self, xs, hs, ds):
         """``(xs, hs, ds, single)``: inputs as 2-D arrays, checked; ``single`` for a 1-D item."""
-        xs = jnp.asarray(xs) if isinstance(xs, np.ndarray | list) else xs
+        # NumPy batches go to the jitted verb as they are (its argument transfer is cheaper
+        # than jnp.asarray); lists become arrays.
+        xs = jnp.asarray(xs) if isinstance(xs, list) else xs
         single = getattr(xs, "ndim", None) == 1
         if single:
             xs = xs[None]
@@ -414,20 +417,31 @@ class SparseyMac:
         return xs, hs, ds, single
 
     def learn(
-        self, state: SparseyState, xs, *, key, hs=None, ds=None, **controls
+        self,
+        state: SparseyState,
+        xs,
+        *,
+        key,
+        hs=None,
+        ds=None,
+        report: str = "full",
+        **controls,
     ) -> tuple[SparseyState, CSAResult]:
         """Single-trial learning of ``xs`` ``(T, n_inputs)`` in order (a jitted ``lax.scan``), or
         of one item ``(n_inputs,)`` (as ``xs[None]``, results unbatched).
 
         Returns the new state and the per-item :class:`CSAResult` (``stored``: the item was
         written; ``False`` where the gate was off or the mac was frozen). Item ``t`` samples
-        with ``jax.random.split(key, T)[t]``. ``hs``/``ds``: the H/D inputs of every item. An
-        unknown keyword (e.g. ``h=`` for ``hs=``) raises ``ValueError`` naming it.
+        with ``jax.random.split(key, T)[t]``. ``hs``/``ds``: the H/D inputs of every item.
+        ``report="scalars"`` leaves ``support`` and ``rho`` (V and ρ, ``(T, Q, K)`` each) out
+        (``None``): the same state, codes, flags, G and η, without computing the two per-cell
+        arrays. An unknown keyword (e.g. ``h=`` for ``hs=``) raises ``ValueError`` naming it.
         """
         check_controls(controls, where="SparseyMac.learn", also=LEARN_ARGS)
+        check_choice("report", report, REPORTS)
         xs, hs, ds, single = self._batch(xs, hs, ds)
         key = as_prng_key("key", key)
-        state, out = _learn(self, state, xs, hs, ds, key)
+        state, out = _learn(self, state, xs, hs, ds, key, report == "full")
         return state, (jax.tree.map(lambda a: a[0], out) if single else out)
 
     def propose(self, state: SparseyState, xs, *, key, hs=None, ds=None, **controls) -> CSAResult:
