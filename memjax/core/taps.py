@@ -155,18 +155,21 @@ def tap(name: str, x):
     return x
 
 
-def _run_child(fn: Callable[[], Any], select: Callable[[Any], Any] | None):
+def _run_child(fn: Callable[[], Any], select: Callable[[Any], Any] | None, sliced=None):
     """Run ``fn()`` under a child collector (in the current trace); return ``(out, values)``.
 
-    ``select(name, a)`` maps the parent's perturbation of ``name`` to the child's (``a[i]``).
+    ``select(name, a)`` maps the parent's perturbation of ``name`` to the child's (``a[i]``);
+    ``sliced`` (name -> the child's perturbation, already sliced) takes precedence over it.
     """
     parent = _current()
     lookup = None
-    if parent.lookup is not None and select is not None:
+    if parent.lookup is not None and (select is not None or sliced):
         outer = parent.lookup
 
         def lookup(name):
-            delta = outer(name)
+            if sliced and name in sliced:
+                return sliced[name]
+            delta = outer(name) if select is not None else None
             if delta is None:
                 return None
             return jax.tree_util.tree_map(functools.partial(select, name), delta)
@@ -219,18 +222,33 @@ def scan_collect(f, init, xs=None, length=None, *, reverse=False, unroll=1, sele
         return carry, ys, {}
     perturb = _perturbing()
     n = length if length is not None else jax.tree_util.tree_leaves(xs)[0].shape[0]
+    # the perturbations stacked along the scan axis go in as scanned inputs: their cotangents
+    # are then stacked outputs, not a scatter-add into a whole-sequence buffer at every step
+    stacked = _stacked(n) if perturb and select is _item else {}
 
     def body(carry, inputs):
-        x, i = inputs if perturb else (inputs, None)
+        x, i, d = inputs if perturb else (inputs, None, None)
         pick = functools.partial(_pick, select, i) if perturb else None
-        (carry, y), values = _run_child(lambda: f(carry, x), pick)
+        (carry, y), values = _run_child(lambda: f(carry, x), pick, d if perturb else None)
         return carry, (y, values)
 
-    inputs = (xs, jnp.arange(n)) if perturb else xs
+    inputs = (xs, jnp.arange(n), stacked) if perturb else xs
     carry, (ys, values) = jax.lax.scan(
         body, init, inputs, length=length, reverse=reverse, unroll=unroll
     )
     return carry, ys, values
+
+
+def _stacked(n: int) -> dict:
+    """The current level's perturbations whose every leaf has leading axis ``n``."""
+    collector = _current()
+    out = {}
+    for name in collector.names:
+        delta = collector.lookup(name)
+        leaves = jax.tree_util.tree_leaves(delta)
+        if delta is not None and leaves and all(a.ndim and a.shape[0] == n for a in leaves):
+            out[name] = delta
+    return out
 
 
 def _pick(select, i, name, a):
@@ -286,10 +304,14 @@ def vmap_collect(f, in_axes=0, out_axes=0, *, axis_size=None, select=_item):
         n = axis_size if axis_size is not None else _axis_size(args, in_axes)
         axes = tuple(in_axes) if isinstance(in_axes, tuple | list) else (in_axes,) * len(args)
 
-        def one(i, *a):
-            return _run_child(lambda: f(*a), functools.partial(_pick, select, i))
+        stacked = _stacked(n) if select is _item else {}
 
-        return jax.vmap(one, (0, *axes), (out_axes, 0), axis_size=n)(jnp.arange(n), *args)
+        def one(i, d, *a):
+            return _run_child(lambda: f(*a), functools.partial(_pick, select, i), d)
+
+        return jax.vmap(one, (0, 0, *axes), (out_axes, 0), axis_size=n)(
+            jnp.arange(n), stacked, *args
+        )
 
     return wrapped
 
