@@ -12,6 +12,7 @@ import pytest
 from memjax.memories.sparsey import SparseyMac, _batched
 
 MAC = SparseyMac(n_inputs=64, Q=4, K=8, n_h=16, saturation=0.2, permanence=12)
+U_ONLY = SparseyMac(n_inputs=64, Q=4, K=8, saturation=0.2, permanence=12)  # sigmoid tables
 
 
 def patterns(rng, n, size, active):
@@ -60,6 +61,16 @@ def test_one_kernel_loop_equals_plain_scan(data, plain):
     out = plain[1]
     assert bool(out.stored.any()) and not bool(out.stored.all())  # the mac froze on the way
     assert bool(plain[0].frozen)
+
+
+def test_u_only_loop_with_sigmoid_tables_equals_plain_scan(data):
+    state, xs, _, key = data
+    state = U_ONLY.init_state()
+    plain = _batched._learn_jit(U_ONLY, state, xs, None, None, key, False, True)
+    hlo = _batched._learn_jit.lower(U_ONLY, state, xs, None, None, key, True, True).as_text()
+    assert f"tensor<{len(xs)}x65xf32>" in hlo  # the per-item tables f(u / pi), u = 0..64
+    assert same(U_ONLY.learn(state, xs, key=key), plain)
+    assert bool(plain[0].frozen) and bool(plain[1].stored[0])
 
 
 def test_outer_trace_and_fallback_use_the_plain_scan(data, plain, monkeypatch):

@@ -27,12 +27,16 @@ from memjax.memories.sparsey.csa import (
     no_pending,
     report,
     select,
+    sigmoid_table,
     tie_noise,
     tie_order,
 )
 
 if TYPE_CHECKING:
     from memjax.memories.sparsey.mac import SparseyMac
+
+
+SIGMOID_TABLE_MAX = 1 << 22  # entries (16 MB) of the per-item sigmoid tables of one call
 
 
 def item_keys(key, n: int, shared: bool):
@@ -69,26 +73,33 @@ def scan_one_kernel(body, init, xs):
 
 @partial(jax.jit, static_argnums=(6, 7))
 def _learn_jit(mac: SparseyMac, state, xs, hs, ds, key, one_kernel, full):
-    # Packed inputs for every item up front (vectorised, outside the loop); the draws too for
-    # the plain scan, while the one-kernel loop draws each item's from its key (the same
-    # integer threefry bits, so the same uniforms) where a batched draw is ~20 kernels.
-    keys = jax.random.split(key, len(xs))
-    draws = keys if one_kernel else jax.vmap(lambda k: learn_draws(k, mac.Q))(keys)
+    # Draws and packed inputs for every item up front (vectorised, outside the loop); for a
+    # U-only mac in one kernel also each item's sigmoid table (module csa: f(V) then costs one
+    # gather per cell in the loop instead of an exponential), when it is small.
+    draws = jax.vmap(lambda k: learn_draws(k, mac.Q))(jax.random.split(key, len(xs)))
     inp = jax.vmap(lambda x, h, d: inputs(mac, x, h, d))(xs, hs, ds)
     packed = mac.pack_state(state)
+    tabled = (
+        one_kernel
+        and hs is None
+        and ds is None
+        and mac.phi_u == 1.0
+        and xs.shape[0] * (mac.n_inputs + 1) <= SIGMOID_TABLE_MAX
+    )
+    tables = jax.vmap(lambda c: sigmoid_table(mac, c))(inp[0].count) if tabled else None
 
     def body(carry, item):
         packed, pend = carry
         packed = apply_pending(mac, packed, pend)  # the previous item's write (module csa)
-        frame, dr = item
-        trace, pend = select(mac, packed, frame, learn_draws(dr, mac.Q) if one_kernel else dr)
+        frame, dr, table = item
+        trace, pend = select(mac, packed, frame, dr, table)
         # One int32 row per item leaves the loop (one in-place write): code, stored, raw sums.
         raws = [r.reshape(-1) for r in trace.raws if r is not None]
         return (packed, pend), jnp.concatenate([trace.code, trace.stored[None], *raws])
 
     first = no_pending(mac, jax.tree.map(lambda a: a[0], inp))
     scan = scan_one_kernel if one_kernel else jax.lax.scan
-    (packed, pend), rows = scan(body, (packed, first), (inp, draws))
+    (packed, pend), rows = scan(body, (packed, first), (inp, draws, tables))
     Q, QK = mac.Q, mac.Q * mac.K
     raws, at = [], Q + 1
     for i in inp:

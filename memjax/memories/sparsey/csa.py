@@ -64,6 +64,7 @@ __all__ = [
     "no_pending",
     "report",
     "select",
+    "sigmoid_table",
     "tie_noise",
     "tie_order",
 ]
@@ -429,20 +430,34 @@ def _evidence(mac, raws, counts, mode, sliced: bool = True):
     return v, g, eta, active
 
 
-def _rho(mac, v, eta):
+def _rho(mac, v, eta, fv=None):
     """Steps 7–8: :math:`\\rho = \\psi / \\sum_{k \\in q} \\psi` with
-    :math:`\\psi = (\\eta - 1) f(V) + 1`."""
-    psi = (eta - 1.0) * mac.f(v) + 1.0
+    :math:`\\psi = (\\eta - 1) f(V) + 1` (``fv``: :math:`f(V)` when already known)."""
+    psi = (eta - 1.0) * (mac.f(v) if fv is None else fv) + 1.0
     return psi / jnp.sum(psi, axis=-1, keepdims=True)
+
+
+def sigmoid_table(mac, count):
+    r"""Step 7's :math:`f(V)` for every raw sum of a U-only frame with :math:`\pi_U` =
+    ``count``: ``(n_inputs + 1,)``, entry ``u`` = :math:`f(\operatorname{clip}(u/\pi_U))`.
+
+    With U the only evidence and :math:`\phi_U = 1`, :math:`V(i)` is the clipped
+    :math:`u(i)/\pi_U` (steps 3–4), so :math:`f(V(i))` is entry :math:`u(i)` of this table
+    (the same float operations on the same values); :func:`select` reads it where it would
+    evaluate the sigmoid of every cell. Batched over frames, outside the learning loop."""
+    x, _, _ = _normalised(mac, jnp.arange(mac.n_inputs + 1), count, 1.0)
+    return mac.f(x)
 
 
 def _counts(inp: tuple) -> tuple:
     return tuple(None if i is None else i.count for i in inp)
 
 
-def select(mac, packed: Packed, inp: tuple, draws) -> tuple[Trace, Pending]:
+def select(mac, packed: Packed, inp: tuple, draws, f_table=None) -> tuple[Trace, Pending]:
     """Steps 1–9 of a learning frame, computing only what the code needs: the frame's
-    :class:`Trace` and its :class:`Pending` write. ``draws``: ``learn_draws(key, Q)``.
+    :class:`Trace` and its :class:`Pending` write. ``draws``: ``learn_draws(key, Q)``;
+    ``f_table``: the frame's :func:`sigmoid_table` (U-only frames, :math:`\\phi_U = 1`) to
+    read :math:`f(V)` from instead of evaluating it.
 
     An unfrozen mac samples from ρ (step 9); a frozen one takes max-V, uniformly among the tied
     cells (a ``lax.cond``: only the branch taken runs)."""
@@ -450,10 +465,11 @@ def select(mac, packed: Packed, inp: tuple, draws) -> tuple[Trace, Pending]:
     counts = _counts(inp)
     v, _, eta, active = _evidence(mac, raws, counts, "learn", sliced=False)
     u_sample, u_tie = draws
+    fv = None if f_table is None else f_table[raws[0]]
     code = jax.lax.cond(
         packed.frozen,
         lambda: _pick_tied(v, u_tie),
-        lambda: _sample(_rho(mac, v, eta), u_sample),
+        lambda: _sample(_rho(mac, v, eta, fv), u_sample),
     )
     write = active & ~packed.frozen
     code = jnp.where(active, code, -1)
