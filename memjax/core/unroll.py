@@ -24,20 +24,19 @@ stacked :math:`y` and the last carry.
   ``project_inputs(params, xs) -> (step_params, ps)`` and ``step_projected(step_params, carry,
   ps[t])``; e.g. an LSTM controller's :math:`x_t W_x + b` for all :math:`t` is one matmul).
   Same values up to float rounding; a cell without the hook runs ``step`` as before.
-* ``weight_grads="after_loop"`` forms the gradient of every weight that the step applies
-  through :func:`linear` (:math:`y_t = x_t W`, :math:`W` a leaf of the step's params) *after*
-  the loop, :math:`\partial L/\partial W = \sum_t x_t^\top \delta_t = X^\top \Delta` with
-  :math:`X`, :math:`\Delta` the stacked inputs and output cotangents :math:`\delta_t =
-  \partial L/\partial y_t`, instead of adding one small outer product per step inside the
-  reverse loop (the default, ``"in_loop"``). It is a ``jax.custom_vjp`` around the loop, whose
-  reverse loop carries only the activations' cotangents and emits :math:`\delta_t` per step.
-  With ``batched=True`` (the batch axis inside the loop) :math:`X^\top \Delta` is one matmul
-  over batch × time; under an outer ``jax.vmap`` it stays one per sequence (XLA:CPU forms
-  those as a batched matmul and a sum — slower than the default). Same values and gradients up
-  to float rounding. **Memory**: :math:`X` (``T × d_in`` per matmul and sequence, the
-  residuals the default stores for the same gradients), and :math:`\Delta` (``T × d_out``)
-  during the backward pass. Not with ``boundary``, ``boundary_tap`` or inside
-  :func:`memjax.core.taps.collect_taps` (the taps would leave the custom VJP).
+* ``weight_grads="after_loop"`` forms the gradient of every weight that the step applies through
+  :func:`~memjax.core.linear.linear` (:math:`y_t = x_t W`, :math:`W` a leaf of the step's params)
+  *after* the loop, :math:`\partial L/\partial W = \sum_t x_t^\top \delta_t = X^\top \Delta` with
+  :math:`X`, :math:`\Delta` the stacked inputs and output cotangents :math:`\delta_t = \partial
+  L/\partial y_t`, instead of adding one small outer product per step inside the reverse loop (the
+  default, ``"in_loop"``). It is a ``jax.custom_vjp`` around the loop, whose reverse loop carries
+  only the activations' cotangents and emits :math:`\delta_t` per step. With ``batched=True`` (the
+  batch axis inside the loop) :math:`X^\top \Delta` is one matmul over batch × time; under an outer
+  ``jax.vmap`` it stays one per sequence (XLA:CPU forms those as a batched matmul and a sum — slower
+  than the default). Same values and gradients up to float rounding. **Memory**: :math:`X` (``T ×
+  d_in`` per matmul and sequence, the residuals the default stores for the same gradients), and
+  :math:`\Delta` (``T × d_out``) during the backward pass. Not with ``boundary``, ``boundary_tap``
+  or inside :func:`memjax.core.taps.collect_taps` (the taps would leave the custom VJP).
 * ``truncate=W`` cuts the sequence into windows of ``W`` steps (the last may be shorter). At each
   window boundary the carry is **cut**: no gradient flows from window :math:`j` back into window
   :math:`j-1` (truncated BPTT), while the forward values are unchanged.
@@ -77,7 +76,6 @@ Example:
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -87,11 +85,12 @@ import jax.numpy as jnp
 from memjax.core import taps
 from memjax.core.checks import check_choice, check_positive_int, is_scalar_like
 from memjax.core.controls import check_controls, split_controls
+from memjax.core.linear import linear as linear, linear_calls, recording
 
 if TYPE_CHECKING:
     from memjax.core.protocol import Cell
 
-__all__ = ["WEIGHT_GRADS", "Boundary", "cut", "linear", "unroll"]
+__all__ = ["WEIGHT_GRADS", "Boundary", "cut", "unroll"]
 
 Params = Any
 Carry = Any
@@ -99,7 +98,8 @@ Boundary = Callable[[Carry, jax.Array], Any]
 """``boundary(carry, index) -> gradient`` (a pytree like ``carry``, or ``None``); module doc."""
 
 WEIGHT_GRADS = ("in_loop", "after_loop")
-"""Where :func:`unroll` forms the gradients of the weights a step applies by :func:`linear`."""
+"""Where :func:`unroll` forms the gradients of the weights a step applies by
+:func:`~memjax.core.linear.linear`."""
 
 
 @jax.custom_vjp
@@ -203,7 +203,8 @@ def unroll(
         boundary: ``fn(carry, index) -> gradient`` called at each cut (synthetic gradients).
         boundary_tap: expose the carry starting each cut window as this tap.
         weight_grads: ``"in_loop"`` (default) or ``"after_loop"``: form the gradients of the
-            weights applied by :func:`linear` after the loop, as one matmul (module doc).
+            weights applied by :func:`~memjax.core.linear.linear` after the loop, as one
+            matmul (module doc).
         batched: ``xs`` ``(B, T, ...)`` and ``carry`` have a leading batch axis; the step runs
             ``jax.vmap``-ed over it inside the loop and ``ys`` is ``(B, T, ...)`` — the values of
             ``jax.vmap`` of the unbatched call, with ``"after_loop"``'s weight gradients one
@@ -250,7 +251,7 @@ def unroll(
             )
         step = cell.step_projected
     if weight_grads == "after_loop":
-        leaves, shapes = _linear_calls(step, step_params, carry, xs, per_step, shared)
+        leaves, shapes = linear_calls(step, step_params, carry, xs, per_step, shared)
         run = _after_loop(step, remat, truncate, length, leaves, shapes, None, checkpoint_every)
         return run(step_params, carry, xs, per_step, shared)
 
@@ -309,7 +310,7 @@ def _unroll_batched(cell, params, carry, xs, *, weight_grads, checkpoint_every, 
         jax.tree_util.tree_map(lambda a: a[0], carry),
         jax.tree_util.tree_map(lambda a: a[:, 0], time_major),
     )
-    found, shapes = _linear_calls(step, step_params, *example, {}, controls)
+    found, shapes = linear_calls(step, step_params, *example, {}, controls)
     run = _after_loop(
         step, options["remat"], truncate, length, found, shapes, size, checkpoint_every
     )
@@ -397,107 +398,16 @@ def _remat_options(remat) -> dict:
     return {}
 
 
-class _Linears(threading.local):
-    def __init__(self):
-        self.items: list[_Recorder] = []
-
-
-_LINEARS = _Linears()
-
-
-def _product(x, w):
-    return x @ w if w.ndim == 2 else x @ w.reshape(w.shape[0], -1)
-
-
-def linear(x: jax.Array, w: jax.Array) -> jax.Array:
-    r""":math:`x W` over ``w``'s first axis: ``x (..., d)``, ``w (d, ...)`` → ``(..., e)``,
-    ``e = prod(w.shape[1:])``.
-
-    The product a cell's ``step`` writes for a weight matrix applied to an activation. In
-    :func:`unroll` with ``weight_grads="after_loop"``, where ``w`` is a leaf of the step's params,
-    its gradient :math:`\sum_t x_t^\top \delta_t` is formed after the loop as one matmul (module
-    doc); elsewhere it is ``x @ w.reshape(d, -1)``, nothing else.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> from memjax.core.unroll import linear
-        >>> linear(jnp.ones(2), jnp.ones((2, 3, 4))).shape
-        (12,)
-    """
-    if _LINEARS.items:
-        return _LINEARS.items[-1](x, w)
-    return _product(x, w)
-
-
-class _Recorder:
-    r"""One step's :func:`linear` calls on the leaves ``ids`` (``id(leaf) -> index``): the
-    product with the weight detached, plus the step's probe (whose cotangent is
-    :math:`\delta_t`); the inputs :math:`x_t` kept in call order."""
-
-    def __init__(self, ids: dict[int, int], probes):
-        self.ids, self.probes = ids, probes
-        self.leaves: list[int] = []
-        self.inputs: list[jax.Array] = []
-
-    def __call__(self, x, w):
-        index = self.ids.get(id(w))
-        if index is None:  # not a leaf of the step's params: an ordinary product
-            return _product(x, w)
-        y = _product(x, jax.lax.stop_gradient(w))
-        if self.probes is not None:
-            y = y + self.probes[len(self.inputs)]
-        self.leaves.append(index)
-        self.inputs.append(jax.lax.stop_gradient(x))
-        return y
-
-
-def _recording(step, step_params, probes, remat, found=None):
-    """``one(carry, x, c, p, shared) -> ((y, inputs), carry)``: ``step`` with its :func:`linear`
-    calls on ``step_params``' leaves recorded (their leaf indices appended to ``found``)."""
-    ids = {id(leaf): i for i, leaf in enumerate(jax.tree_util.tree_leaves(step_params))}
-
-    def one(carry, x, c, p, shared):
-        recorder = _Recorder(ids, p)
-        _LINEARS.items.append(recorder)
-        try:
-            y, carry = step(step_params, carry, x, **c, **shared)
-        finally:
-            _LINEARS.items.pop()
-        if found is not None:
-            found.append(recorder.leaves)
-        return (y, recorder.inputs), carry
-
-    return jax.checkpoint(one, **_remat_options(remat)) if remat else one
-
-
-def _linear_calls(step, step_params, carry, xs, per_step, shared):
-    """``(leaves, shapes)`` of one step's :func:`linear` calls on ``step_params``' leaves, in
-    call order: the leaf index of each weight and the ``ShapeDtypeStruct`` of its output."""
-    found: list[list[int]] = []
-
-    def first(step_params, carry, xs, per_step, shared):
-        one = _recording(step, step_params, None, False, found)
-        x, c = jax.tree_util.tree_map(lambda a: a[0], (xs, per_step))
-        (_, inputs), _ = one(carry, x, c, None, shared)
-        return [_product(x, w) for x, w in zip(inputs, _weights(step_params, found[0]))]
-
-    shapes = jax.eval_shape(first, step_params, carry, xs, per_step, shared)
-    return tuple(found[0]), shapes
-
-
-def _weights(step_params, leaves):
-    flat = jax.tree_util.tree_leaves(step_params)
-    return [flat[i] for i in leaves]
-
-
 def _after_loop(step, remat, truncate, length, leaves, shapes, batch, every=None):
     """``run(step_params, carry, xs, per_step, shared) -> (ys, carry)`` with the gradients of
-    the weights that ``step`` applies by :func:`linear` (``leaves``, outputs ``shapes``)
-    formed after the loop (module doc); ``batch``: the batch size (``xs`` ``(T, B, ...)``, the
-    step vmapped inside) or ``None``; ``every``: ``checkpoint_every``."""
+    the weights that ``step`` applies by :func:`~memjax.core.linear.linear` (``leaves``,
+    outputs ``shapes``) formed after the loop (module doc); ``batch``: the batch size (``xs``
+    ``(T, B, ...)``, the step vmapped inside) or ``None``; ``every``: ``checkpoint_every``."""
 
     def loop(step_params, carry, xs, per_step, shared, probes):
-        one = _recording(step, step_params, probes, remat if every is None else False)
+        one = recording(step, step_params, probes)
+        if remat and every is None:
+            one = jax.checkpoint(one, **_remat_options(remat))
         if batch is not None:
             one = jax.vmap(one, in_axes=(0, 0, 0, 0, None))
 

@@ -53,9 +53,9 @@ import jax.numpy as jnp
 from memjax.core import taps
 from memjax.core.checks import check_array, check_choice, check_positive_int
 from memjax.core.controls import check_controls
+from memjax.core.linear import linear
 from memjax.core.spec import spec
 from memjax.core.token_step import step as memory_step
-from memjax.core.unroll import linear
 from memjax.nn.activations import ACTIVATIONS, activation
 from memjax.nn.dense import Dense
 from memjax.nn.lstm import LSTMCell

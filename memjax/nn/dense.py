@@ -38,8 +38,8 @@ import jax
 import jax.numpy as jnp
 
 from memjax.core.checks import check_array, check_choice, check_positive_int
+from memjax.core.linear import linear
 from memjax.core.spec import spec
-from memjax.core.unroll import linear
 from memjax.nn.channels import ChannelAxes
 
 __all__ = ["INITS", "Dense", "init_kernel"]
@@ -126,7 +126,7 @@ class Dense:
         if not hasattr(x, "ndim") or x.ndim < 1:
             check_array("x", x, ndim=1)
         check_array("x", x, shape=(*([None] * (x.ndim - 1)), self.d_in), floating=True)
-        # memjax.core.unroll.linear: x @ kernel, whose weight gradient unroll(weight_grads=
+        # memjax.core.linear.linear: x @ kernel, whose weight gradient unroll(weight_grads=
         # "after_loop") forms after the loop when this layer runs inside a cell's step
         y = linear(x, params["kernel"])
         return y + _rows(params["bias"], y) if self.use_bias else y

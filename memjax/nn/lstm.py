@@ -47,8 +47,8 @@ import jax.numpy as jnp
 
 from memjax.core.checks import check_array, check_positive_int
 from memjax.core.controls import check_controls
+from memjax.core.linear import linear
 from memjax.core.spec import spec
-from memjax.core.unroll import linear
 from memjax.nn.channels import ChannelAxes
 
 __all__ = ["LSTMCarry", "LSTMCell"]
@@ -120,7 +120,7 @@ class LSTMCell:
         # one (d, 4·h) matmul per input, not an einsum over (d, 4, h): its reverse mode needs no
         # per-step transposed copy of the weights inside a scan (about a quarter of an NTM's
         # fwd+bwd time on CPU)
-        # (memjax.core.unroll.linear: x @ w.reshape(d, 4·h), whose weight gradient
+        # (memjax.core.linear.linear: x @ w.reshape(d, 4·h), whose weight gradient
         # unroll(weight_grads="after_loop") forms after the loop)
         _, n_gates, d_h = params["w_x"].shape
         z = linear(x, params["w_x"]) + linear(carry.h, params["w_h"])

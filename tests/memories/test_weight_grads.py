@@ -4,22 +4,20 @@ the LSTM, NTM, MANN and NMN cells, unbatched under ``jax.vmap`` and with ``batch
 and without truncation windows."""
 
 import functools
-import importlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from memjax.core.linear import linear, linear_calls
 from memjax.core.taps import collect_taps
 from memjax.core.testing.memory_contract import float64
-from memjax.core.unroll import linear, unroll
+from memjax.core.unroll import unroll
 from memjax.memories.mann import MANNCell
 from memjax.memories.nmn import NMNCell
 from memjax.memories.ntm import NTMCell
 from memjax.nn.lstm import LSTMCell
-
-unroll_module = importlib.import_module("memjax.core.unroll")
 
 SMALL = {"memory_size": 5, "memory_width": 2, "dtype": "float64"}
 # (cell, options of the unroll): the deferred weights are the LSTM's w_x, w_h (w_rh with
@@ -114,7 +112,7 @@ def results(request):
             if options["precompute"]:
                 step, (step_params, pre) = cell.step_projected, cell.project_inputs(theta, xs[0])
             example = jax.tree_util.tree_map(lambda a: a[0], carry)
-            found.extend(unroll_module._linear_calls(step, step_params, example, pre, {}, {})[0])
+            found.extend(linear_calls(step, step_params, example, pre, {}, {})[0])
 
         jax.eval_shape(deferred, theta, carry, xs)
         return request.param, out, found
