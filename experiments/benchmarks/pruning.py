@@ -36,7 +36,6 @@ import argparse
 import dataclasses
 import json
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -60,69 +59,7 @@ from memjax.pruning import (
 )
 from memjax.train import describe_machine, plot_lines, write_results_table
 
-TORCH_SCRIPT = r"""
-import json, sys, time, statistics
-import torch, torch.nn as nn, torch.nn.functional as F, torch_pruning as tp
-
-ratio, repeats = float(sys.argv[1]), int(sys.argv[2])
-torch.manual_seed(0)
-
-
-class Block(nn.Module):
-    def __init__(s, cin, cout, stride):
-        super().__init__()
-        s.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False); s.bn1 = nn.BatchNorm2d(cout)
-        s.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False); s.bn2 = nn.BatchNorm2d(cout)
-        s.down, s.pad = stride != 1 or cin != cout, (cout - cin) // 2
-
-    def forward(s, x):
-        y = s.bn2(s.conv2(F.relu(s.bn1(s.conv1(x)))))
-        if s.down:  # option A: subsample, zero-pad the channels
-            x = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, s.pad, s.pad))
-        return F.relu(y + x)
-
-
-class ResNet56(nn.Module):
-    def __init__(s, n=9):
-        super().__init__()
-        s.conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False); s.bn = nn.BatchNorm2d(16)
-        blocks, cin = [], 16
-        for i, w in enumerate((16, 32, 64)):
-            for b in range(n):
-                blocks.append(Block(cin, w, 2 if b == 0 and i > 0 else 1)); cin = w
-        s.layers = nn.Sequential(*blocks); s.fc = nn.Linear(64, 10)
-
-    def forward(s, x):
-        return s.fc(s.layers(F.relu(s.bn(s.conv(x)))).mean((2, 3)))
-
-
-def latency(model, b):
-    x = torch.randn(b, 3, 32, 32)
-    with torch.inference_mode():
-        for _ in range(3):
-            model(x)
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter(); model(x); times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
-
-
-model = ResNet56().eval()
-example = torch.randn(1, 3, 32, 32)
-macs, params = tp.utils.count_ops_and_params(model, example)
-out = {"threads": torch.get_num_threads(), "dense": {"macs": macs, "params": params,
-       "ms b=1": latency(model, 1), "ms b=64": latency(model, 64)}}
-t = time.perf_counter()
-importance = tp.importance.MagnitudeImportance(p=1)
-pruner = tp.pruner.MagnitudePruner(model, example, importance=importance, pruning_ratio=ratio,
-                                   ignored_layers=[model.fc])
-pruner.step()
-prune_s = time.perf_counter() - t
-macs, params = tp.utils.count_ops_and_params(model, example)
-out["pruned"] = {"macs": macs, "params": params, "ms b=1": latency(model, 1),
-                 "ms b=64": latency(model, 64), "prune_s": prune_s}
-print(json.dumps(out))
-"""
+TORCH_PEER = Path(__file__).with_name("pruning_torch_peer.py")  # run by the benchmark venv's python
 
 
 def timed(fn):
@@ -436,16 +373,13 @@ def matched_ratio(net, params, state, groups, table, target: float, steps: int =
 
 def torch_rows(python: str, ratio: float, repeats: int, memjax_net):
     """Torch-Pruning at ``ratio``; memjax at the ratio keeping the same MACs fraction."""
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(TORCH_SCRIPT)
     done = subprocess.run(
-        [python, f.name, str(ratio), str(repeats)],
+        [python, str(TORCH_PEER), str(ratio), str(repeats)],
         capture_output=True,
         text=True,
         timeout=1200,
         check=False,
     )
-    Path(f.name).unlink()
     if done.returncode != 0:
         raise RuntimeError(f"--torch-python: the Torch-Pruning run failed:\n{done.stderr[-2000:]}")
     res = json.loads(done.stdout.strip().splitlines()[-1])
