@@ -10,12 +10,17 @@ dispatching its ~20 kernels. Same HLO, same values (codes, flags and floats iden
 
 from __future__ import annotations
 
+import importlib.metadata
 from functools import partial
 from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
-from jax.experimental.xla_metadata import set_xla_metadata
+
+try:
+    from jax.experimental.xla_metadata import set_xla_metadata
+except ImportError:  # an experimental API: without it, the plain scan
+    set_xla_metadata = None
 
 from memjax.memories.sparsey.csa import (
     Trace,
@@ -116,17 +121,23 @@ def _learn_jit(mac: SparseyMac, state, xs, hs, ds, key, one_kernel, full):
 
 _PLAIN_LOOP = set()  # (mac, shapes) whose learning loop did not compile as one kernel
 ONE_KERNEL_MIN_ITEMS = 16  # shorter runs gain nothing (and a 1-trip loop is simplified away)
+# Only where it was verified: XLA's kernel emitter aborts the process (an internal check, no
+# Python exception) on loops it cannot take, e.g. a 1-trip loop; on another jaxlib, or without
+# the experimental metadata API, learning runs the plain scan (the same values).
+ONE_KERNEL = set_xla_metadata is not None and importlib.metadata.version("jaxlib").startswith(
+    "0.10."
+)
 
 
 def _learn(mac, state, xs, hs, ds, key, full=True):
     """``_learn_jit`` with the loop as one kernel (:func:`scan_one_kernel`) when called
-    eagerly on at least ``ONE_KERNEL_MIN_ITEMS`` items; under an outer trace, for shorter runs
-    and for any configuration whose loop the kernel emitter cannot compile, the plain
-    ``lax.scan`` (the same values). ``full=False``: without V and ρ."""
+    eagerly on at least ``ONE_KERNEL_MIN_ITEMS`` items on jaxlib 0.10 (``ONE_KERNEL``); under
+    an outer trace, for shorter runs and for any configuration whose loop the kernel emitter
+    cannot compile, the plain ``lax.scan`` (the same values). ``full=False``: without V and ρ."""
     args = (state, xs, hs, ds, key)
     traced = any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(args))
     sig = (mac, *((a.shape, a.dtype) for a in jax.tree.leaves((state, xs, hs, ds))))
-    if traced or xs.shape[0] < ONE_KERNEL_MIN_ITEMS or sig in _PLAIN_LOOP:
+    if not ONE_KERNEL or traced or xs.shape[0] < ONE_KERNEL_MIN_ITEMS or sig in _PLAIN_LOOP:
         return _learn_jit(mac, *args, False, full)
     try:
         return _learn_jit(mac, *args, True, full)
