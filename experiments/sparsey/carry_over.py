@@ -3,6 +3,7 @@
     python -m experiments.sparsey.carry_over            # cpu preset (the default)
     python -m experiments.sparsey.carry_over --sets fashion digits --seed 1
     python -m experiments.sparsey.carry_over --settings preset boundary density
+    python -m experiments.sparsey.carry_over --validate boundary boundary-q16   # tuning sets only
 
 The MNIST preset (:data:`experiments.sparsey.pipeline.MNIST`, tuned on the MNIST validation
 split) and the boundary rule (:data:`experiments.sparsey.pipeline.MNIST_BOUNDARY`: level 1
@@ -27,6 +28,11 @@ cross-validation on that set's training split (``softmax_regression_cv``, grid `
 The previous anchor, scikit-learn's logistic regression at a fixed C = 0.05, and raw-pixel 1-NN
 are reported beside them. Writes ``results.md`` and ``metrics.jsonl`` (with each run's learning
 flags: frozen macs, stored fraction, median freeze item) into ``runs/sparsey/carry_over/``.
+
+``--validate NAME ...`` scores the named :data:`CANDIDATES` on the tuning sets only — the MNIST
+validation split (150/class of the 200/class training digits learned and fitted, the other
+50/class scored; the test digits untouched) and the same split dilated by one pixel (3×3) — and
+never loads a held-out set. A candidate of several models reads out their concatenated codes.
 """
 
 from __future__ import annotations
@@ -37,7 +43,19 @@ import jax
 import numpy as np
 
 from experiments.sparsey.common import baselines, parser, write
-from experiments.sparsey.pipeline import MNIST, MNIST_BOUNDARY, calibrate, prepare, run_pipeline
+from experiments.sparsey.pipeline import (
+    MNIST,
+    MNIST_BOUNDARY,
+    build_hierarchy,
+    calibrate,
+    encode,
+    fit_readout,
+    learn,
+    learning_stats,
+    predict,
+    prepare,
+    run_pipeline,
+)
 from memjax.data import (
     binarize,
     fashion_mnist_split,
@@ -66,6 +84,95 @@ SETTINGS = {
     "boundary": "boundary rule (MNIST_BOUNDARY)",
     "density": "density rule (calibrate)",
 }
+
+
+_B = MNIST_BOUNDARY
+CANDIDATES = {
+    "raw": (),
+    "preset": (MNIST,),
+    "boundary": (_B,),
+    "boundary-q16": (_B.replace(Q=16),),
+    "boundary-k32": (_B.replace(K=32),),
+    "boundary-stride1": (_B.replace(stride=1),),
+    "boundary-5x5": (_B.replace(patch=5),),
+    "boundary-7x7+5x5": (_B, _B.replace(patch=5)),
+    "boundary-7x7+11x11": (_B, _B.replace(patch=11, stride=3)),
+    "boundary-two-level": (_B.replace(levels=2),),
+}
+"""Tuning-set candidates of ``--validate``: the models whose codes the read-out reads (several:
+concatenated, each learned with its own key); ``raw`` is the raw-pixel logistic regression."""
+
+
+def validation_sets(seed: int):
+    """The tuning sets: MNIST's validation split and the same split dilated by one pixel (3×3),
+    ``name -> (x_fit, y_fit, x_val, y_val)``."""
+    from scipy.ndimage import binary_dilation
+
+    x, y = load_mnist()
+    s = split_per_class(binarize(x), y, 200, seed=seed)
+    v = split_per_class(s.x_train, s.y_train, 150, seed=seed + 1)
+
+    def dilate(a):
+        im = binary_dilation(a.reshape(-1, 28, 28) != 0, structure=np.ones((1, 3, 3), bool))
+        return im.reshape(len(a), -1).astype(np.uint8)
+
+    return {
+        "MNIST val": (v.x_train, v.y_train, v.x_test, v.y_test),
+        "dilated MNIST val": (dilate(v.x_train), v.y_train, dilate(v.x_test), v.y_test),
+    }
+
+
+def candidate_accuracy(cfgs, xtr, ytr, xte, yte, *, key):
+    """Validation % of the read-out on the concatenated codes of ``cfgs`` (λ by 3-fold CV on
+    the fitting codes) and each model's learning flags."""
+    tr, te, flags = [], [], []
+    for i, cfg in enumerate(cfgs):
+        cfg = cfg.replace(readout_l2=None)
+        a, b = prepare(cfg, xtr, (28, 28)), prepare(cfg, xte, (28, 28))
+        model = build_hierarchy(cfg, (28, 28))
+        carry, learned = learn(model, a, key=jax.random.fold_in(key, i) if i else key)
+        tr.append(encode(model, carry, a, cfg))
+        te.append(encode(model, carry, b, cfg))
+        st = learning_stats(model, carry, learned)
+        flags.append(
+            f"{st['level1_frozen_macs']}/{st['macs'].split('+')[0]}, "
+            f"{st['level1_stored_fraction']:.3f}, {st['level1_median_freeze_item']}"
+        )
+    tr, te = jax.numpy.concatenate(tr, 1), jax.numpy.concatenate(te, 1)
+    nc = int(ytr.max()) + 1
+    readout = fit_readout(tr, ytr, cfgs[0].replace(readout_l2=None), nc)
+    return 100 * float((predict(readout, te) == yte).mean()), "; ".join(flags)
+
+
+def validate(names, seed: int, out: str):
+    """``--validate``: every named candidate on both tuning sets (no held-out set is loaded)."""
+    rows, t0 = [], time.perf_counter()
+    sets = validation_sets(seed)
+    for name in names:
+        cfgs = CANDIDATES[name]
+        row = {"candidate": name}
+        t, c = time.perf_counter(), time.process_time()
+        for set_name, (xtr, ytr, xte, yte) in sets.items():
+            if not cfgs:
+                nc = int(ytr.max()) + 1
+                acc = raw_logistic(xtr, ytr, xte, yte, nc, MNIST.readout_steps)[1]
+                flags = "—"
+            else:
+                acc, flags = candidate_accuracy(cfgs, xtr, ytr, xte, yte, key=jax.random.key(seed))
+            row[f"{set_name} %"] = round(acc, 2)
+            row[f"{set_name} flags"] = flags
+        row["macs"] = "+".join(
+            build_hierarchy(c, (28, 28)).levels[0].n_macs.__str__() for c in cfgs
+        )
+        row["seconds"], row["cpu s"] = (
+            round(time.perf_counter() - t, 1),
+            round(time.process_time() - c, 1),
+        )
+        rows.append(row)
+        print(row, flush=True)
+    notes = {"seconds": round(time.perf_counter() - t0, 1), "seed": seed}
+    write(out, rows, title="Sparsey candidates on the tuning sets (validation)", notes=notes)
+    return rows
 
 
 def datasets(seed: int, names=tuple(SETS)):
@@ -114,8 +221,17 @@ def main(argv=None):
         choices=list(SETTINGS),
         help="preset: MNIST; boundary: MNIST_BOUNDARY (the rule); density: calibrate(MNIST)",
     )
+    p.add_argument(
+        "--validate",
+        nargs="+",
+        choices=list(CANDIDATES),
+        help="score these candidates on the tuning sets only (MNIST val, dilated MNIST val)",
+    )
     args = p.parse_args(argv)
     enable_compilation_cache()  # $MEMJAX_CACHE_DIR, or 'off'
+    if args.validate:
+        out = args.out if args.out != p.get_default("out") else "runs/sparsey/carry_over_val"
+        return validate(args.validate, args.seed, out)
     rows = []
     t0 = time.perf_counter()
     for name, (xtr, ytr, xte, yte) in datasets(args.seed, args.sets).items():
