@@ -22,6 +22,7 @@ try:
 except ImportError:  # an experimental API: without it, the plain scan
     set_xla_metadata = None
 
+from memjax.memories.sparsey._threefry import learn_draws_batch
 from memjax.memories.sparsey.csa import (
     Trace,
     apply_pending,
@@ -78,38 +79,51 @@ def scan_one_kernel(body, init, xs):
 
 @partial(jax.jit, static_argnums=(6, 7))
 def _learn_jit(mac: SparseyMac, state, xs, hs, ds, key, one_kernel, full):
-    # Draws and packed inputs for every item up front (vectorised, outside the loop); for a
-    # U-only mac in one kernel also each item's sigmoid table (module csa: f(V) then costs one
-    # gather per cell in the loop instead of an exponential), when it is small.
-    draws = jax.vmap(lambda k: learn_draws(k, mac.Q))(jax.random.split(key, len(xs)))
+    # Draws (module _threefry: the Threefry hash unrolled, the bits of vmap(learn_draws) over
+    # split keys) and packed inputs for every item up front (vectorised, outside the loop); for
+    # a U-only mac in one kernel also the sigmoid tables (module csa: f(V) then costs one
+    # gather per cell in the loop instead of an exponential), when they are small.
+    draws = learn_draws_batch(key, xs.shape[0], mac.Q)
     inp = jax.vmap(lambda x, h, d: inputs(mac, x, h, d))(xs, hs, ds)
     packed = mac.pack_state(state)
-    tabled = (
-        one_kernel
-        and hs is None
-        and ds is None
-        and mac.phi_u == 1.0
-        and xs.shape[0] * (mac.n_inputs + 1) <= SIGMOID_TABLE_MAX
-    )
-    tables = jax.vmap(lambda c: sigmoid_table(mac, c))(inp[0].count) if tabled else None
+    n1 = mac.n_inputs + 1
+    u_only = hs is None and ds is None and mac.phi_u == 1.0
+    # The sigmoid tables: per item (T rows) or, when fewer, one per possible count π_U = 0..N
+    # (N + 1 rows; an item reads row π_U). Either way entry u of a row is f(clip(u / π_U)).
+    rows_needed = min(xs.shape[0], n1)
+    tabled = one_kernel and u_only and rows_needed * n1 <= SIGMOID_TABLE_MAX
+    by_count = tabled and n1 < xs.shape[0]
+    tables = None
+    if by_count:
+        by_pi = jax.vmap(lambda c: sigmoid_table(mac, c))(jnp.arange(n1, dtype=jnp.float32))
+    elif tabled:
+        tables = jax.vmap(lambda c: sigmoid_table(mac, c))(inp[0].count)
+    # report="scalars" of a U-only mac: G needs only each CM's largest raw sum (V is a
+    # non-decreasing function of u there, so max_k V = V(max_k u)): Q sums leave the loop, not QK.
+    maxima = not full and u_only
 
     def body(carry, item):
         packed, pend = carry
         packed = apply_pending(mac, packed, pend)  # the previous item's write (module csa)
         frame, dr, table = item
+        if by_count:
+            table = by_pi[frame[0].count.astype(jnp.int32)]
         trace, pend = select(mac, packed, frame, dr, table)
         # One int32 row per item leaves the loop (one in-place write): code, stored, raw sums.
-        raws = [r.reshape(-1) for r in trace.raws if r is not None]
+        if maxima:
+            raws = [jnp.max(trace.raws[0], axis=-1)]
+        else:
+            raws = [r.reshape(-1) for r in trace.raws if r is not None]
         return (packed, pend), jnp.concatenate([trace.code, trace.stored[None], *raws])
 
     first = no_pending(mac, jax.tree.map(lambda a: a[0], inp))
     scan = scan_one_kernel if one_kernel else jax.lax.scan
     (packed, pend), rows = scan(body, (packed, first), (inp, draws, tables))
-    Q, QK = mac.Q, mac.Q * mac.K
+    Q, K = mac.Q, 1 if maxima else mac.K
     raws, at = [], Q + 1
-    for i in inp:
-        raws.append(None if i is None else rows[:, at : at + QK].reshape(-1, Q, mac.K))
-        at += 0 if i is None else QK
+    for i in inp:  # with maxima: (T, Q, 1), one "cell" per CM holding its largest raw sum
+        raws.append(None if i is None else rows[:, at : at + Q * K].reshape(-1, Q, K))
+        at += 0 if i is None else Q * K
     counts = tuple(None if i is None else i.count for i in inp)
     trace = Trace(rows[:, :Q], rows[:, Q].astype(jnp.bool_), tuple(raws), counts)
     # V, G, eta and rho of every item at once, from the raw sums the loop left (module csa).
