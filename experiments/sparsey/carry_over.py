@@ -108,30 +108,31 @@ concatenated, each learned with its own key); ``raw`` is the raw-pixel logistic 
 def validation_sets(seed: int):
     """The tuning sets: MNIST's validation split and the same split dilated by one pixel (3×3),
     ``name -> (x_fit, y_fit, x_val, y_val)``."""
-    from scipy.ndimage import binary_dilation
-
     x, y = load_mnist()
     s = split_per_class(binarize(x), y, 200, seed=seed)
     v = split_per_class(s.x_train, s.y_train, 150, seed=seed + 1)
-
-    def dilate(a):
-        im = binary_dilation(a.reshape(-1, 28, 28) != 0, structure=np.ones((1, 3, 3), bool))
-        return im.reshape(len(a), -1).astype(np.uint8)
-
-    return {
-        "MNIST val": (v.x_train, v.y_train, v.x_test, v.y_test),
-        "dilated MNIST val": (dilate(v.x_train), v.y_train, dilate(v.x_test), v.y_test),
-    }
+    d = (dilate(v.x_train, (28, 28)), v.y_train, dilate(v.x_test, (28, 28)), v.y_test)
+    return {"MNIST val": (v.x_train, v.y_train, v.x_test, v.y_test), "dilated MNIST val": d}
 
 
-def candidate_accuracy(cfgs, xtr, ytr, xte, yte, *, key):
+def dilate(x, image_shape: tuple[int, int]) -> np.ndarray:
+    """Binary images ``(n, H·W)`` dilated by one pixel: on where any pixel of the 3×3 square
+    around it is on (:math:`x \\oplus B`, outside the image off)."""
+    from scipy.ndimage import binary_dilation
+
+    im = np.asarray(x).reshape(-1, *image_shape) != 0
+    im = binary_dilation(im, structure=np.ones((1, 3, 3), bool))
+    return im.reshape(len(im), -1).astype(np.uint8)
+
+
+def candidate_accuracy(cfgs, xtr, ytr, xte, yte, *, key, image_shape=(28, 28)):
     """Validation % of the read-out on the concatenated codes of ``cfgs`` (λ by 3-fold CV on
     the fitting codes) and each model's learning flags."""
     tr, te, flags = [], [], []
     for i, cfg in enumerate(cfgs):
         cfg = cfg.replace(readout_l2=None)
-        a, b = prepare(cfg, xtr, (28, 28)), prepare(cfg, xte, (28, 28))
-        model = build_hierarchy(cfg, (28, 28))
+        a, b = prepare(cfg, xtr, image_shape), prepare(cfg, xte, image_shape)
+        model = build_hierarchy(cfg, image_shape)
         carry, learned = learn(model, a, key=jax.random.fold_in(key, i) if i else key)
         tr.append(encode(model, carry, a, cfg))
         te.append(encode(model, carry, b, cfg))

@@ -82,3 +82,61 @@ def test_boundary_rule_keeps_dense_and_sparse_sets_at_one_density_per_rf():
 def test_boundary_preset_is_mnist_at_stride_2_on_boundaries():
     assert MNIST_BOUNDARY == MNIST.replace(stride=2, inputs="boundary", readout_l2=1e-3)
     assert len(build_hierarchy(MNIST_BOUNDARY, (28, 28)).levels[0].rf) == 121
+
+
+def test_dilate_matches_a_neighbourhood_loop():
+    from experiments.sparsey.carry_over import dilate
+
+    rng = np.random.default_rng(2)
+    x = (rng.random((4, 9 * 11)) < 0.1).astype(np.uint8)
+    im = x.reshape(-1, 9, 11)
+    want = np.zeros_like(im)
+    for n, r, c in np.argwhere(im):  # every on pixel turns on its 3x3 square (clipped)
+        want[n, max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2] = 1
+    np.testing.assert_array_equal(dilate(x, (9, 11)), want.reshape(4, -1))
+
+
+def test_stride1_setting_is_the_boundary_rule_with_a_mac_at_every_pixel():
+    from experiments.sparsey.pipeline import MNIST_BOUNDARY_STRIDE1 as S1
+
+    assert S1 == MNIST_BOUNDARY.replace(stride=1)
+    rf = np.asarray(build_hierarchy(S1, (28, 28)).levels[0].rf)
+    assert rf.shape == (22 * 22, 49)
+    for m in (0, 1, 22, 483):
+        r, c = divmod(m, 22)
+        want = [(r + i) * 28 + c + j for i in range(7) for j in range(7)]
+        assert sorted(rf[m].tolist()) == want
+
+
+def test_a_one_model_candidate_is_the_pipeline():
+    """``--validate``'s scoring of one model == run_pipeline with λ by CV (same codes, same
+    read-out), and two models read out their concatenated codes."""
+    import jax
+
+    from experiments.sparsey.carry_over import candidate_accuracy
+    from experiments.sparsey.pipeline import run_pipeline
+
+    rng = np.random.default_rng(3)
+    y = np.arange(60) % 3
+    x = _blobs(rng, 60, True)
+    x[y == 1, :20] = 1  # the classes differ in a top band
+    cfg = MNIST_BOUNDARY.replace(patch=5, stride=3, Q=4, K=8, gate_min=2, readout_steps=5)
+    key = jax.random.key(0)
+    acc, flags = candidate_accuracy(
+        (cfg,), x[:45], y[:45], x[45:], y[45:], key=key, image_shape=(14, 14)
+    )
+    res = run_pipeline(
+        cfg.replace(readout_l2=None),
+        x[:45],
+        y[:45],
+        x[45:],
+        image_shape=(14, 14),
+        key=key,
+        num_classes=3,
+    )
+    assert acc == 100 * float((res.predictions == y[45:]).mean())
+    assert flags.startswith(f"{res.stats['level1_frozen_macs']}/16,")
+    acc2, flags2 = candidate_accuracy(
+        (cfg, cfg), x[:45], y[:45], x[45:], y[45:], key=key, image_shape=(14, 14)
+    )
+    assert flags2.startswith(flags + "; ") and flags2.count("; ") == 1 and 0 <= acc2 <= 100
