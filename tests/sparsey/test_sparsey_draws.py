@@ -5,8 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from memjax.memories.sparsey._threefry import learn_draws_batch, threefry2x32
-from memjax.memories.sparsey.csa import learn_draws
+from memjax.memories.sparsey._threefry import (
+    learn_draws_batch,
+    threefry2x32,
+    tie_noise_batch,
+    tie_noise_fast,
+)
+from memjax.memories.sparsey.csa import learn_draws, tie_noise
 
 
 def reference(key, T, Q):
@@ -39,3 +44,15 @@ def test_threefry2x32_known_answers():
     k = (jnp.uint32(0x13198A2E), jnp.uint32(0x03707344))
     y = threefry2x32(*k, jnp.uint32(0x243F6A88), jnp.uint32(0x85A308D3))
     assert [int(w) for w in y] == [0xC4923A9C, 0x483DF7A0]
+
+
+@pytest.mark.parametrize("impl", ["threefry2x32", "rbg"])
+def test_tie_noise_equals_jax_random(impl):
+    key = jax.random.key(4, impl=impl)
+    np.testing.assert_array_equal(
+        np.asarray(tie_noise_fast(key, 5, 7)), np.asarray(tie_noise(key, 5, 7))
+    )
+    batch = jax.jit(lambda k: tie_noise_batch(k, 11, 3, 4))(key)
+    ref = jax.vmap(lambda k: tie_noise(k, 3, 4))(jax.random.split(key, 11))
+    assert batch.shape == (11, 3, 4)
+    np.testing.assert_array_equal(np.asarray(batch), np.asarray(ref))

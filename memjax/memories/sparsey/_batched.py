@@ -22,7 +22,7 @@ try:
 except ImportError:  # an experimental API: without it, the plain scan
     set_xla_metadata = None
 
-from memjax.memories.sparsey._threefry import learn_draws_batch
+from memjax.memories.sparsey._threefry import learn_draws_batch, tie_noise_batch, tie_noise_fast
 from memjax.memories.sparsey.csa import (
     Trace,
     apply_pending,
@@ -34,7 +34,6 @@ from memjax.memories.sparsey.csa import (
     report,
     select,
     sigmoid_table,
-    tie_noise,
     tie_order,
 )
 
@@ -165,13 +164,15 @@ def _learn(mac, state, xs, hs, ds, key, full=True):
 @partial(jax.jit, static_argnums=(6, 7))
 def _batch_jit(mac: SparseyMac, state, xs, hs, ds, key, mode, shared):
     packed = mac.pack_state(state)
-    draw = (
-        (lambda k: learn_draws(k, mac.Q))
-        if mode == "learn"
-        else (lambda k: tie_noise(k, mac.Q, mac.K))
-    )
-    # Shared ties: the one draw every item would make from the same key, made once.
-    draws = draw(key) if shared else jax.vmap(draw)(item_keys(key, xs.shape[0], False))
+    # Shared ties: the one draw every item would make from the same key, made once; else one
+    # per item from split(key, B) (module _threefry: the same bits as jax.random's).
+    n = xs.shape[0]
+    if mode == "learn":
+        draws = learn_draws(key, mac.Q) if shared else learn_draws_batch(key, n, mac.Q)
+    else:
+        draws = (
+            tie_noise_fast(key, mac.Q, mac.K) if shared else tie_noise_batch(key, n, mac.Q, mac.K)
+        )
 
     def one(x, h, d, dr):
         out, _ = choose(mac, packed, inputs(mac, x, h, d), dr, mode)
@@ -184,10 +185,10 @@ def _batch_jit(mac: SparseyMac, state, xs, hs, ds, key, mode, shared):
 def _encode_jit(mac: SparseyMac, state, xs, hs, ds, key, shared):
     packed = mac.pack_state(state)
     if shared:  # one tie-break order for the batch: its ranks computed once
-        noise = tie_noise(key, mac.Q, mac.K)
+        noise = tie_noise_fast(key, mac.Q, mac.K)
         order = tie_order(noise)
         one = lambda x, h, d: encode(mac, packed, inputs(mac, x, h, d), noise, order)
         return jax.vmap(one)(xs, hs, ds)
-    noise = jax.vmap(lambda k: tie_noise(k, mac.Q, mac.K))(item_keys(key, xs.shape[0], False))
+    noise = tie_noise_batch(key, xs.shape[0], mac.Q, mac.K)
     one = lambda x, h, d, n: encode(mac, packed, inputs(mac, x, h, d), n)
     return jax.vmap(one)(xs, hs, ds, noise)

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["learn_draws_batch", "threefry2x32"]
+__all__ = ["learn_draws_batch", "threefry2x32", "tie_noise_batch", "tie_noise_fast"]
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = np.uint32(0x1BD11BDA)
@@ -92,3 +92,34 @@ def learn_draws_batch(key, T: int, Q: int):
     q = jnp.arange(Q, dtype=jnp.uint32)[None, None, :]
     u = _uniform(*threefry2x32(b1[..., None], b2[..., None], zero, q))  # (T, 2, Q)
     return u[:, 0], u[:, 1]
+
+
+def _noise(k1, k2, Q: int, K: int):
+    """``tie_noise`` of the key with words ``(k1, k2)`` (broadcast: leading axes are items)."""
+    zero = jnp.uint32(0)
+    s1, s2 = threefry2x32(k1, k2, zero, jnp.uint32(1))  # split(key)[1]
+    lead = (1,) * s1.ndim
+    cells = jnp.arange(Q * K, dtype=jnp.uint32).reshape(*lead, Q, K)
+    return _uniform(*threefry2x32(s1[..., None, None], s2[..., None, None], zero, cells))
+
+
+def tie_noise_fast(key, Q: int, K: int):
+    """``tie_noise(key, Q, K)`` (module csa: ``uniform(split(key)[1], (Q, K))``) from the
+    unrolled hash (the same bits)."""
+    if not _threefry_key(key):
+        from memjax.memories.sparsey.csa import tie_noise
+
+        return tie_noise(key, Q, K)
+    return _noise(*jax.random.key_data(key), Q, K)
+
+
+def tie_noise_batch(key, T: int, Q: int, K: int):
+    """``vmap(lambda k: tie_noise(k, Q, K))(jax.random.split(key, T))`` ``(T, Q, K)`` from the
+    unrolled hash (the same bits)."""
+    if not _threefry_key(key):
+        from memjax.memories.sparsey.csa import tie_noise
+
+        return jax.vmap(lambda k: tie_noise(k, Q, K))(jax.random.split(key, T))
+    k1, k2 = jax.random.key_data(key)
+    a1, a2 = threefry2x32(k1, k2, jnp.uint32(0), jnp.arange(T, dtype=jnp.uint32))
+    return _noise(a1, a2, Q, K)

@@ -217,7 +217,9 @@ def _pick_max_raws(mac, raw, count, order):
     largest key ``(c·K + (K−1−r))·K + k``: ``c`` the raw sum clipped like V (``0`` below
     ``min_cutoff``, ``N+1`` at or above ``max_cutoff``), ``r`` the cell's rank
     (:func:`tie_order`), ``k`` the cell. Keys are distinct within a CM, so one max gives the
-    cell (``key mod K``): the code :func:`_pick_max` picks on V, with one integer max."""
+    cell (``key mod K``): the code :func:`_pick_max` picks on V, with one integer max (a
+    ``max`` reduction over the CM's K keys: vmapped over a batch it fuses with the keys' own
+    computation, where the slice tree of :func:`_cm_max` made XLA materialise them first)."""
     K = raw.shape[-1]
     x = raw.astype(jnp.float32) / jnp.maximum(count, 1.0)
     clipped = jnp.where(
@@ -226,7 +228,7 @@ def _pick_max_raws(mac, raw, count, order):
     key = (clipped * K + (K - 1 - order)) * K + jax.lax.broadcasted_iota(
         jnp.int32, raw.shape, raw.ndim - 1
     )
-    return (_cm_max(key) % K).astype(jnp.int32)
+    return (jnp.max(key, axis=-1) % K).astype(jnp.int32)
 
 
 def encode(mac, packed: Packed, inp: tuple, noise, order=None):
