@@ -104,3 +104,19 @@ def test_other_runtime_errors_propagate(data, monkeypatch):
     monkeypatch.setattr(_batched, "_learn_jit", failing)
     with pytest.raises(jax.errors.JaxRuntimeError, match="something else"):
         MAC.learn(state, xs, hs=hs, key=key)
+
+
+def test_tables_by_count_and_scalars_from_cm_maxima_equal_plain_scan(data):
+    # More items (40) than counts pi_U = 0..24: one table row per count, read by pi_U; and
+    # report="scalars" of a U-only mac takes only each CM's largest raw sum out of the loop.
+    _, xs, _, key = data
+    mac = SparseyMac(n_inputs=24, Q=4, K=8, saturation=0.3)
+    xs = np.ascontiguousarray(xs[:, :24])
+    state = mac.init_state()
+    plain = _batched._learn_jit(mac, state, xs, None, None, key, False, True)
+    hlo = _batched._learn_jit.lower(mac, state, xs, None, None, key, True, False).as_text()
+    assert "tensor<25x25xf32>" in hlo and "tensor<40x25xf32>" not in hlo
+    assert same(mac.learn(state, xs, key=key), plain)
+    st, lean = mac.learn(state, xs, key=key, report="scalars")
+    assert same((st, lean), (plain[0], plain[1]._replace(support=None, rho=None)))
+    assert bool(plain[0].frozen) and bool(plain[1].stored[0])
