@@ -20,6 +20,7 @@ calls (``report="scalars"``, ``encode``) and states the full-result ratios besid
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -139,7 +140,8 @@ def main(argv=None):
     (jr, jr_cpu), (nr, nr_cpu) = times["jr"], times["nr"]
     je, je_cpu = times["je"]
     n = args.items
-    print(f"items={n} (N=400, 20 active, Q=K=20)")
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"items={n} (N=400, 20 active, Q=K=20); load average (1/5/15 min) {load}")
     print(
         "compile (first call, incl. run; wall / CPU): "
         + ", ".join(
