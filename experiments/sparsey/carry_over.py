@@ -98,7 +98,6 @@ CANDIDATES = {
     "boundary-stride1": (_B.replace(stride=1),),
     "boundary-5x5": (_B.replace(patch=5),),
     "boundary-7x7+5x5": (_B, _B.replace(patch=5)),
-    "boundary-7x7+11x11": (_B, _B.replace(patch=11, stride=3)),
     "boundary-two-level": (_B.replace(levels=2),),
 }
 """Tuning-set candidates of ``--validate``: the models whose codes the read-out reads (several:
