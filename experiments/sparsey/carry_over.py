@@ -8,7 +8,9 @@
 The MNIST preset (:data:`experiments.sparsey.pipeline.MNIST`, tuned on the MNIST validation
 split) and the boundary rule (:data:`experiments.sparsey.pipeline.MNIST_BOUNDARY`: level 1
 reads the images' inner boundary, macs every 2 pixels; chosen on the MNIST validation split and
-on that split dilated by one pixel, before any held-out set was run) — and, with
+on that split dilated by one pixel, before any held-out set was run), with ``--settings stride1``
+its second-round successor (:data:`experiments.sparsey.pipeline.MNIST_BOUNDARY_STRIDE1`: a mac at
+every pixel, chosen the same way with ``--validate``) — and, with
 ``--settings density``, the earlier density rule (:func:`experiments.sparsey.pipeline.calibrate`)
 — on binary 28×28 sets, each learned in one pass and read out linearly, against raw-pixel
 logistic regression on the same binarised training images:

@@ -4,8 +4,9 @@
   chosen on the MNIST validation split (one level of 7×7-pixel macs), :data:`MNIST_TWO_LEVEL`
   the paper's shape (two levels on skeletonised digits, sparsey.com MNIST_Results).
 * :data:`MNIST_BOUNDARY` — the setting that carries over to other image sets (level 1 reads
-  the images' inner :func:`boundary`, macs every 2 pixels); :func:`calibrate` — an earlier
-  density rule (freezing threshold and gate scaled with the active-pixel fraction);
+  the images' inner :func:`boundary`, macs every 2 pixels) and :data:`MNIST_BOUNDARY_STRIDE1`
+  (the same with a mac at every pixel, the second tuning round's choice); :func:`calibrate` —
+  an earlier density rule (freezing threshold and gate scaled with the active-pixel fraction);
 * :func:`build_hierarchy` — the :class:`~memjax.memories.sparsey.SparseyHierarchy` for an
   image shape;
 * :func:`learn` — single-trial unsupervised learning of the training images (one pass), with the
