@@ -221,10 +221,16 @@ def _pick_max_raws(mac, raw, count, order):
     ``max`` reduction over the CM's K keys: vmapped over a batch it fuses with the keys' own
     computation, where the slice tree of :func:`_cm_max` made XLA materialise them first)."""
     K = raw.shape[-1]
-    x = raw.astype(jnp.float32) / jnp.maximum(count, 1.0)
-    clipped = jnp.where(
-        x >= mac.max_cutoff, mac.n_inputs + 1, jnp.where(x < mac.min_cutoff, 0, raw)
-    )
+    if mac.min_cutoff == 0.0 and mac.max_cutoff == 1.0 and mac.n_inputs < 2**24:
+        # The default clip on integers: u / max(π, 1) >= 1 exactly when u >= max(π, 1) (exact
+        # float32 quotients of integers below 2^24), and never < 0.
+        top = jnp.maximum(count, 1.0).astype(jnp.int32)
+        clipped = jnp.where(raw >= top, mac.n_inputs + 1, raw)
+    else:
+        x = raw.astype(jnp.float32) / jnp.maximum(count, 1.0)
+        clipped = jnp.where(
+            x >= mac.max_cutoff, mac.n_inputs + 1, jnp.where(x < mac.min_cutoff, 0, raw)
+        )
     key = (clipped * K + (K - 1 - order)) * K + jax.lax.broadcasted_iota(
         jnp.int32, raw.shape, raw.ndim - 1
     )
