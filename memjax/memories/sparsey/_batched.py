@@ -44,13 +44,6 @@ if TYPE_CHECKING:
 SIGMOID_TABLE_MAX = 1 << 22  # entries (16 MB) of the per-item sigmoid tables of one call
 
 
-def item_keys(key, n: int, shared: bool):
-    """Per-item keys of a batch: ``n`` split keys, or ``key`` repeated (one shared tie-break)."""
-    if shared:
-        return jnp.broadcast_to(key, (n,))
-    return jax.random.split(key, n)
-
-
 def scan_one_kernel(body, init, xs):
     """``jax.lax.scan(body, init, xs)``, on CPU compiled as one kernel.
 

@@ -30,6 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from memjax.memories.sparsey.csa import learn_draws, tie_noise
+
 __all__ = ["learn_draws_batch", "threefry2x32", "tie_noise_batch", "tie_noise_fast"]
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
@@ -81,8 +83,6 @@ def learn_draws_batch(key, T: int, Q: int):
     """``vmap(lambda k: learn_draws(k, Q))(jax.random.split(key, T))`` — each item's two
     ``(Q,)`` uniforms, ``(T, Q)`` each — from the unrolled hash (the same bits)."""
     if not _threefry_key(key):
-        from memjax.memories.sparsey.csa import learn_draws
-
         return jax.vmap(lambda k: learn_draws(k, Q))(jax.random.split(key, T))
     k1, k2 = jax.random.key_data(key)
     zero = jnp.uint32(0)
@@ -107,8 +107,6 @@ def tie_noise_fast(key, Q: int, K: int):
     """``tie_noise(key, Q, K)`` (module csa: ``uniform(split(key)[1], (Q, K))``) from the
     unrolled hash (the same bits)."""
     if not _threefry_key(key):
-        from memjax.memories.sparsey.csa import tie_noise
-
         return tie_noise(key, Q, K)
     return _noise(*jax.random.key_data(key), Q, K)
 
@@ -117,8 +115,6 @@ def tie_noise_batch(key, T: int, Q: int, K: int):
     """``vmap(lambda k: tie_noise(k, Q, K))(jax.random.split(key, T))`` ``(T, Q, K)`` from the
     unrolled hash (the same bits)."""
     if not _threefry_key(key):
-        from memjax.memories.sparsey.csa import tie_noise
-
         return jax.vmap(lambda k: tie_noise(k, Q, K))(jax.random.split(key, T))
     k1, k2 = jax.random.key_data(key)
     a1, a2 = threefry2x32(k1, k2, jnp.uint32(0), jnp.arange(T, dtype=jnp.uint32))

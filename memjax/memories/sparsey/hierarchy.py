@@ -37,7 +37,6 @@ import numpy as np
 from memjax.core.checks import check_array, check_choice
 from memjax.core.controls import check_controls
 from memjax.core.spec import spec
-from memjax.memories.sparsey._batched import item_keys
 from memjax.memories.sparsey.csa import (
     CSAResult,
     apply_pending,
@@ -287,7 +286,7 @@ def _level_recognize(level, state, xs, key, shared):
     if shared:
         draws = level.draws(key, "recognize")
         return jax.vmap(lambda x: one(x, draws))(xs)
-    keys = item_keys(key, xs.shape[0], False)
+    keys = jax.random.split(key, xs.shape[0])
     return jax.vmap(one)(xs, jax.vmap(lambda k: level.draws(k, "recognize"))(keys))
 
 
