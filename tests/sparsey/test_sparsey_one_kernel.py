@@ -9,23 +9,17 @@ import jax
 import numpy as np
 import pytest
 
+from experiments.sparsey.common import random_patterns
 from memjax.memories.sparsey import SparseyMac, _batched
 
 MAC = SparseyMac(n_inputs=64, Q=4, K=8, n_h=16, saturation=0.2, permanence=12)
 U_ONLY = SparseyMac(n_inputs=64, Q=4, K=8, saturation=0.2, permanence=12)  # sigmoid tables
 
 
-def patterns(rng, n, size, active):
-    xs = np.zeros((n, size), np.uint8)
-    for i in range(n):
-        xs[i, rng.choice(size, active, replace=False)] = 1
-    return xs
-
-
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)
-    xs, hs = patterns(rng, 40, 64, 12), patterns(rng, 40, 16, 3)
+    xs, hs = random_patterns(rng, 40, 64, 12), random_patterns(rng, 40, 16, 3)
     return MAC.init_state(), xs, hs, jax.random.key(3)
 
 
