@@ -97,7 +97,7 @@ CANDIDATES = {
     "boundary": (_B,),
     "boundary-q16": (_B.replace(Q=16),),
     "boundary-k32": (_B.replace(K=32),),
-    "boundary-stride1": (_B.replace(stride=1),),
+    "boundary-stride1": (MNIST_BOUNDARY_STRIDE1,),
     "boundary-5x5": (_B.replace(patch=5),),
     "boundary-7x7+5x5": (_B, _B.replace(patch=5)),
     "boundary-two-level": (_B.replace(levels=2),),
