@@ -81,6 +81,13 @@ def timed(fn, repeats):
     return statistics.median(out)
 
 
+def first_call(fn):
+    """``(fn(), (wall s, CPU s))`` of a first call: compilation included."""
+    t, c = time.perf_counter(), time.process_time()
+    out = jax.block_until_ready(fn())
+    return out, (time.perf_counter() - t, time.process_time() - c)
+
+
 def interleaved(fns: dict, repeats: int) -> dict:
     """``{name: (median wall s, median CPU s)}``, the callables run in turn ``repeats`` times."""
     for fn in fns.values():
@@ -106,16 +113,9 @@ def main(argv=None):
     xs = patterns(args.items)
     key = jax.random.key(0)
 
-    t, c = time.perf_counter(), time.process_time()
-    state, _ = mac.learn(mac.init_state(), xs, key=key)
-    jax.block_until_ready(state)
-    compile_learn = (time.perf_counter() - t, time.process_time() - c)
-    t, c = time.perf_counter(), time.process_time()
-    jax.block_until_ready(mac.encode(state, xs))
-    compile_enc = (time.perf_counter() - t, time.process_time() - c)
-    t, c = time.perf_counter(), time.process_time()
-    jax.block_until_ready(mac.recognize(state, xs))
-    compile_rec = (time.perf_counter() - t, time.process_time() - c)
+    (state, _), compile_learn = first_call(lambda: mac.learn(mac.init_state(), xs, key=key))
+    _, compile_enc = first_call(lambda: mac.encode(state, xs))
+    _, compile_rec = first_call(lambda: mac.recognize(state, xs))
 
     def np_learn():
         ref = NumpyCSA(400, 20, 20)
